@@ -1,0 +1,102 @@
+/**
+ * The typed errors of Annal's public methods. Driver errors never leave a public method raw: they are mapped at
+ * the service edge into one of these.
+ *
+ * @since 0.1.0
+ */
+import * as Schema from "effect/Schema"
+
+/** The stream's version was not the one the caller expected: someone else appended first. */
+export class ConcurrencyConflict extends Schema.TaggedError<ConcurrencyConflict>("@annal/core/ConcurrencyConflict")(
+  "ConcurrencyConflict",
+  {
+    aggregateType: Schema.String,
+    aggregateId: Schema.String,
+    expectedVersion: Schema.Union([Schema.Literals(["any", "no_stream"]), Schema.Number]),
+    /**
+     * The stream's version when the conflict was seen. When two appends race inside a caller's transaction the
+     * transaction is aborted before it can be read again, and this is the version the other writer took first,
+     * so the stream is at least there.
+     */
+    actualVersion: Schema.Number
+  }
+) {
+  override get message(): string {
+    return `Concurrency conflict on stream ${this.aggregateType}/${this.aggregateId}: expected version ${this.expectedVersion}, actual ${this.actualVersion}`
+  }
+}
+
+/** An event was refused before anything was written: the field that is wrong and why. */
+export class InvalidEvent extends Schema.TaggedError<InvalidEvent>("@annal/core/InvalidEvent")("InvalidEvent", {
+  eventType: Schema.String,
+  field: Schema.String,
+  reason: Schema.String
+}) {
+  override get message(): string {
+    return `Invalid event ${this.eventType}: ${this.field}: ${this.reason}`
+  }
+}
+
+/** A stored row names an event type that the registry used to read it does not know. */
+export class UnknownEventType extends Schema.TaggedError<UnknownEventType>("@annal/core/UnknownEventType")(
+  "UnknownEventType",
+  { eventId: Schema.String, eventType: Schema.String }
+) {
+  override get message(): string {
+    return `Event ${this.eventId} has type ${this.eventType}, which is not registered`
+  }
+}
+
+/** A stored row has a schema version that its event definition does not declare. */
+export class UnknownEventVersion extends Schema.TaggedError<UnknownEventVersion>("@annal/core/UnknownEventVersion")(
+  "UnknownEventVersion",
+  { eventId: Schema.String, eventType: Schema.String, version: Schema.Number }
+) {
+  override get message(): string {
+    return `Event ${this.eventId} of type ${this.eventType} has version ${this.version}, which is not registered`
+  }
+}
+
+/** A stored payload does not decode with the schema its type and version name. */
+export class EventDecodeError extends Schema.TaggedError<EventDecodeError>("@annal/core/EventDecodeError")(
+  "EventDecodeError",
+  { eventId: Schema.String, eventType: Schema.String, version: Schema.Number, reason: Schema.String }
+) {
+  override get message(): string {
+    return `Event ${this.eventId} (${this.eventType} v${this.version}) does not decode: ${this.reason}`
+  }
+}
+
+/** A pagination cursor that was not produced by Annal, or was altered. */
+export class InvalidCursor extends Schema.TaggedError<InvalidCursor>("@annal/core/InvalidCursor")("InvalidCursor", {
+  cursor: Schema.String
+}) {
+  override get message(): string {
+    return "Invalid cursor"
+  }
+}
+
+/** A query argument that cannot be answered, such as a time range that ends before it starts. */
+export class InvalidQuery extends Schema.TaggedError<InvalidQuery>("@annal/core/InvalidQuery")("InvalidQuery", {
+  field: Schema.String,
+  reason: Schema.String
+}) {
+  override get message(): string {
+    return `Invalid query: ${this.field}: ${this.reason}`
+  }
+}
+
+/** The database failed in a way the caller cannot fix by changing its input; `reason` is the driver's kind. */
+export class StorageError extends Schema.TaggedError<StorageError>("@annal/core/StorageError")("StorageError", {
+  operation: Schema.String,
+  reason: Schema.String,
+  detail: Schema.String,
+  retryable: Schema.Boolean
+}) {
+  override get message(): string {
+    return `${this.operation} failed (${this.reason}): ${this.detail}`
+  }
+}
+
+/** Any error that reading events can produce. */
+export type ReadError = UnknownEventType | UnknownEventVersion | EventDecodeError | StorageError

@@ -1,0 +1,401 @@
+/**
+ * The repository of events: appends with optimistic concurrency per aggregate stream, and the seed's queries
+ * (`getByAggregate`, `getByType`, `getByUser`, `getByTimeRange`), each a keyset-paginated page or a stream in
+ * constant memory. A layer that needs a `SqlClient`; the table is the one `EventTable` names.
+ *
+ * @since 0.1.0
+ */
+import * as Context from "effect/Context"
+import * as DateTime from "effect/DateTime"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as SqlClient from "effect/sql/SqlClient"
+import type { SqlError } from "effect/sql/SqlError"
+import * as Stream from "effect/Stream"
+import { ConcurrencyConflict, InvalidCursor, InvalidEvent, InvalidQuery, type StorageError } from "./AnnalError.ts"
+import * as Event from "./Event.ts"
+import type * as EventDefinition from "./EventDefinition.ts"
+import type * as EventRegistry from "./EventRegistry.ts"
+import { EventTable } from "./EventTable.ts"
+import { type AppendOutcome, type AppendRow, makeAppend, makeStreamHead } from "./internal/append.ts"
+import * as Cursor from "./internal/cursor.ts"
+import { findProblem } from "./internal/json.ts"
+import { type Filter, makeCount, makeRead } from "./internal/read.ts"
+import { fromSqlError } from "./internal/sqlErrors.ts"
+import { validateIdentifier } from "./Migrations.ts"
+import { generateEventId } from "./internal/uuid.ts"
+
+/** The version a stream must be at for an append to proceed: any, no stream yet, or exactly n. */
+export type ExpectedVersion = "any" | "no_stream" | number
+
+/** Options of `append`. */
+export interface AppendOptions {
+  /** Defaults to `"any"`. Anything else needs all the events of the append to be in one stream. */
+  readonly expectedVersion?: ExpectedVersion
+}
+
+/** Where one appended event is. */
+export interface Appended {
+  readonly eventId: string
+  readonly aggregateType: string
+  readonly aggregateId: string
+  readonly streamVersion: number
+  readonly globalPosition: bigint
+  /** An event with this id was already stored, so nothing was written for it; its stored position is given. */
+  readonly duplicate: boolean
+}
+
+/** The filters that queries combine; `from` is inclusive and `to` exclusive, on the event's `timestamp`. */
+export interface EventFilter {
+  readonly eventTypes?: ReadonlyArray<string>
+  readonly aggregateType?: string
+  readonly aggregateId?: string
+  readonly userId?: string
+  readonly correlationId?: string
+  readonly from?: DateTime.Utc
+  readonly to?: DateTime.Utc
+}
+
+/** Which page to read: at most `limit` events after `cursor`, oldest first unless `direction` is backward. */
+export interface PageOptions {
+  readonly limit?: number
+  readonly cursor?: string
+  readonly direction?: "forward" | "backward"
+}
+
+/** One page of events, and the cursor of the next when there may be one. */
+export interface Page<E> {
+  readonly events: ReadonlyArray<E>
+  readonly nextCursor: Option.Option<string>
+}
+
+/** The errors an append can fail with. */
+export type AppendError = ConcurrencyConflict | InvalidEvent | StorageError
+
+/** The errors a query can fail with, besides the registry's decoding errors. */
+export type QueryError = InvalidCursor | InvalidQuery | StorageError
+
+/** The default and largest page sizes. */
+export const defaultLimit = 100
+export const maxLimit = 10_000
+
+/** The event store service. */
+export class EventStore extends Context.Service<
+  EventStore,
+  {
+    /** Appends events atomically: all are stored, or none. */
+    readonly append: (
+      events: ReadonlyArray<EventDefinition.Pending>,
+      options?: AppendOptions
+    ) => Effect.Effect<ReadonlyArray<Appended>, AppendError>
+    /** A page of the events that match `filter`. */
+    readonly query: <E extends Event.Event, Err>(
+      registry: EventRegistry.EventRegistry<E, Err>,
+      filter: EventFilter,
+      page?: PageOptions
+    ) => Effect.Effect<Page<E>, Err | QueryError>
+    /** How many events match `filter`. */
+    readonly count: (filter: EventFilter) => Effect.Effect<number, QueryError>
+    /** All the events that match `filter`, read page by page in constant memory. */
+    readonly stream: <E extends Event.Event, Err>(
+      registry: EventRegistry.EventRegistry<E, Err>,
+      filter: EventFilter,
+      options?: { readonly batchSize?: number }
+    ) => Stream.Stream<E, Err | QueryError>
+    /** The whole stream of one aggregate, in order. */
+    readonly getByAggregate: <E extends Event.Event, Err>(
+      registry: EventRegistry.EventRegistry<E, Err>,
+      aggregateType: string,
+      aggregateId: string
+    ) => Effect.Effect<ReadonlyArray<E>, Err | QueryError>
+    /** A page of the events of one type, combined with any other filters. */
+    readonly getByType: <E extends Event.Event, Err>(
+      registry: EventRegistry.EventRegistry<E, Err>,
+      eventType: string,
+      options?: EventFilter & PageOptions
+    ) => Effect.Effect<Page<E>, Err | QueryError>
+    /** A page of what one user did, combined with any other filters. */
+    readonly getByUser: <E extends Event.Event, Err>(
+      registry: EventRegistry.EventRegistry<E, Err>,
+      userId: string,
+      options?: EventFilter & PageOptions
+    ) => Effect.Effect<Page<E>, Err | QueryError>
+    /** A page of the events that happened in `[from, to)`, combined with any other filters. */
+    readonly getByTimeRange: <E extends Event.Event, Err>(
+      registry: EventRegistry.EventRegistry<E, Err>,
+      from: DateTime.Utc,
+      to: DateTime.Utc,
+      options?: EventFilter & PageOptions
+    ) => Effect.Effect<Page<E>, Err | QueryError>
+  }
+>()("@annal/core/EventStore") {}
+
+/** Builds the store over the `SqlClient` and `EventTable` in context. */
+export const make = Effect.gen(function* () {
+  const sql = yield* SqlClient.SqlClient
+  const config = yield* EventTable
+  yield* validateIdentifier(config.schema)
+  yield* validateIdentifier(config.table)
+  const runAppend = makeAppend(sql, config)
+  const streamHead = makeStreamHead(sql, config)
+  const read = makeRead(sql, config)
+  const countRows = makeCount(sql, config)
+
+  const append = Effect.fn("EventStore.append")(
+    function* (events: ReadonlyArray<EventDefinition.Pending>, options?: AppendOptions) {
+      const expectedVersion = options?.expectedVersion ?? "any"
+      const expected = expectedVersion === "any" ? -1 : expectedVersion === "no_stream" ? 0 : expectedVersion
+      if (!Number.isSafeInteger(expected) || expected < -1) {
+        return yield* new InvalidEvent({
+          eventType: events[0]?.eventType ?? "",
+          field: "expectedVersion",
+          reason: `${expectedVersion} is not a stream version`
+        })
+      }
+      if (events.length === 0) return []
+      const rows = yield* prepare(events)
+      const streams = new Set(rows.map((row) => `${row.aggregate_type}/${row.aggregate_id}`))
+      if (expected >= 0 && streams.size > 1) {
+        return yield* new InvalidEvent({
+          eventType: rows[0]!.event_type,
+          field: "expectedVersion",
+          reason: "an expected version other than any needs all the events of the append in one stream"
+        })
+      }
+      const run = appendRows(rows, expected)
+      // A batch that spans streams may need more than one statement (see appendRows); its own transaction keeps it
+      // atomic. Inside the caller's transaction that one already does.
+      const inTransaction = Option.isSome(yield* Effect.serviceOption(sql.transactionService))
+      const outcomes = yield* streams.size > 1 && !inTransaction ? sql.withTransaction(run) : run
+      return rows.map((row, index): Appended => {
+        const outcome = outcomes[index]!
+        return {
+          eventId: row.id,
+          aggregateType: row.aggregate_type,
+          aggregateId: row.aggregate_id,
+          streamVersion: outcome.stream_version!,
+          globalPosition: BigInt(outcome.global_position!),
+          duplicate: outcome.duplicate
+        }
+      })
+    },
+    Effect.catchTag("SqlError", stored("EventStore.append"))
+  )
+
+  /**
+   * Runs the append statement until every event is stored or a conflict is certain. An event is skipped only when
+   * another transaction took its stream's next version first: with an expected version that is a conflict, whose
+   * actual version a fresh read gives; with "any", the skipped streams are appended again on the new head.
+   */
+  const appendRows = (
+    rows: ReadonlyArray<AppendRow>,
+    expected: number
+  ): Effect.Effect<ReadonlyArray<AppendOutcome>, ConcurrencyConflict | SqlError> =>
+    Effect.gen(function* () {
+      const outcomes = new Map<number, AppendOutcome>()
+      let pending = rows
+      for (let attempt = 0; pending.length > 0; attempt++) {
+        const results = yield* runAppend(pending, expected)
+        const skipped: Array<AppendRow> = []
+        for (const [index, result] of results.entries()) {
+          const row = pending[index]!
+          if (result.stream_version !== null) {
+            outcomes.set(row.ord, result)
+            continue
+          }
+          if (!result.ok) {
+            return yield* conflict(row, expectedVersionOf(expected), result.head ?? 0)
+          }
+          skipped.push(row)
+        }
+        if (skipped.length > 0 && (expected >= 0 || attempt >= maxAttempts)) {
+          const [row] = skipped
+          const [head] = yield* streamHead(row!.aggregate_type, row!.aggregate_id)
+          return yield* conflict(row!, expectedVersionOf(expected), head?.head ?? 0)
+        }
+        pending = skipped
+      }
+      return rows.map((row) => outcomes.get(row.ord)!)
+    })
+
+  const query = <E extends Event.Event, Err>(
+    registry: EventRegistry.EventRegistry<E, Err>,
+    filter: EventFilter,
+    page?: PageOptions
+  ): Effect.Effect<Page<E>, Err | QueryError> =>
+    Effect.gen(function* () {
+      const limit = yield* validateLimit(page?.limit ?? defaultLimit)
+      const checked = yield* validateFilter(filter)
+      const after = page?.cursor === undefined ? undefined : yield* Cursor.decode(page.cursor)
+      const direction = page?.direction ?? "forward"
+      // One row more than the page tells whether there is a next page without a count.
+      const rows = yield* read(checked, { after, direction, limit: limit + 1 }).pipe(
+        Effect.catchTag("SqlError", stored("EventStore.query"))
+      )
+      const events = yield* Effect.forEach(rows.slice(0, limit), registry.decode)
+      const last = rows[limit - 1]
+      return {
+        events,
+        nextCursor:
+          rows.length > limit && last !== undefined ? Option.some(Cursor.encode(last.globalPosition)) : Option.none()
+      }
+    }).pipe(Effect.withSpan("EventStore.query"))
+
+  const stream = <E extends Event.Event, Err>(
+    registry: EventRegistry.EventRegistry<E, Err>,
+    filter: EventFilter,
+    options?: { readonly batchSize?: number }
+  ): Stream.Stream<E, Err | QueryError> =>
+    Stream.unwrap(
+      Effect.gen(function* () {
+        const batchSize = yield* validateLimit(options?.batchSize ?? 1000)
+        const checked = yield* validateFilter(filter)
+        return Stream.paginate(undefined as bigint | undefined, (after) =>
+          read(checked, { after, direction: "forward", limit: batchSize }).pipe(
+            Effect.catchTag("SqlError", stored("EventStore.stream")),
+            Effect.flatMap((rows) =>
+              Effect.map(Effect.forEach(rows, registry.decode), (events) => {
+                const last = rows.at(-1)
+                return [
+                  events,
+                  rows.length < batchSize || last === undefined ? Option.none() : Option.some(last.globalPosition)
+                ] as const
+              })
+            )
+          )
+        )
+      })
+    )
+
+  const getByAggregate = <E extends Event.Event, Err>(
+    registry: EventRegistry.EventRegistry<E, Err>,
+    aggregateType: string,
+    aggregateId: string
+  ): Effect.Effect<ReadonlyArray<E>, Err | QueryError> =>
+    Stream.runCollect(stream(registry, { aggregateType, aggregateId })).pipe(
+      Effect.withSpan("EventStore.getByAggregate", { attributes: { aggregateType, aggregateId } })
+    )
+
+  const count = Effect.fn("EventStore.count")(function* (filter: EventFilter) {
+    const checked = yield* validateFilter(filter)
+    return yield* countRows(checked).pipe(Effect.catchTag("SqlError", stored("EventStore.count")))
+  })
+
+  return EventStore.of({
+    append,
+    query,
+    count,
+    stream,
+    getByAggregate,
+    getByType: (registry, eventType, options) => {
+      const [filter, page] = split(options)
+      return query(registry, { ...filter, eventTypes: [eventType] }, page).pipe(Effect.withSpan("EventStore.getByType"))
+    },
+    getByUser: (registry, userId, options) => {
+      const [filter, page] = split(options)
+      return query(registry, { ...filter, userId }, page).pipe(Effect.withSpan("EventStore.getByUser"))
+    },
+    getByTimeRange: (registry, from, to, options) => {
+      const [filter, page] = split(options)
+      return query(registry, { ...filter, from, to }, page).pipe(Effect.withSpan("EventStore.getByTimeRange"))
+    }
+  })
+})
+
+/** The store, built when the layer is. */
+export const layer: Layer.Layer<EventStore, never, SqlClient.SqlClient> = Layer.effect(EventStore, make)
+
+const maxAttempts = 100
+
+const stored = (operation: string) => (error: SqlError) => Effect.fail(fromSqlError(operation, error))
+
+/** Separates a query's filters from its paging. */
+const split = (options: (EventFilter & PageOptions) | undefined): readonly [EventFilter, PageOptions] => {
+  const { cursor, direction, limit, ...filter } = options ?? {}
+  return [
+    filter,
+    {
+      ...(cursor === undefined ? {} : { cursor }),
+      ...(direction === undefined ? {} : { direction }),
+      ...(limit === undefined ? {} : { limit })
+    }
+  ]
+}
+
+const expectedVersionOf = (expected: number): ExpectedVersion =>
+  expected < 0 ? "any" : expected === 0 ? "no_stream" : expected
+
+const conflict = (row: AppendRow, expectedVersion: ExpectedVersion, actualVersion: number) =>
+  Effect.fail(
+    new ConcurrencyConflict({
+      aggregateType: row.aggregate_type,
+      aggregateId: row.aggregate_id,
+      expectedVersion,
+      actualVersion
+    })
+  )
+
+/** Validates and encodes the events of an append, in order; the first problem refuses the whole append. */
+const prepare = Effect.fnUntraced(function* (events: ReadonlyArray<EventDefinition.Pending>) {
+  const now = yield* DateTime.now
+  const seen = new Set<string>()
+  const rows: Array<AppendRow> = []
+  for (const [ord, event] of events.entries()) {
+    const invalid = (field: string, reason: string) => new InvalidEvent({ eventType: event.eventType, field, reason })
+    if (!Event.eventTypePattern.test(event.eventType) || event.eventType.length > 100) {
+      return yield* invalid("eventType", "must be lowercase dotted segments, {aggregate}.{action}, at most 100 long")
+    }
+    if (!Event.aggregateTypePattern.test(event.aggregateType) || event.aggregateType.length > 50) {
+      return yield* invalid("aggregateType", "must be one lowercase segment, at most 50 long")
+    }
+    if (!Event.isUuid(event.aggregateId)) return yield* invalid("aggregateId", "must be a UUID")
+    if (event.userId === undefined) return yield* invalid("userId", "is missing: give it, or provide an EventContext")
+    if (!Event.isUuid(event.userId)) return yield* invalid("userId", "must be a UUID")
+    const eventId = event.eventId ?? generateEventId()
+    if (!Event.isUuid(eventId)) return yield* invalid("eventId", "must be a UUID")
+    if (seen.has(eventId.toLowerCase())) return yield* invalid("eventId", "appears twice in one append")
+    seen.add(eventId.toLowerCase())
+    const data = yield* event.encode.pipe(Effect.mapError((error) => invalid("data", error.message)))
+    const metadata = event.metadata ?? {}
+    const problem = findProblem(data, "data") ?? findProblem(metadata, "metadata")
+    if (problem !== undefined) return yield* invalid(problem.path, problem.reason)
+    rows.push({
+      ord,
+      id: eventId.toLowerCase(),
+      event_type: event.eventType,
+      aggregate_type: event.aggregateType,
+      aggregate_id: event.aggregateId.toLowerCase(),
+      user_id: event.userId.toLowerCase(),
+      timestamp: DateTime.formatIso(event.timestamp ?? now),
+      version: event.version,
+      data,
+      metadata,
+      correlation_id: metadata.correlationId ?? null,
+      causation_id: metadata.causationId ?? null
+    })
+  }
+  return rows
+})
+
+const validateLimit = (limit: number): Effect.Effect<number, InvalidQuery> =>
+  Number.isSafeInteger(limit) && limit >= 1 && limit <= maxLimit
+    ? Effect.succeed(limit)
+    : Effect.fail(new InvalidQuery({ field: "limit", reason: `must be an integer from 1 to ${maxLimit}` }))
+
+const invalidQuery = (field: string, reason: string) => Effect.fail(new InvalidQuery({ field, reason }))
+
+const validateFilter = (filter: EventFilter): Effect.Effect<Filter, InvalidQuery> => {
+  const invalid = invalidQuery
+  if (filter.eventTypes !== undefined && filter.eventTypes.length === 0) {
+    return invalid("eventTypes", "must name at least one type")
+  }
+  for (const field of ["aggregateId", "userId"] as const) {
+    const value = filter[field]
+    if (value !== undefined && !Event.isUuid(value)) return invalid(field, "must be a UUID")
+  }
+  if (filter.from !== undefined && filter.to !== undefined && DateTime.isGreaterThan(filter.from, filter.to)) {
+    return invalid("from", "must not be after to")
+  }
+  return Effect.succeed(filter)
+}

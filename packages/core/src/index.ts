@@ -1,0 +1,18 @@
+/**
+ * @annal/core: an immutable, queryable audit trail of business events in PostgreSQL, on Effect.
+ *
+ * @since 0.1.0
+ */
+export * as AnnalError from "./AnnalError.ts"
+export * as AuditService from "./AuditService.ts"
+export * as Event from "./Event.ts"
+export * as EventContext from "./EventContext.ts"
+export * as EventDefinition from "./EventDefinition.ts"
+export * as EventEmitter from "./EventEmitter.ts"
+export * as EventRegistry from "./EventRegistry.ts"
+export * as EventStore from "./EventStore.ts"
+export * as EventTable from "./EventTable.ts"
+export * as Migrations from "./Migrations.ts"
+export * as Payload from "./Payload.ts"
+export * as PgliteClient from "./PgliteClient.ts"
+export * as Projection from "./Projection.ts"

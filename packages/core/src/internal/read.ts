@@ -1,0 +1,132 @@
+/**
+ * The read statement: every query of the store is one keyset-paginated range over an index, filtered by any
+ * combination of event types, aggregate, user, correlation id and time range.
+ */
+import * as DateTime from "effect/DateTime"
+import * as Effect from "effect/Effect"
+import * as Schema from "effect/Schema"
+import type * as SqlClient from "effect/sql/SqlClient"
+import type { SqlError } from "effect/sql/SqlError"
+import type * as Statement from "effect/sql/Statement"
+import { StorageError } from "../AnnalError.ts"
+import * as Event from "../Event.ts"
+import type { EventTableConfig } from "../EventTable.ts"
+import { qualify } from "../EventTable.ts"
+
+/** The filters a read combines, all optional. `from` is inclusive and `to` exclusive, on `timestamp`. */
+export interface Filter {
+  readonly eventTypes?: ReadonlyArray<string> | undefined
+  readonly aggregateType?: string | undefined
+  readonly aggregateId?: string | undefined
+  readonly userId?: string | undefined
+  readonly correlationId?: string | undefined
+  readonly from?: DateTime.Utc | undefined
+  readonly to?: DateTime.Utc | undefined
+}
+
+/** A keyset range: rows after (or, backwards, before) `after`, at most `limit` of them. */
+export interface Range {
+  readonly after: bigint | undefined
+  readonly direction: "forward" | "backward"
+  readonly limit: number
+}
+
+/** Builds the read statement for one events table. */
+export const makeRead = (sql: SqlClient.SqlClient, config: EventTableConfig) => {
+  const table = sql(qualify(config, config.table))
+  return (filter: Filter, range: Range): Effect.Effect<ReadonlyArray<Event.RawEvent>, SqlError | StorageError> => {
+    const where = clauses(sql, filter)
+    const forward = range.direction === "forward"
+    if (range.after !== undefined) {
+      where.push(
+        forward
+          ? sql`e.global_position > ${range.after.toString()}::bigint`
+          : sql`e.global_position < ${range.after.toString()}::bigint`
+      )
+    }
+    // Qualified: the select list renames global_position to its text form, and an unqualified ORDER BY would
+    // sort by that text.
+    const order = forward ? sql`ORDER BY e.global_position ASC` : sql`ORDER BY e.global_position DESC`
+    return sql`SELECT id, event_type, aggregate_id, aggregate_type, user_id, "timestamp", version, data, metadata,
+  stream_version, global_position::text AS global_position, transaction_id::text AS transaction_id, recorded_at
+FROM ${table} e WHERE ${sql.and(where)} ${order} LIMIT ${range.limit}`.withoutTransform.pipe(
+      Effect.flatMap((rows) => decodeRows(rows))
+    )
+  }
+}
+
+const clauses = (sql: SqlClient.SqlClient, filter: Filter): Array<Statement.Fragment> => {
+  const where: Array<Statement.Fragment> = []
+  if (filter.eventTypes !== undefined) where.push(sql`event_type IN ${sql.in(filter.eventTypes)}`)
+  if (filter.aggregateType !== undefined) where.push(sql`aggregate_type = ${filter.aggregateType}`)
+  if (filter.aggregateId !== undefined) where.push(sql`aggregate_id = ${filter.aggregateId}::uuid`)
+  if (filter.userId !== undefined) where.push(sql`user_id = ${filter.userId}::uuid`)
+  if (filter.correlationId !== undefined) where.push(sql`correlation_id = ${filter.correlationId}`)
+  if (filter.from !== undefined) where.push(sql`"timestamp" >= ${DateTime.formatIso(filter.from)}::timestamptz`)
+  if (filter.to !== undefined) where.push(sql`"timestamp" < ${DateTime.formatIso(filter.to)}::timestamptz`)
+  return where
+}
+
+const decodeRows = (rows: ReadonlyArray<unknown>): Effect.Effect<ReadonlyArray<Event.RawEvent>, StorageError> =>
+  decodeEventRows(rows).pipe(
+    Effect.map((decoded) => decoded.map(toEvent)),
+    Effect.mapError(
+      (error) =>
+        new StorageError({
+          operation: "EventStore.read",
+          reason: "UnexpectedRow",
+          detail: error.message,
+          retryable: false
+        })
+    )
+  )
+
+const toEvent = (row: EventRow): Event.RawEvent => ({
+  eventId: row.id,
+  eventType: row.event_type,
+  aggregateId: row.aggregate_id,
+  aggregateType: row.aggregate_type,
+  userId: row.user_id,
+  timestamp: row.timestamp,
+  version: row.version,
+  data: row.data,
+  metadata: row.metadata,
+  streamVersion: row.stream_version,
+  globalPosition: row.global_position,
+  transactionId: row.transaction_id,
+  recordedAt: row.recorded_at
+})
+
+// Both engines return timestamptz as a Date; the bigint columns are selected as text so that neither driver's
+// integer parsing matters.
+const Timestamp = Schema.Union([Schema.DateTimeUtcFromDate, Schema.DateTimeUtcFromString])
+
+const EventRow = Schema.Struct({
+  id: Schema.String,
+  event_type: Schema.String,
+  aggregate_id: Schema.String,
+  aggregate_type: Schema.String,
+  user_id: Schema.String,
+  timestamp: Timestamp,
+  version: Schema.Int,
+  data: Schema.Json,
+  metadata: Event.EventMetadata,
+  stream_version: Schema.Int,
+  global_position: Schema.BigIntFromString,
+  transaction_id: Schema.BigIntFromString,
+  recorded_at: Timestamp
+})
+type EventRow = typeof EventRow.Type
+
+const decodeEventRows = Schema.decodeUnknownEffect(Schema.Array(EventRow))
+
+/** Builds the count statement for one events table. */
+export const makeCount = (sql: SqlClient.SqlClient, config: EventTableConfig) => {
+  const table = sql(qualify(config, config.table))
+  return (filter: Filter): Effect.Effect<number, SqlError> =>
+    sql<{
+      readonly count: string
+    }>`SELECT count(*)::text AS count FROM ${table} WHERE ${sql.and(clauses(sql, filter))}`.withoutTransform.pipe(
+      Effect.map((rows) => Number(rows[0]?.count ?? 0))
+    )
+}

@@ -1,0 +1,128 @@
+import { assert, layer } from "@effect/vitest"
+import * as DateTime from "effect/DateTime"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
+import { AuditService } from "../src/AuditService.ts"
+import type * as EventRegistry from "../src/EventRegistry.ts"
+import { EventEmitter } from "../src/EventEmitter.ts"
+import * as Projection from "../src/Projection.ts"
+import {
+  GstAdded,
+  type Organization,
+  OrganizationCreated,
+  OrganizationEvents,
+  OrganizationUpdated,
+  uuid
+} from "./support/Fixtures.ts"
+import * as TestDatabase from "./support/TestDatabase.ts"
+
+type OrganizationEvent = EventRegistry.EventOf<typeof OrganizationEvents>
+
+/** The organization as its events describe it. */
+const organization = Projection.make<Option.Option<Organization>, OrganizationEvent>({
+  initial: Option.none(),
+  apply: (state, event) => {
+    switch (event.eventType) {
+      case "organization.created":
+        return Option.some(event.data)
+      case "organization.updated":
+        return Option.map(state, (org) => {
+          const { changes } = event.data
+          return {
+            name: changes.name === undefined ? org.name : changes.name.new,
+            type: changes.type === undefined ? org.type : changes.type.new,
+            email: changes.email === undefined ? org.email : changes.email.new,
+            country: changes.country === undefined ? org.country : changes.country.new
+          }
+        })
+      case "organization.deleted":
+        return Option.none()
+      case "organization.gst.added":
+        return state
+    }
+  }
+})
+
+const at = (iso: string) => DateTime.makeUnsafe(iso)
+const acme: Organization = { name: "Acme", type: "corporation", email: "a@acme.test", country: "IN" }
+
+layer(TestDatabase.layer())(`AuditService (${TestDatabase.engine})`, (it) => {
+  it.effect("entity history, state as of a past moment, user activity, recent changes and counts", () =>
+    Effect.gen(function* () {
+      const emitter = yield* EventEmitter
+      const audit = yield* AuditService
+      const [org, other, alice, bob] = [uuid(), uuid(), uuid(), uuid()]
+      const now = yield* DateTime.now
+      yield* emitter.emit({
+        ...OrganizationCreated.make({ aggregateId: org, userId: alice, data: acme }),
+        timestamp: at("2026-01-01T00:00:00Z")
+      })
+      yield* emitter.emit({
+        ...OrganizationUpdated.make({
+          aggregateId: org,
+          userId: bob,
+          data: { changes: { email: { old: "a@acme.test", new: "b@acme.test" } } }
+        }),
+        timestamp: at("2026-02-01T00:00:00Z")
+      })
+      yield* emitter.emit(
+        GstAdded.make({ aggregateId: org, userId: bob, data: { gstin: "29A", state: "KA" }, timestamp: now })
+      )
+      yield* emitter.emit(OrganizationCreated.make({ aggregateId: other, userId: alice, data: acme, timestamp: now }))
+
+      const history = yield* audit.getEntityHistory(OrganizationEvents, org, "organization")
+      assert.deepStrictEqual(
+        history.map((e) => e.eventType),
+        ["organization.created", "organization.updated", "organization.gst.added"]
+      )
+      assert.deepStrictEqual(Projection.fold(organization, history), Option.some({ ...acme, email: "b@acme.test" }))
+      const january = yield* audit.getEntityStateAsOf(
+        OrganizationEvents,
+        organization,
+        org,
+        "organization",
+        at("2026-01-15T00:00:00Z")
+      )
+      assert.deepStrictEqual(january, Option.some(acme))
+      const before = yield* audit.getEntityStateAsOf(
+        OrganizationEvents,
+        organization,
+        org,
+        "organization",
+        at("2025-12-31T00:00:00Z")
+      )
+      assert.deepStrictEqual(before, Option.none())
+
+      const activity = yield* audit.getUserActivity(OrganizationEvents, bob, { limit: 1 })
+      assert.deepStrictEqual(
+        activity.events.map((e) => e.eventType),
+        ["organization.gst.added"]
+      )
+      assert.isTrue(Option.isSome(activity.nextCursor))
+      const older = yield* audit.getUserActivity(OrganizationEvents, bob, {
+        limit: 1,
+        cursor: Option.getOrThrow(activity.nextCursor)
+      })
+      assert.deepStrictEqual(
+        older.events.map((e) => e.eventType),
+        ["organization.updated"]
+      )
+
+      const recent = yield* audit.getRecentChanges(OrganizationEvents, { hours: 24, entityType: "organization" })
+      const recentIds = recent.events.map((e) => e.aggregateId)
+      assert.includeMembers(recentIds, [org, other])
+      assert.isTrue(
+        recent.events.every((e) => DateTime.isGreaterThanOrEqualTo(e.timestamp, DateTime.subtract(now, { hours: 24 })))
+      )
+      const badHours = yield* Effect.flip(audit.getRecentChanges(OrganizationEvents, { hours: 0 }))
+      assert.strictEqual(badHours._tag, "InvalidQuery")
+
+      assert.strictEqual(yield* audit.getChangeCount({ entityId: org, entityType: "organization" }), 3)
+      assert.strictEqual(yield* audit.getChangeCount({ userId: alice }), 2)
+      assert.strictEqual(
+        yield* audit.getChangeCount({ entityId: org, userId: bob, eventTypes: ["organization.updated"] }),
+        1
+      )
+    })
+  )
+})
