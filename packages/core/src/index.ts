@@ -5,6 +5,8 @@
  */
 export * as AnnalError from "./AnnalError.ts"
 export * as AuditService from "./AuditService.ts"
+export * as Cli from "./Cli.ts"
+export * as Database from "./Database.ts"
 export * as Event from "./Event.ts"
 export * as EventContext from "./EventContext.ts"
 export * as EventDefinition from "./EventDefinition.ts"
