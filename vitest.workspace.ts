@@ -6,16 +6,32 @@ import type { TestProjectInlineConfiguration } from "vitest/config"
 
 const shared = {
   include: ["packages/*/test/**/*.test.ts", "examples/*/test/**/*.test.ts", "test/**/*.test.ts"],
+  // The reliability battery is a project of its own: it is not a suite to run once per engine.
+  exclude: ["**/node_modules/**", "**/.git/**", "test/reliability/**"],
   testTimeout: 60_000,
   hookTimeout: 60_000
 }
 
-/** Each project runs the whole suite against one engine, named by `ANNAL_ENGINE`. */
+/**
+ * Each engine project runs the whole suite against one engine, named by `ANNAL_ENGINE`. The `reliability` project
+ * runs the fault battery of `test/reliability` against real PostgreSQL (the hostile payloads against PGlite too);
+ * its files run one at a time, as they load the machine on purpose.
+ */
 export const projects: ReadonlyArray<TestProjectInlineConfiguration> = [
   {
     test: { ...shared, name: "pglite", env: { ANNAL_ENGINE: "pglite" } }
   },
   {
     test: { ...shared, name: "postgres", env: { ANNAL_ENGINE: "postgres" } }
+  },
+  {
+    test: {
+      name: "reliability",
+      include: ["test/reliability/**/*.test.ts"],
+      env: { ANNAL_ENGINE: "postgres" },
+      maxWorkers: 1,
+      testTimeout: 300_000,
+      hookTimeout: 120_000
+    }
   }
 ]

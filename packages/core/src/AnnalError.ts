@@ -13,11 +13,7 @@ export class ConcurrencyConflict extends Schema.TaggedError<ConcurrencyConflict>
     aggregateType: Schema.String,
     aggregateId: Schema.String,
     expectedVersion: Schema.Union([Schema.Literals(["any", "no_stream"]), Schema.Number]),
-    /**
-     * The stream's version when the conflict was seen. When two appends race inside a caller's transaction the
-     * transaction is aborted before it can be read again, and this is the version the other writer took first,
-     * so the stream is at least there.
-     */
+    /** The stream's version when the conflict was seen: read again after a race, so it includes the winner. */
     actualVersion: Schema.Number
   }
 ) {

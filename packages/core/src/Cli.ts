@@ -1,18 +1,23 @@
 /**
  * The `annal` command line: `annal migrate` applies the events table's migrations to the database the flags or
- * the environment name (`DATABASE_URL` for PostgreSQL, else PGlite under `ANNAL_DATA_DIR`).
+ * the environment name (`DATABASE_URL` for PostgreSQL, else PGlite under `ANNAL_DATA_DIR`); `annal verify` checks
+ * the hash chains and a signed digest; `annal digest` makes and prints a signed digest.
  *
  * @since 0.1.0
  */
 import * as Console from "effect/Console"
 import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import * as Command from "effect/cli/Command"
 import * as Flag from "effect/cli/Flag"
 import * as Database from "./Database.ts"
+import * as Digest from "./Digest.ts"
 import * as EventTable from "./EventTable.ts"
+import * as Integrity from "./Integrity.ts"
 import * as Migrations from "./Migrations.ts"
+import { verifyCommand } from "./internal/integrityCli.ts"
 
 const databaseUrl = Flag.String("database-url").pipe(
   Flag.withDescription("PostgreSQL URL; defaults to DATABASE_URL, and without either to embedded PGlite"),
@@ -46,18 +51,81 @@ export const migrate = Command.make(
     const database = yield* resolveDatabase(flags)
     yield* Console.log(`Migrating ${flags.schema}.${flags.table} on ${Database.describe(database)}`)
     const applied = yield* Migrations.run.pipe(
-      Effect.provide(EventTable.layer({ schema: flags.schema, table: flags.table })),
-      Effect.provide(Database.layer(database))
+      Effect.provide(
+        Layer.mergeAll(EventTable.layer({ schema: flags.schema, table: flags.table }), Database.layer(database))
+      )
     )
     if (applied.length === 0) yield* Console.log("Nothing to apply: the events table is up to date.")
     for (const [id, name] of applied) yield* Console.log(`Applied ${id}_${name}`)
   })
 ).pipe(Command.withDescription("Create or upgrade the events table (idempotent, safe to run concurrently)"))
 
+/** `annal verify`: checks every hash chain, or one entity's, and a signed digest; fails when anything is wrong. */
+export const verify = Command.make(
+  "verify",
+  {
+    databaseUrl,
+    dataDir,
+    schema,
+    table,
+    digest: Flag.FileText("digest").pipe(
+      Flag.withDescription("A digest document (JSON) kept outside the database, to check the log against"),
+      Flag.optional
+    ),
+    publicKey: Flag.String("public-key").pipe(
+      Flag.withDescription(
+        "The Ed25519 public key to trust for the digest (PEM or base64url); defaults to ANNAL_DIGEST_PUBLIC_KEY"
+      ),
+      Flag.optional
+    ),
+    entity: Flag.String("entity").pipe(
+      Flag.withDescription("Verify one entity's history only: <aggregate type>/<aggregate id>"),
+      Flag.optional
+    ),
+    json: Flag.Boolean("json").pipe(Flag.withDescription("Print the report as JSON"), Flag.withDefault(false))
+  },
+  Effect.fn("annal.verify")(function* (flags) {
+    const database = yield* resolveDatabase(flags)
+    const tables = EventTable.layer({ schema: flags.schema, table: flags.table })
+    yield* verifyCommand(flags, `${flags.schema}.${flags.table}`).pipe(
+      Effect.provide(Integrity.layer.pipe(Layer.provide(Layer.mergeAll(tables, Database.layer(database)))))
+    )
+  })
+).pipe(
+  Command.withDescription("Check the hash chains of the events table, and a signed digest (exit code 1 on any finding)")
+)
+
+/** `annal digest`: makes, signs and stores a digest, and prints its document. */
+export const digest = Command.make(
+  "digest",
+  {
+    databaseUrl,
+    dataDir,
+    schema,
+    table,
+    signingKey: Flag.FileText("signing-key-file").pipe(
+      Flag.withDescription("The Ed25519 private key (PKCS#8 PEM); defaults to ANNAL_DIGEST_SIGNING_KEY"),
+      Flag.optional
+    )
+  },
+  Effect.fn("annal.digest")(function* (flags) {
+    const database = yield* resolveDatabase(flags)
+    const signingKey = Option.match(flags.signingKey, {
+      onNone: () => Digest.layerSigningKeyConfig,
+      onSome: (text) => Digest.layerSigningKey(Redacted.make(text))
+    })
+    const tables = EventTable.layer({ schema: flags.schema, table: flags.table })
+    const document = yield* Digest.Digest.use((service) => service.create()).pipe(
+      Effect.provide(Digest.layer.pipe(Layer.provide(Layer.mergeAll(signingKey, tables, Database.layer(database)))))
+    )
+    yield* Console.log(Digest.encode(document).trimEnd())
+  })
+).pipe(Command.withDescription("Make, sign and store a digest of the events table, and print it to keep elsewhere"))
+
 /** The root command. */
 export const annal = Command.make("annal").pipe(
   Command.withDescription("Annal: an immutable, queryable audit trail in PostgreSQL"),
-  Command.withSubcommands([migrate])
+  Command.withSubcommands([migrate, verify, digest])
 )
 
 /** Runs the command line with the given arguments. */

@@ -55,6 +55,8 @@ export interface Any {
   readonly eventType: string
   readonly aggregateType: string
   readonly version: number
+  /** The current payload schema: what encodes a decoded payload back to the JSON of the current version. */
+  readonly schema: PayloadSchema
   readonly decoders: ReadonlyMap<number, VersionDecoder<unknown>>
 }
 

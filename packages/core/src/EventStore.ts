@@ -8,6 +8,7 @@
 import * as Context from "effect/Context"
 import * as DateTime from "effect/DateTime"
 import * as Effect from "effect/Effect"
+import * as Base64 from "effect/encoding/Base64"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as SqlClient from "effect/sql/SqlClient"
@@ -19,6 +20,7 @@ import type * as EventDefinition from "./EventDefinition.ts"
 import type * as EventRegistry from "./EventRegistry.ts"
 import { EventTable } from "./EventTable.ts"
 import { type AppendOutcome, type AppendRow, makeAppend, makeStreamHead } from "./internal/append.ts"
+import { canonicalParts, microsOfMillis } from "./internal/integrityChain.ts"
 import * as Cursor from "./internal/cursor.ts"
 import { findProblem } from "./internal/json.ts"
 import { type Filter, makeCount, makeRead } from "./internal/read.ts"
@@ -184,9 +186,11 @@ export const make = Effect.gen(function* () {
   )
 
   /**
-   * Runs the append statement until every event is stored or a conflict is certain. An event is skipped only when
-   * another transaction took its stream's next version first: with an expected version that is a conflict, whose
-   * actual version a fresh read gives; with "any", the skipped streams are appended again on the new head.
+   * Runs the append statement until every event is stored or a conflict is certain. An event is skipped when another
+   * transaction stored the same event id, or took its stream's next version, first. The skipped events then go
+   * through the statement again, on a fresh snapshot: one stored meanwhile is a duplicate, so the same append
+   * delivered twice at once is answered as the original whatever its expected version; a stream that moved is a
+   * conflict with an expected version, and is appended to again on its new head with "any".
    */
   const appendRows = (
     rows: ReadonlyArray<AppendRow>,
@@ -209,7 +213,7 @@ export const make = Effect.gen(function* () {
           }
           skipped.push(row)
         }
-        if (skipped.length > 0 && (expected >= 0 || attempt >= maxAttempts)) {
+        if (skipped.length > 0 && attempt >= maxAttempts) {
           const [row] = skipped
           const [head] = yield* streamHead(row!.aggregate_type, row!.aggregate_id)
           return yield* conflict(row!, expectedVersionOf(expected), head?.head ?? 0)
@@ -360,20 +364,36 @@ const prepare = Effect.fnUntraced(function* (events: ReadonlyArray<EventDefiniti
     const metadata = event.metadata ?? {}
     const problem = findProblem(data, "data") ?? findProblem(metadata, "metadata")
     if (problem !== undefined) return yield* invalid(problem.path, problem.reason)
-    rows.push({
+    const timestamp = event.timestamp ?? now
+    const row = {
       ord,
       id: eventId.toLowerCase(),
       event_type: event.eventType,
       aggregate_type: event.aggregateType,
       aggregate_id: event.aggregateId.toLowerCase(),
       user_id: event.userId.toLowerCase(),
-      timestamp: DateTime.formatIso(event.timestamp ?? now),
+      timestamp: DateTime.formatIso(timestamp),
       version: event.version,
       data,
       metadata,
       correlation_id: metadata.correlationId ?? null,
       causation_id: metadata.causationId ?? null
+    }
+    // The hash chain's record of the event, exactly as the verifier will read it back (see integrityChain.ts).
+    const canonical = canonicalParts({
+      eventId: row.id,
+      eventType: row.event_type,
+      aggregateType: row.aggregate_type,
+      aggregateId: row.aggregate_id,
+      userId: row.user_id,
+      timestamp: microsOfMillis(DateTime.toEpochMillis(timestamp)),
+      version: row.version,
+      data,
+      metadata,
+      correlationId: row.correlation_id,
+      causationId: row.causation_id
     })
+    rows.push({ ...row, canonical_head: Base64.encode(canonical.head), canonical_tail: Base64.encode(canonical.tail) })
   }
   return rows
 })

@@ -12,13 +12,17 @@ import * as SqlClient from "effect/sql/SqlClient"
 import { StorageError } from "./AnnalError.ts"
 import { EventTable, type EventTableConfig, qualify } from "./EventTable.ts"
 import { fromSqlError } from "./internal/sqlErrors.ts"
+import { feedMigration } from "./internal/feedMigration.ts"
+import { integrity } from "./internal/integrityMigration.ts"
 
 /** The migrations for one events table, by `<id>_<name>`. */
 export const migrations = (
   config: EventTableConfig
 ): Record<string, Effect.Effect<void, unknown, SqlClient.SqlClient>> => ({
   "1_create_events": createEvents(config),
-  "2_append_only": appendOnly(config)
+  "2_append_only": appendOnly(config),
+  "3_feed": feedMigration(config),
+  "4_integrity": integrity(config)
 })
 
 /** Applies every pending migration of the configured events table and returns the ones it applied. */

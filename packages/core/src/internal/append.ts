@@ -7,6 +7,12 @@
  * and then skips the row instead of raising. The stream's remaining events are inserted only where its first one
  * was, so a stream is written whole or not at all, and the caller can read the stream's head afterwards, or retry,
  * in the same transaction.
+ *
+ * The statement also extends each stream's hash chain. The application sends each event's canonical record split
+ * around the stream version, which only the statement knows; `chained` runs the chain aggregate of migration 4 as a
+ * window over each stream's new events in order, seeded with the hash of the head row the version check read. No
+ * lock or round trip is added: the head is the row the new version is numbered from, and the unique stream key that
+ * already serializes appends to a stream makes sure no one else chains from it.
  */
 import type * as Effect from "effect/Effect"
 import type * as SqlClient from "effect/sql/SqlClient"
@@ -28,6 +34,12 @@ export interface AppendRow {
   readonly metadata: unknown
   readonly correlation_id: string | null
   readonly causation_id: string | null
+  /**
+   * The event's canonical record before and after its stream version, as base64 of UTF-8 (see
+   * `integrityChain.canonicalParts`): the statement assigns the version and hashes `head ‖ version ‖ tail`.
+   */
+  readonly canonical_head: string
+  readonly canonical_tail: string
 }
 
 /** What happened to one input event. */
@@ -44,46 +56,73 @@ export interface AppendOutcome {
   readonly ok: boolean
 }
 
-/** Builds the append statement for one events table. `expected` is -1 for any, 0 for no stream, else the version. */
+/**
+ * Builds the append statement for one events table. `expected` is -1 for any, 0 for no stream, else the version.
+ * `jsonb_to_recordset` reads a payload that is JSON `null` as SQL NULL, so the inserts put it back as jsonb `null`.
+ */
 export const makeAppend =
   (sql: SqlClient.SqlClient, config: EventTableConfig) =>
   (rows: ReadonlyArray<AppendRow>, expected: number): Effect.Effect<ReadonlyArray<AppendOutcome>, SqlError> => {
     const table = sql(qualify(config, config.table))
+    const chain = sql(qualify(config, `${config.table}_chain`))
     return sql<AppendOutcome>`WITH input AS (
   SELECT * FROM jsonb_to_recordset(${JSON.stringify(rows)}::jsonb) AS i(
     ord integer, id uuid, event_type text, aggregate_type text, aggregate_id uuid, user_id uuid,
-    "timestamp" timestamptz, version integer, data jsonb, metadata jsonb, correlation_id text, causation_id text)
+    "timestamp" timestamptz, version integer, data jsonb, metadata jsonb, correlation_id text, causation_id text,
+    canonical_head text, canonical_tail text)
 ), existing AS (
   SELECT e.id, e.stream_version, e.global_position FROM ${table} e WHERE e.id IN (SELECT id FROM input)
 ), fresh AS (
   SELECT i.*, row_number() OVER (PARTITION BY i.aggregate_type, i.aggregate_id ORDER BY i.ord) AS n
   FROM input i WHERE NOT EXISTS (SELECT 1 FROM existing x WHERE x.id = i.id)
 ), heads AS (
-  SELECT s.aggregate_type, s.aggregate_id, COALESCE((
-    SELECT e.stream_version FROM ${table} e
-    WHERE e.aggregate_type = s.aggregate_type AND e.aggregate_id = s.aggregate_id
-    ORDER BY e.stream_version DESC LIMIT 1), 0) AS head
+  SELECT s.aggregate_type, s.aggregate_id, COALESCE(l.stream_version, 0) AS head,
+    CASE WHEN l.stream_version IS NULL THEN decode(repeat('00', 32), 'hex') ELSE l.hash END AS head_hash
   FROM (SELECT DISTINCT aggregate_type, aggregate_id FROM fresh) s
+  LEFT JOIN LATERAL (
+    SELECT e.stream_version, e.hash FROM ${table} e
+    WHERE e.aggregate_type = s.aggregate_type AND e.aggregate_id = s.aggregate_id
+    ORDER BY e.stream_version DESC LIMIT 1) l ON true
 ), verdict AS (
   SELECT COALESCE(bool_and(${expected}::integer < 0 OR head = ${expected}::integer), true) AS ok FROM heads
 ), planned AS (
   SELECT f.*, h.head + f.n AS stream_version FROM fresh f
   JOIN heads h ON h.aggregate_type = f.aggregate_type AND h.aggregate_id = f.aggregate_id
   WHERE (SELECT ok FROM verdict)
+), chained AS (
+  -- Every planned event with its hash, computed by the chain aggregate as a running window over each stream, seeded
+  -- with the head's hash (the n = 0 rows). The planned columns ride along, so the inserts below need no join, which
+  -- the planner, blind to these CTEs' sizes, would run as a nested loop.
+  SELECT c.*, ${chain}(c.link, c.seed) OVER (
+    PARTITION BY c.aggregate_type, c.aggregate_id ORDER BY c.n ROWS UNBOUNDED PRECEDING) AS hash
+  FROM (
+    SELECT h.aggregate_type, h.aggregate_id, 0::bigint AS n, NULL::integer AS ord, NULL::uuid AS id,
+      NULL::text AS event_type, NULL::uuid AS user_id, NULL::timestamptz AS "timestamp", NULL::integer AS version,
+      NULL::jsonb AS data, NULL::jsonb AS metadata, NULL::integer AS stream_version, NULL::text AS correlation_id,
+      NULL::text AS causation_id, h.head_hash AS link, true AS seed
+    FROM heads h
+    UNION ALL
+    SELECT p.aggregate_type, p.aggregate_id, p.n, p.ord, p.id, p.event_type, p.user_id, p."timestamp", p.version,
+      COALESCE(p.data, 'null'::jsonb), p.metadata, p.stream_version, p.correlation_id, p.causation_id,
+      decode(p.canonical_head, 'base64') || convert_to(p.stream_version::text, 'UTF8')
+        || decode(p.canonical_tail, 'base64'),
+      false
+    FROM planned p
+  ) c
 ), inserted_first AS (
   INSERT INTO ${table} (id, event_type, aggregate_id, aggregate_type, user_id, "timestamp", version, data, metadata,
-    stream_version, correlation_id, causation_id)
+    stream_version, correlation_id, causation_id, hash)
   SELECT id, event_type, aggregate_id, aggregate_type, user_id, "timestamp", version, data, metadata,
-    stream_version, correlation_id, causation_id
-  FROM planned WHERE n = 1 ORDER BY ord
+    stream_version, correlation_id, causation_id, hash
+  FROM chained WHERE n = 1 ORDER BY ord
   ON CONFLICT DO NOTHING
   RETURNING id, aggregate_type, aggregate_id, stream_version, global_position
 ), inserted_rest AS (
   INSERT INTO ${table} (id, event_type, aggregate_id, aggregate_type, user_id, "timestamp", version, data, metadata,
-    stream_version, correlation_id, causation_id)
+    stream_version, correlation_id, causation_id, hash)
   SELECT p.id, p.event_type, p.aggregate_id, p.aggregate_type, p.user_id, p."timestamp", p.version, p.data, p.metadata,
-    p.stream_version, p.correlation_id, p.causation_id
-  FROM planned p
+    p.stream_version, p.correlation_id, p.causation_id, p.hash
+  FROM chained p
   WHERE p.n > 1 AND EXISTS (
     SELECT 1 FROM inserted_first w WHERE w.aggregate_type = p.aggregate_type AND w.aggregate_id = p.aggregate_id)
   ORDER BY p.ord

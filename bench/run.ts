@@ -1,0 +1,475 @@
+/**
+ * `npm run bench`: Annal against the hand-written SQL floor on the local PostgreSQL, contenders alternating over
+ * rounds in one run, medians with min–max and the ratios the benchmark issue sets as targets. `--quick` runs a
+ * short version; `--events=N` sets the size of the read-at-scale table (1M by default, 100k quick). Results are
+ * printed and written to `bench/RESULTS.md`.
+ */
+import { NodeRuntime } from "@effect/platform-node"
+import { PgClient } from "@effect/sql-pg"
+import * as Arr from "effect/Array"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Redacted from "effect/Redacted"
+import * as Schema from "effect/Schema"
+import * as SqlClient from "effect/sql/SqlClient"
+import * as Stream from "effect/Stream"
+import { execFile } from "node:child_process"
+import { writeFileSync } from "node:fs"
+import * as os from "node:os"
+import { promisify } from "node:util"
+import * as AuditService from "../packages/core/src/AuditService.ts"
+import * as EventDefinition from "../packages/core/src/EventDefinition.ts"
+import * as EventEmitter from "../packages/core/src/EventEmitter.ts"
+import * as EventRegistry from "../packages/core/src/EventRegistry.ts"
+import * as EventStore from "../packages/core/src/EventStore.ts"
+import * as EventTable from "../packages/core/src/EventTable.ts"
+import * as Cursor from "../packages/core/src/internal/cursor.ts"
+import * as Migrations from "../packages/core/src/Migrations.ts"
+import { compare, latencies, parallel, percentile, type Result } from "./Harness.ts"
+
+const args = process.argv.slice(2)
+const quick = args.includes("--quick")
+const eventsArg = args.find((arg) => arg.startsWith("--events="))
+const scale = eventsArg === undefined ? (quick ? 100_000 : 1_000_000) : Number(eventsArg.slice("--events=".length))
+const rounds = quick ? 3 : 5
+const url = process.env["DATABASE_URL"] ?? "postgres://postgres@127.0.0.1:5432/test"
+const schema = `annal_bench_${Date.now().toString(36)}`
+const table = `${schema}.events`
+
+const GstAdded = EventDefinition.make("organization.gst.added", {
+  aggregateType: "organization",
+  schema: Schema.Struct({ gstin: Schema.String, state: Schema.String })
+})
+const Events = EventRegistry.make(GstAdded)
+
+/** One line of the results table. */
+interface Row {
+  readonly section: string
+  readonly contender: string
+  readonly value: string
+  readonly range: string
+  readonly ratio: string
+  readonly target: string
+  readonly met: string
+}
+const rows: Array<Row> = []
+const fmt = (n: number) => (n >= 100 ? Math.round(n).toLocaleString("en-US") : n.toFixed(2))
+
+/** Records a comparison: every contender against the first (the baseline). */
+const record = (
+  section: string,
+  results: ReadonlyArray<Result>,
+  unit: string,
+  target?: { readonly contender: string; readonly atLeast: number }
+) => {
+  const baseline = results[0]!
+  for (const result of results) {
+    const ratio = result.median / baseline.median
+    const isTarget = target !== undefined && result.name === target.contender
+    rows.push({
+      section,
+      contender: result.name,
+      value: `${fmt(result.median)} ${unit}`,
+      range: `${fmt(result.min)}–${fmt(result.max)}`,
+      ratio: result === baseline ? "1.00 (baseline)" : `${ratio.toFixed(2)}×`,
+      target: isTarget ? `≥ ${target.atLeast}×` : "",
+      met: isTarget ? (ratio >= target.atLeast ? "yes" : "NO") : ""
+    })
+  }
+  const line = results.map((r) => `${r.name} ${fmt(r.median)} ${unit}`).join(" | ")
+  return Effect.log(`${section}: ${line}`)
+}
+
+const recordLatency = (section: string, values: ReadonlyArray<number>, targetP99?: number) => {
+  const p50 = percentile(values, 50)
+  const p99 = percentile(values, 99)
+  rows.push({
+    section,
+    contender: "p50 / p99",
+    value: `${p50.toFixed(2)} / ${p99.toFixed(2)} ms`,
+    range: `${Math.min(...values).toFixed(2)}–${Math.max(...values).toFixed(2)} ms`,
+    ratio: "",
+    target: targetP99 === undefined ? "" : `p99 < ${targetP99} ms`,
+    met: targetP99 === undefined ? "" : p99 < targetP99 ? "yes" : "NO"
+  })
+  return Effect.log(`${section}: p50 ${p50.toFixed(2)} ms, p99 ${p99.toFixed(2)} ms`)
+}
+
+const uuid = () => crypto.randomUUID()
+
+/** The row a hand-written INSERT writes: the same columns Annal writes. */
+const insertOne = (sql: SqlClient.SqlClient, aggregateId: string, userId: string, version: number, gstin: string) =>
+  sql`INSERT INTO ${sql(table)} (id, event_type, aggregate_id, aggregate_type, user_id, "timestamp", version, data,
+    metadata, stream_version)
+    VALUES (${uuid()}::uuid, 'organization.gst.added', ${aggregateId}::uuid, 'organization', ${userId}::uuid,
+      ${new Date().toISOString()}::timestamptz, 1, ${JSON.stringify({ gstin, state: "KA" })}::jsonb, '{}'::jsonb,
+      ${version})`
+
+const appendSingle = Effect.gen(function* () {
+  const sql = yield* SqlClient.SqlClient
+  const store = yield* EventStore.EventStore
+  const ops = quick ? 400 : 2000
+  for (const concurrency of [1, 4, 16]) {
+    const user = uuid()
+    // Each worker appends to a stream of its own, tracking its version locally, as a service that owns an
+    // aggregate does: the expected version is checked but no read precedes the write.
+    const makeStreams = () => Array.from({ length: concurrency }, () => ({ id: uuid(), version: 0 }))
+    const results = yield* compare(
+      [
+        {
+          name: "hand-written INSERT",
+          run: (n) => {
+            const streams = makeStreams()
+            return parallel(n, concurrency, (worker, i) => {
+              const stream = streams[worker]!
+              stream.version++
+              return insertOne(sql, stream.id, user, stream.version, `${i}`)
+            })
+          }
+        },
+        {
+          name: "EventStore.append (expected version)",
+          run: (n) => {
+            const streams = makeStreams()
+            return parallel(n, concurrency, (worker, i) => {
+              const stream = streams[worker]!
+              const expectedVersion = stream.version === 0 ? ("no_stream" as const) : stream.version
+              stream.version++
+              return store.append(
+                [GstAdded.make({ aggregateId: stream.id, userId: user, data: { gstin: `${i}`, state: "KA" } })],
+                { expectedVersion }
+              )
+            })
+          }
+        }
+      ],
+      { rounds, ops }
+    )
+    yield* record(`append, 1 event per call, ${concurrency} caller(s)`, results, "events/s", {
+      contender: "EventStore.append (expected version)",
+      atLeast: 0.9
+    })
+  }
+})
+
+const auditOverhead = Effect.gen(function* () {
+  const sql = yield* SqlClient.SqlClient
+  const emitter = yield* EventEmitter.EventEmitter
+  const accounts = `${schema}.accounts`
+  yield* sql`CREATE TABLE ${sql(accounts)} (id uuid PRIMARY KEY, balance bigint NOT NULL)`
+  const ids = Arr.makeBy(100, () => uuid())
+  yield* sql`INSERT INTO ${sql(accounts)} ${sql.insert(Arr.map(ids, (id) => ({ id, balance: 0 })))}`
+  const user = uuid()
+  const update = (i: number) => sql`UPDATE ${sql(accounts)} SET balance = balance + 1 WHERE id = ${ids[i % 100]!}::uuid`
+  const results = yield* compare(
+    [
+      { name: "business transaction", run: (n) => parallel(n, 4, (_, i) => sql.withTransaction(update(i))) },
+      {
+        name: "business transaction + EventEmitter.emit",
+        run: (n) =>
+          parallel(n, 4, (_, i) =>
+            sql.withTransaction(
+              Effect.andThen(
+                update(i),
+                emitter.emit(
+                  GstAdded.make({ aggregateId: ids[i % 100]!, userId: user, data: { gstin: `${i}`, state: "KA" } })
+                )
+              )
+            )
+          )
+      }
+    ],
+    { rounds, ops: quick ? 400 : 2000 }
+  )
+  yield* record("audit overhead (UPDATE in a transaction, 4 callers)", results, "tx/s", {
+    contender: "business transaction + EventEmitter.emit",
+    atLeast: 0.85
+  })
+})
+
+const batches = Effect.gen(function* () {
+  const sql = yield* SqlClient.SqlClient
+  const emitter = yield* EventEmitter.EventEmitter
+  const user = uuid()
+  for (const size of [100, 1000]) {
+    const calls = quick ? 5 : 20
+    const results = yield* compare(
+      [
+        {
+          name: "hand-written multi-row INSERT",
+          run: (events) =>
+            Effect.gen(function* () {
+              for (let call = 0; call < events / size; call++) {
+                const aggregateId = uuid()
+                yield* sql`INSERT INTO ${sql(table)} ${sql.insert(
+                  Arr.makeBy(size, (i) => ({
+                    id: uuid(),
+                    event_type: "organization.gst.added",
+                    aggregate_id: aggregateId,
+                    aggregate_type: "organization",
+                    user_id: user,
+                    timestamp: new Date(),
+                    version: 1,
+                    data: JSON.stringify({ gstin: `${i}`, state: "KA" }),
+                    metadata: "{}",
+                    stream_version: i + 1
+                  }))
+                )}`
+              }
+            })
+        },
+        {
+          name: `EventEmitter.emitMany(${size})`,
+          run: (events) =>
+            Effect.gen(function* () {
+              for (let call = 0; call < events / size; call++) {
+                const aggregateId = uuid()
+                yield* emitter.emitMany(
+                  Array.from({ length: size }, (_, i) =>
+                    GstAdded.make({ aggregateId, userId: user, data: { gstin: `${i}`, state: "KA" } })
+                  )
+                )
+              }
+            })
+        }
+      ],
+      { rounds, ops: calls * size }
+    )
+    yield* record(`batches of ${size}`, results, "events/s", {
+      contender: `EventEmitter.emitMany(${size})`,
+      atLeast: size === 1000 ? 0.9 : 0
+    })
+  }
+})
+
+/** Fills the table with `scale` events over 100k aggregates (scaled down with the table) and 1k users. */
+const load = Effect.gen(function* () {
+  const sql = yield* SqlClient.SqlClient
+  const aggregates = Math.max(1, Math.min(100_000, Math.floor(scale / 10)))
+  const chunk = 100_000
+  const started = performance.now()
+  for (let from = 0; from < scale; from += chunk) {
+    const to = Math.min(scale, from + chunk) - 1
+    yield* sql`INSERT INTO ${sql(table)} (id, event_type, aggregate_id, aggregate_type, user_id, "timestamp", version,
+      data, metadata, stream_version)
+      SELECT gen_random_uuid(), 'organization.gst.added', md5('a' || (i % ${aggregates}))::uuid, 'organization',
+        md5('u' || (i % 1000))::uuid, now() - make_interval(secs => ${scale} - i), 1,
+        jsonb_build_object('gstin', i::text, 'state', 'KA'), '{}'::jsonb, i / ${aggregates} + 1
+      FROM generate_series(${from}::bigint, ${to}::bigint) AS i`
+  }
+  yield* sql.unsafe(`VACUUM ANALYZE ${table}`)
+  const seconds = (performance.now() - started) / 1000
+  yield* Effect.log(`loaded ${scale} events in ${seconds.toFixed(1)} s`)
+  return { aggregates }
+})
+
+/** The plan of a query, to show which index serves it. */
+const explain = (sql: SqlClient.SqlClient, query: string, params: ReadonlyArray<unknown>) =>
+  Effect.map(sql.unsafe<{ readonly "QUERY PLAN": string }>(`EXPLAIN ${query}`, params), (plan) =>
+    plan.map((line) => line["QUERY PLAN"]).join("\n")
+  )
+
+const readsAtScale = Effect.gen(function* () {
+  const sql = yield* SqlClient.SqlClient
+  const store = yield* EventStore.EventStore
+  const audit = yield* AuditService.AuditService
+  const { aggregates } = yield* load
+  const samples = quick ? 200 : 1000
+  const aggregateId = (i: number) =>
+    sql<{ readonly id: string }>`SELECT md5(${"a" + ((i * 7919) % aggregates)})::uuid::text AS id`.pipe(
+      Effect.map((r) => r[0]!.id)
+    )
+  const userId = (i: number) =>
+    sql<{ readonly id: string }>`SELECT md5(${"u" + ((i * 31) % 1000)})::uuid::text AS id`.pipe(
+      Effect.map((r) => r[0]!.id)
+    )
+  const ids = yield* Effect.forEach(
+    Array.from({ length: 100 }, (_, i) => i),
+    aggregateId
+  )
+  const users = yield* Effect.forEach(
+    Array.from({ length: 20 }, (_, i) => i),
+    userId
+  )
+
+  yield* recordLatency(
+    `getEntityHistory (${scale.toLocaleString("en-US")} events)`,
+    yield* latencies(samples, (i) => audit.getEntityHistory(Events, ids[i % ids.length]!, "organization")),
+    scale >= 1_000_000 ? 5 : undefined
+  )
+  yield* recordLatency(
+    "getUserActivity, first page of 50",
+    yield* latencies(samples, (i) => audit.getUserActivity(Events, users[i % users.length]!))
+  )
+  // A page 10,000 events deep: the cursor is the position of the 10,000th newest event of the user.
+  const deepCursors = yield* Effect.forEach(users, (user) =>
+    sql<{ readonly p: string }>`SELECT global_position::text AS p FROM ${sql(table)} WHERE user_id = ${user}::uuid
+      ORDER BY global_position DESC OFFSET 10000 LIMIT 1`.pipe(
+      Effect.map((r) => (r[0] === undefined ? undefined : Cursor.encode(BigInt(r[0].p))))
+    )
+  )
+  const deep = deepCursors.flatMap((cursor, i) => (cursor === undefined ? [] : [[users[i]!, cursor] as const]))
+  if (deep.length > 0) {
+    yield* recordLatency(
+      "getUserActivity, a page 10,000 events deep",
+      yield* latencies(samples, (i) => {
+        const [user, cursor] = deep[i % deep.length]!
+        return audit.getUserActivity(Events, user, { cursor })
+      }),
+      scale >= 1_000_000 ? 20 : undefined
+    )
+  }
+  yield* recordLatency(
+    "getRecentChanges (24 h, first page)",
+    yield* latencies(samples, () => audit.getRecentChanges(Events, { hours: 24, entityType: "organization" }))
+  )
+  yield* recordLatency(
+    "getChangeCount (one entity)",
+    yield* latencies(samples, (i) =>
+      audit.getChangeCount({ entityId: ids[i % ids.length]!, entityType: "organization" })
+    )
+  )
+
+  const plans = {
+    "entity history": yield* explain(
+      sql,
+      `SELECT * FROM ${table} e WHERE aggregate_type = 'organization' AND aggregate_id = $1::uuid ORDER BY e.global_position LIMIT 1001`,
+      [ids[0]!]
+    ),
+    "user activity, deep page": yield* explain(
+      sql,
+      `SELECT * FROM ${table} e WHERE user_id = $1::uuid AND e.global_position < $2::bigint ORDER BY e.global_position DESC LIMIT 51`,
+      [users[0]!, "1000"]
+    ),
+    "change count": yield* explain(
+      sql,
+      `SELECT count(*) FROM ${table} WHERE aggregate_type = 'organization' AND aggregate_id = $1::uuid`,
+      [ids[0]!]
+    )
+  }
+  for (const [name, plan] of Object.entries(plans)) {
+    const seq = /Seq Scan on events/.test(plan)
+    rows.push({
+      section: `EXPLAIN ${name}`,
+      contender:
+        plan
+          .split("\n")
+          .find((line) => /Index|Scan/.test(line))
+          ?.trim()
+          .slice(0, 90) ?? "",
+      value: "",
+      range: "",
+      ratio: "",
+      target: "an index, no Seq Scan",
+      met: seq ? "NO" : "yes"
+    })
+  }
+
+  // Streaming every event: Annal's stream (keyset pages, decoded) against a hand-written keyset loop.
+  const results = yield* compare(
+    [
+      {
+        name: "hand-written keyset read",
+        run: () =>
+          Effect.gen(function* () {
+            let after = 0n
+            for (;;) {
+              const page = yield* sql<{ readonly gp: string; readonly data: unknown }>`SELECT id, event_type,
+                aggregate_id, aggregate_type, user_id, "timestamp", version, data, metadata, stream_version,
+                global_position::text AS gp, transaction_id::text AS transaction_id, recorded_at
+                FROM ${sql(table)} e WHERE e.global_position > ${after.toString()}::bigint
+                ORDER BY e.global_position LIMIT 1000`
+              if (page.length === 0) break
+              after = BigInt(page.at(-1)!.gp)
+            }
+          })
+      },
+      { name: "EventStore.stream (decoded)", run: () => Stream.runDrain(store.stream(Events, {}, { batchSize: 1000 })) }
+    ],
+    { rounds: quick ? 2 : 3, ops: scale }
+  )
+  yield* record(`stream all ${scale.toLocaleString("en-US")} events`, results, "events/s", {
+    contender: "EventStore.stream (decoded)",
+    atLeast: 0.8
+  })
+  // Peak memory while streaming everything, in a process of its own so that nothing else is counted.
+  const { stdout } = yield* Effect.promise(() =>
+    promisify(execFile)(process.execPath, [new URL("./stream-rss.ts", import.meta.url).pathname], {
+      env: { ...process.env, ANNAL_BENCH_SCHEMA: schema, DATABASE_URL: url }
+    })
+  )
+  const measured = Schema.decodeUnknownSync(
+    Schema.fromJsonString(Schema.Struct({ events: Schema.Number, peakRss: Schema.Number }))
+  )(stdout.trim().split("\n").at(-1))
+  rows.push({
+    section: `peak RSS of a process streaming all ${measured.events.toLocaleString("en-US")} events`,
+    contender: "EventStore.stream",
+    value: `${(measured.peakRss / 2 ** 20).toFixed(0)} MB`,
+    range: "",
+    ratio: "",
+    target: scale >= 1_000_000 ? "< 150 MB" : "",
+    met: scale >= 1_000_000 ? (measured.peakRss < 150 * 2 ** 20 ? "yes" : "NO") : ""
+  })
+})
+
+const settings = Effect.gen(function* () {
+  const sql = yield* SqlClient.SqlClient
+  const [version] = yield* sql<{ readonly v: string }>`SELECT current_setting('server_version') AS v`
+  const [sync] = yield* sql<{ readonly v: string }>`SELECT current_setting('synchronous_commit') AS v`
+  const [fsync] = yield* sql<{ readonly v: string }>`SELECT current_setting('fsync') AS v`
+  const [buffers] = yield* sql<{ readonly v: string }>`SELECT current_setting('shared_buffers') AS v`
+  return [
+    `date: ${new Date().toISOString()}`,
+    `machine: ${os.cpus()[0]?.model ?? "?"} × ${os.cpus().length}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, ${os.platform()} ${os.release()}`,
+    `node: ${process.version}`,
+    `PostgreSQL ${version!.v}: synchronous_commit=${sync!.v}, fsync=${fsync!.v}, shared_buffers=${buffers!.v}`,
+    `mode: ${quick ? "quick" : "full"}, ${rounds} rounds, read-at-scale table of ${scale.toLocaleString("en-US")} events`
+  ]
+})
+
+const report = (header: ReadonlyArray<string>) => {
+  const lines = [
+    "# Benchmark results",
+    "",
+    "Written by `npm run bench` (see `bench/run.ts`). Contenders alternate over rounds in one run; values are",
+    "medians with min–max over the rounds; ratios are between medians of the same run.",
+    "",
+    ...header.map((line) => `- ${line}`),
+    "",
+    "| measurement | contender | median | min–max | ratio | target | met |",
+    "|---|---|---|---|---|---|---|",
+    ...rows.map(
+      (r) => `| ${r.section} | ${r.contender} | ${r.value} | ${r.range} | ${r.ratio} | ${r.target} | ${r.met} |`
+    )
+  ]
+  return lines.join("\n") + "\n"
+}
+
+const program = Effect.gen(function* () {
+  const header = yield* settings
+  for (const line of header) yield* Effect.log(line)
+  yield* appendSingle
+  yield* auditOverhead
+  yield* batches
+  yield* readsAtScale
+  const text = report(header)
+  console.log("\n" + text)
+  if (!args.includes("--no-write")) writeFileSync(new URL("./RESULTS.md", import.meta.url), text)
+})
+
+const Sql = PgClient.layer({ url: Redacted.make(url), maxConnections: 20 })
+
+const Annal = Layer.mergeAll(Migrations.layer, EventStore.layer, EventEmitter.layer, AuditService.layer).pipe(
+  Layer.provide(EventTable.layer({ schema })),
+  Layer.provideMerge(
+    Layer.effectDiscard(
+      Effect.gen(function* () {
+        const sql = yield* SqlClient.SqlClient
+        yield* Effect.addFinalizer(() => sql`DROP SCHEMA IF EXISTS ${sql(schema)} CASCADE`.pipe(Effect.ignore))
+      })
+    )
+  ),
+  Layer.provideMerge(Sql)
+)
+
+program.pipe(Effect.provide(Annal), NodeRuntime.runMain)

@@ -1,0 +1,36 @@
+/**
+ * The app's settings, from the environment: `PORT` (3000; 0 picks a free port) and `HOST` (127.0.0.1) to listen on; the database
+ * (`DATABASE_URL` for PostgreSQL, or else embedded PGlite under `ANNAL_DATA_DIR`, `.data/annal`); the API tokens
+ * (`ANNAL_API_TOKENS`, or else the demo users'); the cursor key (`ANNAL_CURSOR_SECRET`, or else a random one); and
+ * how long in-flight requests may take to finish at shutdown (`ANNAL_SHUTDOWN_TIMEOUT`, 10 seconds).
+ *
+ * @since 0.1.0
+ */
+import { Database } from "@annal/core"
+import { ApiTokens } from "@annal/http"
+import * as Config from "effect/Config"
+import * as Duration from "effect/Duration"
+import type * as Option from "effect/Option"
+import * as Schema from "effect/Schema"
+
+/** The app's settings. */
+export interface AppConfig {
+  readonly port: number
+  readonly host: string
+  readonly database: Database.DatabaseConfig
+  /** The configured tokens; none means the demo users'. */
+  readonly tokens: Option.Option<ReadonlyArray<ApiTokens.TokenEntry>>
+  readonly shutdownTimeout: Duration.Duration
+}
+
+/** A port to listen on; 0 picks a free one. */
+const Port = Schema.Int.check(Schema.isBetween({ minimum: 0, maximum: 65535 }))
+
+/** Reads the settings from the environment. */
+export const config: Config.Config<AppConfig> = Config.all({
+  port: Config.schema(Port, "PORT").pipe(Config.withDefault(3000)),
+  host: Config.String("HOST").pipe(Config.withDefault("127.0.0.1")),
+  database: Database.config,
+  tokens: Config.option(ApiTokens.config),
+  shutdownTimeout: Config.Duration("ANNAL_SHUTDOWN_TIMEOUT").pipe(Config.withDefault(Duration.seconds(10)))
+})

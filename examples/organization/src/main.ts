@@ -1,0 +1,74 @@
+/**
+ * `npm start`: runs the Organization app on the database the environment names (embedded PGlite under
+ * `ANNAL_DATA_DIR` by default, PostgreSQL with `DATABASE_URL`), and prints where it listens, where its
+ * documentation is and, without `ANNAL_API_TOKENS`, the demo users' tokens. SIGINT or SIGTERM stops it gracefully:
+ * in-flight requests finish, then the server and the database close.
+ *
+ * @since 0.1.0
+ */
+import { Database } from "@annal/core"
+import { NodeRuntime } from "@effect/platform-node"
+import * as Cause from "effect/Cause"
+import * as Console from "effect/Console"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as HttpServer from "effect/http/HttpServer"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Runtime from "effect/Runtime"
+import * as App from "./App.ts"
+import * as AppConfig from "./AppConfig.ts"
+import * as DataDirLock from "./DataDirLock.ts"
+import * as DemoUsers from "./DemoUsers.ts"
+
+const banner = (settings: AppConfig.AppConfig) =>
+  Layer.effectDiscard(
+    Effect.gen(function* () {
+      const server = yield* HttpServer.HttpServer
+      const url = HttpServer.formatAddress(server.address).replace("127.0.0.1", "localhost")
+      const lines = [
+        `Organization app on ${Database.describe(settings.database)}`,
+        `  API:           ${url}`,
+        `  documentation: ${url}${App.docsPath}`,
+        `  OpenAPI:       ${url}${App.openApiPath}`
+      ]
+      if (Option.isNone(settings.tokens)) {
+        lines.push("  demo tokens (ANNAL_API_TOKENS is not set; do not use these beyond a demo):")
+        for (const user of DemoUsers.users) {
+          lines.push(`    ${user.token.padEnd(14)} ${user.name} (${user.role}), user id ${user.userId}`)
+        }
+        lines.push(`  try: curl -H "Authorization: Bearer ${DemoUsers.user("alice").token}" ${url}/commodities`)
+      }
+      lines.push("Stop with Ctrl-C.")
+      yield* Console.log(lines.join("\n"))
+      yield* Effect.addFinalizer(() => Console.log("Stopping: finishing the requests in flight..."))
+    })
+  )
+
+const main = Effect.gen(function* () {
+  const settings = yield* AppConfig.config
+  const tokens = yield* Option.match(settings.tokens, {
+    onNone: () => DemoUsers.tokenEntries,
+    onSome: Effect.succeed
+  })
+  const server = App.layer({
+    port: settings.port,
+    host: settings.host,
+    tokens,
+    shutdownTimeout: settings.shutdownTimeout,
+    logRequests: true
+  })
+  return yield* Layer.launch(
+    banner(settings).pipe(
+      Layer.provide(server),
+      Layer.provide(Database.layer(settings.database)),
+      Layer.provide(DataDirLock.layer(settings.database))
+    )
+  ).pipe(Effect.onInterrupt(() => Console.log("Stopped: requests finished, connections closed.")))
+})
+
+/** A stop on request (SIGINT, SIGTERM) that shut down cleanly is a success, not an interruption (130). */
+const teardown: Runtime.Teardown = (exit, onExit) =>
+  Exit.isFailure(exit) && Cause.hasInterruptsOnly(exit.cause) ? onExit(0) : Runtime.defaultTeardown(exit, onExit)
+
+main.pipe(NodeRuntime.runMain({ teardown }))

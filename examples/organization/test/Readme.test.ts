@@ -1,0 +1,70 @@
+/**
+ * The README's curl examples, run as written by bash and curl against the app: only the base URL is changed, to
+ * the test server's. A wrapper around curl records each response's status on stderr, so that every step is checked
+ * without changing what the examples print.
+ */
+import { assert, layer } from "@effect/vitest"
+import * as Data from "effect/Data"
+import * as Effect from "effect/Effect"
+import { execFile } from "node:child_process"
+import { readFileSync } from "node:fs"
+import { join } from "node:path"
+import * as TestApp from "./support/TestApp.ts"
+
+const readme = readFileSync(join(import.meta.dirname, "../../../README.md"), "utf8")
+
+/** The README's block of curl examples: the shell block that sets BASE. */
+const examples = (): string => {
+  const blocks = [...readme.matchAll(/```sh\n([\s\S]*?)```/g)].map((match) => match[1]!)
+  const found = blocks.filter((block) => block.startsWith("BASE=http://localhost:3000\n"))
+  assert.strictEqual(found.length, 1, "the README has one block of curl examples")
+  return found[0]!
+}
+
+/** The script failed: bash's error and what it printed. */
+class ScriptFailed extends Data.TaggedError("ScriptFailed")<{ readonly reason: string; readonly stderr: string }> {}
+
+const run = (script: string) =>
+  Effect.callback<{ readonly stdout: string; readonly stderr: string }, ScriptFailed>((resume) => {
+    execFile("bash", ["-e", "-c", script], { timeout: 60_000 }, (error, stdout, stderr) =>
+      resume(
+        error === null
+          ? Effect.succeed({ stdout, stderr })
+          : Effect.fail(new ScriptFailed({ reason: error.message, stderr }))
+      )
+    )
+  })
+
+layer(TestApp.layer, TestApp.layerOptions)("the README's HTTP audit API examples", (it) => {
+  it.effect("run as written, and answer as the README says", () =>
+    Effect.gen(function* () {
+      const base = yield* TestApp.baseUrl
+      const block = examples()
+      const script = [
+        // Each response's status goes to stderr; a newline after each body keeps them apart on stdout.
+        `curl() { command curl -w '%{stderr}%{http_code}\\n' "$@"; echo; }`,
+        block.replace("BASE=http://localhost:3000\n", `BASE=${base}\n`)
+      ].join("\n")
+      const { stdout, stderr } = yield* run(script)
+      const statuses = stderr.trim().split("\n").map(Number)
+      assert.deepStrictEqual(statuses, [201, 200, 200, 200, 200, 200, 200, 200, 200, 401, 403, 400])
+
+      const outputs = stdout.split("\n").filter((line) => line.startsWith("{"))
+      const [updated, history, activity, commodity, recent, count, events, reads, , forbidden, invalid] = outputs
+      assert.include(updated, `"email":"finance@acme.example"`)
+      assert.include(history, `"changes":{"email":{"old":"accounts@acme.example","new":"finance@acme.example"}}`)
+      assert.include(history, `"correlationId":"onboarding-acme"`)
+      assert.include(history, `"reason":"New customer"`)
+      assert.include(history, `"userAgent":"curl/`)
+      assert.include(activity, `"nextCursor":"`)
+      assert.include(commodity, `"version":2,"data":{"name":"Wheat","category":"Grains","hsnCode":"1001","unit":"KG"}`)
+      assert.include(recent, `"eventType":"organization.updated"`)
+      assert.include(count, `{"count":2}`)
+      assert.include(events, `"eventType":"organization.updated"`)
+      assert.strictEqual((reads!.match(/"eventType":"audit.read"/g) ?? []).length, 3)
+      assert.include(stdout, `{"_tag":"Unauthenticated"`)
+      assert.include(forbidden, `{"_tag":"Forbidden"`)
+      assert.include(invalid, `"field":"query.limit"`)
+    })
+  )
+})

@@ -1,0 +1,94 @@
+/**
+ * A named consumer of the feed, declared once: its name (under which its checkpoint and lease are stored), what it
+ * reads, what it does with each batch, and how its effects and checkpoint commit. `Consumers` runs it.
+ *
+ * Delivery is at-least-once: a batch whose handler ran but whose checkpoint was not stored is delivered again. A
+ * consumer whose effects are writes to the same database can be `transactional`: its writes and its checkpoint
+ * commit in one transaction, so each event's effects are applied exactly once.
+ *
+ * @since 0.1.0
+ */
+import * as Duration from "effect/Duration"
+import type * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
+import type * as Event from "./Event.ts"
+import type * as EventRegistry from "./EventRegistry.ts"
+import * as Feed from "./Feed.ts"
+
+/** How a consumer's effects and its checkpoint are committed. */
+export type Delivery = "at-least-once" | "transactional"
+
+/** A named consumer: what it reads, and what it does with each batch. */
+export interface Consumer<E extends Event.Event, DecodeErr, HandleErr, R> {
+  readonly name: string
+  readonly registry: EventRegistry.EventRegistry<E, DecodeErr>
+  readonly filter: Feed.Filter
+  readonly delivery: Delivery
+  /** Runs once per batch that has events, in feed order; never for two batches at once. */
+  readonly handle: (batch: Feed.Batch<E>) => Effect.Effect<void, HandleErr, R>
+  readonly batchSize: number
+  readonly pollInterval: Duration.Duration
+  /** How long a lease lasts without renewal: how soon another instance takes over from one that died. */
+  readonly leaseDuration: Duration.Duration
+  /** How often a waiting instance tries to take the lease. */
+  readonly acquireInterval: Duration.Duration
+}
+
+/** The options of `make`; only the name, registry and handler are required. */
+export interface ConsumerOptions<E extends Event.Event, DecodeErr, HandleErr, R> extends Feed.Filter {
+  /** Unique per events table: the checkpoint and the lease are stored under it. 1 to 200 characters. */
+  readonly name: string
+  readonly registry: EventRegistry.EventRegistry<E, DecodeErr>
+  readonly handle: (batch: Feed.Batch<E>) => Effect.Effect<void, HandleErr, R>
+  /**
+   * `at-least-once` (the default) runs the handler, then stores the checkpoint. `transactional` runs both in one
+   * transaction: the handler's SQL writes through the same `SqlClient` join it. Keep such handlers short: a writing
+   * transaction holds the feed's fence back for every reader until it ends.
+   */
+  readonly delivery?: Delivery
+  /** Events per batch (default 100). */
+  readonly batchSize?: number
+  /** How often a caught-up consumer looks for events without having been woken (default 1 second). */
+  readonly pollInterval?: Duration.Input
+  /** Default 10 seconds; renewed every third of it. */
+  readonly leaseDuration?: Duration.Input
+  /** Default 1 second. */
+  readonly acquireInterval?: Duration.Input
+}
+
+/** Declares a consumer. A name or a setting out of range is a defect in the program, reported at once. */
+export const make = <E extends Event.Event, DecodeErr, HandleErr = never, R = never>(
+  options: ConsumerOptions<E, DecodeErr, HandleErr, R>
+): Consumer<E, DecodeErr, HandleErr, R> => {
+  if (options.name.length < 1 || options.name.length > 200) {
+    throw new Error(`Consumer name must be 1 to 200 characters: ${JSON.stringify(options.name)}`)
+  }
+  const batchSize = options.batchSize ?? 100
+  if (!Number.isSafeInteger(batchSize) || batchSize < 1 || batchSize > Feed.maxLimit) {
+    throw new Error(`Consumer ${options.name}: batchSize must be an integer from 1 to ${Feed.maxLimit}`)
+  }
+  const duration = (input: Duration.Input | undefined, fallback: Duration.Duration, field: string) => {
+    const value = input === undefined ? fallback : Option.getOrUndefined(Duration.fromInput(input))
+    if (value === undefined || Duration.toMillis(value) <= 0 || !Duration.isFinite(value)) {
+      throw new Error(`Consumer ${options.name}: ${field} must be a positive, finite duration`)
+    }
+    return value
+  }
+  return {
+    name: options.name,
+    registry: options.registry,
+    filter: {
+      ...(options.eventTypes === undefined ? {} : { eventTypes: options.eventTypes }),
+      ...(options.aggregateTypes === undefined ? {} : { aggregateTypes: options.aggregateTypes }),
+      ...(options.aggregateId === undefined ? {} : { aggregateId: options.aggregateId }),
+      ...(options.userId === undefined ? {} : { userId: options.userId }),
+      ...(options.correlationId === undefined ? {} : { correlationId: options.correlationId })
+    },
+    delivery: options.delivery ?? "at-least-once",
+    handle: options.handle,
+    batchSize,
+    pollInterval: duration(options.pollInterval, Feed.defaultPollInterval, "pollInterval"),
+    leaseDuration: duration(options.leaseDuration, Duration.seconds(10), "leaseDuration"),
+    acquireInterval: duration(options.acquireInterval, Duration.seconds(1), "acquireInterval")
+  }
+}

@@ -1,0 +1,370 @@
+/**
+ * Signed digests: a statement, signed with an Ed25519 key from configuration, of every stream's head as of a
+ * checkpoint of the log. Kept outside the database (a file, an email, a ticket), a digest lets a verifier prove
+ * later that nothing at or before its checkpoint was changed, removed, or rewritten, even by someone who could
+ * recompute every hash of the chain: they cannot sign.
+ *
+ * A checkpoint is a feed position, `(transaction id, global position)`: a digest covers the events at or before
+ * it in that order. It is only taken among transactions that have all ended (below the oldest one still running),
+ * so no event can later appear at or before it; a transaction left open anywhere on the server holds it back. Digests are made on demand (`create`, `annal digest`) or on a
+ * schedule (`layerSchedule`); each is stored in the `<table>_digests` table and returned as a small JSON document
+ * (`encode`) to keep elsewhere.
+ *
+ * @since 0.1.0
+ */
+import * as Config from "effect/Config"
+import * as Context from "effect/Context"
+import * as Base64Url from "effect/encoding/Base64Url"
+import * as KeyFormat from "effect/crypto/KeyFormat"
+import * as SecureRandom from "effect/crypto/SecureRandom"
+import * as Signature from "effect/crypto/Signature"
+import * as DateTime from "effect/DateTime"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Redacted from "effect/Redacted"
+import * as Result from "effect/Result"
+import type * as Schedule from "effect/Schedule"
+import * as Schema from "effect/Schema"
+import * as SqlClient from "effect/sql/SqlClient"
+import type { SqlError } from "effect/sql/SqlError"
+import type { StorageError } from "./AnnalError.ts"
+import * as CanonicalJson from "./CanonicalJson.ts"
+import { EventTable, qualify } from "./EventTable.ts"
+import { format, makeDigestTables, rootOf } from "./internal/integrityDigest.ts"
+import { fromSqlError } from "./internal/sqlErrors.ts"
+import { validateIdentifier } from "./Migrations.ts"
+
+// Ed25519 runs on WebCrypto, which Node 24 provides.
+const signatureLayer = Signature.layerWebCrypto.pipe(Layer.provide(SecureRandom.layerWebCrypto))
+
+/** A feed position: a digest covers every event at or before it, ordered by transaction id then global position. */
+export const Checkpoint = Schema.Struct({
+  transactionId: Schema.String.check(Schema.isPattern(/^\d{1,20}$/)),
+  globalPosition: Schema.String.check(Schema.isPattern(/^-?\d{1,19}$/))
+})
+
+/** A feed position. */
+export type Checkpoint = typeof Checkpoint.Type
+
+/**
+ * The exported digest. `signature` is Ed25519 over the UTF-8 bytes of the RFC 8785 form of every other field;
+ * `publicKey` names the key that signed it (raw, base64url), but a verifier trusts only the key it was given.
+ */
+export const Document = Schema.Struct({
+  format: Schema.Literal(format),
+  /** The events table, `schema.table`. */
+  table: Schema.String,
+  /** The digest's number in its table, from 1. */
+  id: Schema.Int,
+  checkpoint: Checkpoint,
+  /** How many streams had events at or before the checkpoint. */
+  streams: Schema.Int,
+  /** How many events those streams' chains cover: the sum of their head versions. */
+  events: Schema.Int,
+  /** The root over the stream heads, hex (see `internal/integrityDigest.ts`). */
+  root: Schema.String.check(Schema.isPattern(/^[0-9a-f]{64}$/)),
+  /** When the digest was made, ISO 8601. */
+  createdAt: Schema.String,
+  publicKey: Schema.String,
+  signature: Schema.String
+})
+
+/** An exported digest. */
+export type Document = typeof Document.Type
+
+/** A digest could not be made, read or checked: a key that does not parse, a document that does not decode. */
+export class DigestError extends Schema.TaggedError<DigestError>("@annal/core/DigestError")("DigestError", {
+  reason: Schema.String
+}) {
+  override get message(): string {
+    return `Digest: ${this.reason}`
+  }
+}
+
+/** The key digests are signed with. */
+export class SigningKey extends Context.Service<
+  SigningKey,
+  {
+    readonly privateKey: Signature.PrivateKey<Signature.Ed25519>
+    readonly publicKey: Signature.PublicKey<Signature.Ed25519>
+    /** The raw public key, base64url: how documents name the key that signed them. */
+    readonly publicKeyId: string
+  }
+>()("@annal/core/Digest/SigningKey") {}
+
+/** The digest service. */
+export class Digest extends Context.Service<
+  Digest,
+  {
+    /**
+     * Makes, signs and stores a digest up to `checkpoint`, by default the latest one that is stable. A checkpoint
+     * must be stable and not before the previous digest's.
+     */
+    readonly create: (options?: {
+      readonly checkpoint?: Checkpoint
+    }) => Effect.Effect<Document, DigestError | StorageError>
+    /** The stored documents, the latest first. */
+    readonly list: Effect.Effect<ReadonlyArray<Document>, DigestError | StorageError>
+  }
+>()("@annal/core/Digest") {}
+
+/** The bytes a document's signature covers: the RFC 8785 form of every field but `signature`. */
+export const signedBytes = (document: Omit<Document, "signature">): Uint8Array => {
+  const { format, table, id, checkpoint, streams, events, root, createdAt, publicKey } = document
+  return CanonicalJson.toBytes({ format, table, id, checkpoint, streams, events, root, createdAt, publicKey })
+}
+
+/** A document as the JSON text to keep. */
+export const encode = (document: Document): string => `${JSON.stringify(document, null, 2)}\n`
+
+/** Reads a document from its JSON text. */
+export const decode = (text: string): Effect.Effect<Document, DigestError> =>
+  Schema.decodeUnknownEffect(Schema.fromJsonString(Document))(text).pipe(
+    Effect.mapError((error) => new DigestError({ reason: `not a digest document: ${error.message}` }))
+  )
+
+/**
+ * Whether `document` was signed by `publicKey`: the key it names must be that key, and the signature must verify.
+ * `verify` is the check itself, replaceable so that tests can show a verifier that skips it is caught.
+ */
+export const verifySignature = Effect.fnUntraced(function* (
+  document: Document,
+  publicKey: Signature.PublicKey<Signature.Ed25519>,
+  verify: (
+    publicKey: Signature.PublicKey<Signature.Ed25519>,
+    signature: Uint8Array,
+    message: Uint8Array
+  ) => Effect.Effect<boolean, DigestError> = ed25519Verify
+) {
+  const expected = yield* keyId(publicKey)
+  if (document.publicKey !== expected) return false
+  const signature = Base64Url.decode(document.signature)
+  if (Result.isFailure(signature)) return false
+  return yield* verify(publicKey, signature.success, signedBytes(document))
+})
+
+/** Checks an Ed25519 signature with WebCrypto. */
+export const ed25519Verify = (
+  publicKey: Signature.PublicKey<Signature.Ed25519>,
+  signature: Uint8Array,
+  message: Uint8Array
+): Effect.Effect<boolean, DigestError> =>
+  Signature.Signature.use((service) => service.verify(publicKey, signature, message)).pipe(
+    Effect.provide(signatureLayer),
+    Effect.mapError(cryptoFailure)
+  )
+
+/**
+ * Reads a private key: PKCS#8 PEM (`openssl genpkey -algorithm ed25519`), or the 32-byte seed in base64url or
+ * base64.
+ */
+export const parseSigningKey = Effect.fnUntraced(function* (text: Redacted.Redacted<string>) {
+  const value = Redacted.value(text).trim()
+  const privateKey = value.startsWith("-----BEGIN")
+    ? yield* KeyFormat.decodePrivate(KeyFormat.pem(KeyFormat.pkcs8), Signature.ed25519, value).pipe(
+        Effect.mapError(cryptoFailure)
+      )
+    : yield* Signature.privateKey(Signature.ed25519, yield* decodeKeyBytes(value)).pipe(Effect.mapError(cryptoFailure))
+  const publicKey = yield* Signature.Signature.use((service) => service.publicKeyOf(privateKey)).pipe(
+    Effect.provide(signatureLayer),
+    Effect.mapError(cryptoFailure)
+  )
+  return SigningKey.of({ privateKey, publicKey, publicKeyId: yield* keyId(publicKey) })
+})
+
+/** Reads a public key: SPKI PEM, or the raw 32 bytes in base64url or base64 (a document's `publicKey`). */
+export const parsePublicKey = Effect.fnUntraced(function* (text: string) {
+  const value = text.trim()
+  return value.startsWith("-----BEGIN")
+    ? yield* KeyFormat.decodePublic(KeyFormat.pem(KeyFormat.spki), Signature.ed25519, value).pipe(
+        Effect.mapError(cryptoFailure)
+      )
+    : yield* Signature.publicKey(Signature.ed25519, yield* decodeKeyBytes(value)).pipe(Effect.mapError(cryptoFailure))
+})
+
+/** A new signing key: its PKCS#8 PEM, to keep secret, and its public key, to give verifiers. */
+export const generateSigningKey: Effect.Effect<
+  { readonly privateKeyPem: Redacted.Redacted<string>; readonly publicKey: string },
+  DigestError
+> = Effect.gen(function* () {
+  const service = yield* Signature.Signature
+  const pair = yield* service.generateKeyPair(Signature.ed25519)
+  const privateKeyPem = yield* KeyFormat.encode(KeyFormat.pem(KeyFormat.pkcs8), pair.privateKey)
+  return { privateKeyPem: Redacted.make(privateKeyPem), publicKey: yield* keyId(pair.publicKey) }
+}).pipe(
+  Effect.provide(signatureLayer),
+  Effect.mapError((error) => (error._tag === "DigestError" ? error : cryptoFailure(error)))
+)
+
+/** The signing key `text` names. */
+export const layerSigningKey = (text: Redacted.Redacted<string>): Layer.Layer<SigningKey, DigestError> =>
+  Layer.effect(SigningKey, parseSigningKey(text))
+
+/** The signing key in `ANNAL_DIGEST_SIGNING_KEY`. */
+export const layerSigningKeyConfig: Layer.Layer<SigningKey, DigestError | Config.ConfigError> = Layer.effect(
+  SigningKey,
+  Effect.flatMap(Config.Redacted("ANNAL_DIGEST_SIGNING_KEY"), parseSigningKey)
+)
+
+/** Builds the service over the `SqlClient`, `EventTable` and `SigningKey` in context. */
+export const make = Effect.gen(function* () {
+  const sql = yield* SqlClient.SqlClient
+  const config = yield* EventTable
+  const key = yield* SigningKey
+  const signer = yield* Signature.Signature
+  yield* validateIdentifier(config.schema)
+  yield* validateIdentifier(config.table)
+  const table = sql(qualify(config, config.table))
+  const tables = makeDigestTables(sql, config)
+  const tableName = `${config.schema}.${config.table}`
+
+  const chooseCheckpoint = Effect.fnUntraced(function* (
+    previous: Checkpoint | undefined,
+    requested: Checkpoint | undefined
+  ) {
+    const [snapshot] = yield* sql<{
+      readonly xmin: string
+    }>`SELECT pg_snapshot_xmin(pg_current_snapshot())::text AS xmin`.withoutTransform
+    const xmin = BigInt(snapshot!.xmin)
+    if (requested !== undefined) {
+      if (BigInt(requested.transactionId) >= xmin) {
+        return yield* new DigestError({
+          reason: `checkpoint transaction ${requested.transactionId} is not stable yet: transactions from ${xmin} on may still be running`
+        })
+      }
+      if (previous !== undefined && compare(requested, previous) < 0) {
+        return yield* new DigestError({
+          reason: `checkpoint (${requested.transactionId}, ${requested.globalPosition}) is before the previous digest's (${previous.transactionId}, ${previous.globalPosition})`
+        })
+      }
+      return requested
+    }
+    // The latest event of a transaction below the oldest one still running: nothing can commit at or before it.
+    const [latest] = yield* sql<{
+      readonly transaction_id: string
+      readonly global_position: string
+    }>`SELECT e.transaction_id::text AS transaction_id, e.global_position::text AS global_position FROM ${table} e
+WHERE e.transaction_id < ${xmin.toString()}::xid8
+ORDER BY e.transaction_id DESC, e.global_position DESC LIMIT 1`.withoutTransform
+    const found =
+      latest === undefined
+        ? undefined
+        : { transactionId: latest.transaction_id, globalPosition: latest.global_position }
+    if (found !== undefined && (previous === undefined || compare(found, previous) > 0)) return found
+    return previous ?? { transactionId: "0", globalPosition: "0" }
+  })
+
+  const createInTransaction = Effect.fnUntraced(function* (requested: Checkpoint | undefined) {
+    yield* sql`SELECT pg_advisory_xact_lock(hashtext(${`annal:digest:${tableName}`}))`
+    const [last] = yield* tables.readDigests()
+    const previous =
+      last === undefined
+        ? undefined
+        : { transactionId: last.transactionId.toString(), globalPosition: last.globalPosition.toString() }
+    const checkpoint = yield* chooseCheckpoint(previous, requested)
+    const id = (last?.id ?? 0) + 1
+    const from = previous ?? { transactionId: "0", globalPosition: "0" }
+    // The heads that moved since the previous digest. A head can only move up: an event of a later transaction may
+    // carry a lower stream version than one already signed (transaction ids are taken at first write, not at
+    // commit), and then the signed head stays.
+    yield* sql`INSERT INTO ${tables.heads} (digest_id, aggregate_type, aggregate_id, stream_version, hash)
+SELECT ${id}::bigint, d.aggregate_type, d.aggregate_id, d.stream_version, e.hash
+FROM (
+  SELECT aggregate_type, aggregate_id, max(stream_version) AS stream_version FROM ${table}
+  WHERE (transaction_id, global_position) > (${from.transactionId}::xid8, ${from.globalPosition}::bigint)
+    AND (transaction_id, global_position) <= (${checkpoint.transactionId}::xid8, ${checkpoint.globalPosition}::bigint)
+  GROUP BY aggregate_type, aggregate_id
+) d
+JOIN ${table} e ON e.aggregate_type = d.aggregate_type AND e.aggregate_id = d.aggregate_id
+  AND e.stream_version = d.stream_version
+WHERE NOT EXISTS (
+  SELECT 1 FROM ${tables.heads} h WHERE h.aggregate_type = d.aggregate_type AND h.aggregate_id = d.aggregate_id
+    AND h.stream_version >= d.stream_version)`
+    const heads = yield* tables.readHeads(id)
+    const unchained = heads.find((head) => head.hash === null)
+    if (unchained !== undefined) {
+      return yield* new DigestError({
+        reason: `the head of ${unchained.aggregateType}/${unchained.aggregateId} (version ${unchained.streamVersion}) has no hash: run annal verify`
+      })
+    }
+    const unsigned: Omit<Document, "signature"> = {
+      format,
+      table: tableName,
+      id,
+      checkpoint,
+      streams: heads.length,
+      events: heads.reduce((sum, head) => sum + head.streamVersion, 0),
+      root: rootOf(heads),
+      createdAt: DateTime.formatIso(yield* DateTime.now),
+      publicKey: key.publicKeyId
+    }
+    const signature = yield* signer.sign(key.privateKey, signedBytes(unsigned)).pipe(Effect.mapError(cryptoFailure))
+    const document: Document = { ...unsigned, signature: Base64Url.encode(signature) }
+    yield* sql`INSERT INTO ${tables.digests} (id, checkpoint_transaction_id, checkpoint_global_position, root, document)
+VALUES (${id}::bigint, ${checkpoint.transactionId}::xid8, ${checkpoint.globalPosition}::bigint,
+  decode(${unsigned.root}, 'hex'), ${encode(document)})`
+    return document
+  })
+
+  const create = Effect.fn("Digest.create")(
+    function* (options?: { readonly checkpoint?: Checkpoint }) {
+      return yield* sql.withTransaction(createInTransaction(options?.checkpoint))
+    },
+    Effect.catchTag("SqlError", stored("Digest.create"))
+  )
+
+  const list = tables.readDigests().pipe(
+    Effect.catchTag("SqlError", stored("Digest.list")),
+    Effect.flatMap((rows) => Effect.forEach(rows, (row) => decode(row.document))),
+    Effect.withSpan("Digest.list")
+  )
+
+  return Digest.of({ create, list })
+}).pipe(Effect.provide(signatureLayer))
+
+/** The service, built when the layer is. */
+export const layer: Layer.Layer<Digest, never, SqlClient.SqlClient | SigningKey> = Layer.effect(Digest, make)
+
+/** The service, signing with the key in `ANNAL_DIGEST_SIGNING_KEY`. */
+export const layerConfig: Layer.Layer<Digest, DigestError | Config.ConfigError, SqlClient.SqlClient> = layer.pipe(
+  Layer.provide(layerSigningKeyConfig)
+)
+
+/**
+ * Makes a digest on `schedule` (for example `Schedule.spaced("1 hour")`) for as long as the layer lives. A failed
+ * attempt is logged and the schedule goes on.
+ */
+export const layerSchedule = (schedule: Schedule.Schedule<unknown, unknown>): Layer.Layer<never, never, Digest> =>
+  Layer.effectDiscard(
+    Effect.gen(function* () {
+      const digest = yield* Digest
+      yield* Effect.forkScoped(
+        digest.create().pipe(
+          Effect.catchCause((cause) => Effect.logError("Digest: a scheduled digest failed", cause)),
+          Effect.schedule(schedule)
+        )
+      )
+    })
+  )
+
+const cryptoFailure = (error: { readonly message: string }) => new DigestError({ reason: error.message })
+
+const keyId = (publicKey: Signature.PublicKey<Signature.Ed25519>): Effect.Effect<string, DigestError> =>
+  Signature.toBytes(publicKey).pipe(Effect.map(Base64Url.encode), Effect.mapError(cryptoFailure))
+
+const decodeKeyBytes = (text: string): Effect.Effect<Uint8Array, DigestError> => {
+  const bytes = Base64Url.decode(text.replaceAll("+", "-").replaceAll("/", "_").replace(/=+$/, ""))
+  return Result.isSuccess(bytes)
+    ? Effect.succeed(bytes.success)
+    : Effect.fail(new DigestError({ reason: "a key must be PEM, or 32 bytes in base64url or base64" }))
+}
+
+/** Orders checkpoints as the feed does: by transaction id, then global position. */
+export const compare = (a: Checkpoint, b: Checkpoint): number => {
+  const byTransaction = BigInt(a.transactionId) - BigInt(b.transactionId)
+  if (byTransaction !== 0n) return byTransaction < 0n ? -1 : 1
+  const byPosition = BigInt(a.globalPosition) - BigInt(b.globalPosition)
+  return byPosition === 0n ? 0 : byPosition < 0n ? -1 : 1
+}
+
+const stored = (operation: string) => (error: SqlError) => Effect.fail(fromSqlError(operation, error))

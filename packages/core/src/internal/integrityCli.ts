@@ -1,0 +1,126 @@
+/**
+ * What `annal verify` does once its database is chosen: reads the digest and the key to trust, runs the verifier
+ * with a progress line on standard error, prints the report, and fails (exit code 1) when anything is wrong.
+ */
+import * as Config from "effect/Config"
+import * as Console from "effect/Console"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
+import * as Runtime from "effect/Runtime"
+import * as Schema from "effect/Schema"
+import * as Stdio from "effect/Stdio"
+import * as Stream from "effect/Stream"
+import * as Digest from "../Digest.ts"
+import * as Integrity from "../Integrity.ts"
+
+/** The verification found something wrong; the report has been printed. */
+export class VerificationFailed extends Schema.TaggedError<VerificationFailed>("@annal/core/VerificationFailed")(
+  "VerificationFailed",
+  { problems: Schema.Number }
+) {
+  /** The report said it all: the runtime only sets the exit code, and keeps a JSON report on stdout parseable. */
+  override readonly [Runtime.errorReported] = false
+
+  override get message(): string {
+    return `Verification failed: ${this.problems} problem${this.problems === 1 ? "" : "s"} found`
+  }
+}
+
+/** The flags of `annal verify` that the verification itself reads. */
+export interface VerifyFlags {
+  readonly digest: Option.Option<string>
+  readonly publicKey: Option.Option<string>
+  readonly entity: Option.Option<string>
+  readonly json: boolean
+}
+
+/** Runs `annal verify` against the `Integrity` service in context. */
+export const verifyCommand = Effect.fnUntraced(function* (flags: VerifyFlags, tableName: string) {
+  const integrity = yield* Integrity.Integrity
+  if (Option.isSome(flags.entity)) {
+    const [aggregateType, aggregateId, ...rest] = flags.entity.value.split("/")
+    if (aggregateType === undefined || aggregateId === undefined || rest.length > 0) {
+      return yield* new Digest.DigestError({ reason: "--entity takes <aggregate type>/<aggregate id>" })
+    }
+    const report = yield* integrity.verifyEntity(aggregateType, aggregateId)
+    if (flags.json) {
+      yield* Console.log(JSON.stringify(report, null, 2))
+    } else {
+      yield* Console.log(`Verified ${aggregateType}/${report.aggregateId}: ${count(report.events, "event")}.`)
+      yield* Console.log(
+        report.finding === undefined ? "OK: every link of its chain holds." : `FOUND ${describe(report.finding)}`
+      )
+    }
+    if (!report.verified) return yield* new VerificationFailed({ problems: 1 })
+    return
+  }
+
+  const digest = Option.isSome(flags.digest) ? yield* readDigest(flags.digest.value, flags.publicKey) : undefined
+
+  const stdio = yield* Stdio.Stdio
+  const animate = yield* stdio.stderrIsTerminal
+  const write = (text: string) => Stream.run(Stream.make(text), stdio.stderr()).pipe(Effect.ignore)
+  let shown = -1
+  const onProgress = (progress: Integrity.Progress) => {
+    const percent = progress.total === 0 ? 100 : Math.min(100, Math.floor((progress.events * 100) / progress.total))
+    const line = `Verifying ${tableName}: ${thousands(progress.events)} of ${thousands(progress.total)} events (${percent}%), ${count(progress.streams, "stream")}`
+    if (animate) return write(`\r${line}`)
+    // Without a terminal, a line per tenth is enough to show it is alive.
+    const tenth = Math.floor(percent / 10)
+    if (tenth === shown) return Effect.void
+    shown = tenth
+    return write(`${line}\n`)
+  }
+  const report = yield* integrity.verify({ ...(digest === undefined ? {} : { digest }), onProgress })
+  if (animate) yield* write("\n")
+
+  if (flags.json) {
+    yield* Console.log(JSON.stringify(report, null, 2))
+  } else {
+    yield* Console.log(`Verified ${tableName}: ${count(report.events, "event")} in ${count(report.streams, "stream")}.`)
+    if (report.digest !== undefined) {
+      const { id, checkpoint, verified } = report.digest
+      yield* Console.log(
+        `Digest #${id}, checkpoint (${checkpoint.transactionId}, ${checkpoint.globalPosition}): ${verified ? "the stream heads are the signed ones." : "NOT verified."}`
+      )
+      for (const problem of report.digest.problems)
+        yield* Console.log(`FOUND digest ${problem.kind}: ${problem.detail}`)
+    }
+    for (const finding of report.findings) yield* Console.log(`FOUND ${describe(finding)}`)
+    if (report.ok) {
+      yield* Console.log(
+        report.digest === undefined
+          ? "OK: every link of every chain holds (give --digest to also catch rewrites and truncation)."
+          : "OK: every link of every chain holds, and the log matches the digest."
+      )
+    }
+  }
+  if (!report.ok) {
+    return yield* new VerificationFailed({
+      problems: report.findings.length + (report.digest?.problems.length ?? 0)
+    })
+  }
+})
+
+/** The digest document to check, and the key to trust for it: the flag's, or else the environment's. */
+const readDigest = Effect.fnUntraced(function* (text: string, publicKey: Option.Option<string>) {
+  const document = yield* Digest.decode(text)
+  const keyText = Option.isSome(publicKey)
+    ? publicKey.value
+    : yield* Config.String("ANNAL_DIGEST_PUBLIC_KEY").pipe(
+        Effect.mapError(
+          () =>
+            new Digest.DigestError({
+              reason: "a digest is checked against a key you trust: give --public-key or ANNAL_DIGEST_PUBLIC_KEY"
+            })
+        )
+      )
+  return { document, publicKey: yield* Digest.parsePublicKey(keyText) }
+})
+
+const describe = (finding: Integrity.Finding): string =>
+  `${finding.aggregateType}/${finding.aggregateId} version ${finding.streamVersion}: ${finding.kind}: ${finding.detail}`
+
+const thousands = (n: number): string => n.toString().replace(/\B(?=(\d{3})+(?!\d))/g, ",")
+
+const count = (n: number, noun: string): string => `${thousands(n)} ${noun}${n === 1 ? "" : "s"}`

@@ -1,0 +1,419 @@
+import { assert, describe, it, layer } from "@effect/vitest"
+import * as Data from "effect/Data"
+import * as Effect from "effect/Effect"
+import * as Fiber from "effect/Fiber"
+import * as KeyFormat from "effect/crypto/KeyFormat"
+import * as SecureRandom from "effect/crypto/SecureRandom"
+import * as Signature from "effect/crypto/Signature"
+import * as Base64Url from "effect/encoding/Base64Url"
+import * as Layer from "effect/Layer"
+import * as Redacted from "effect/Redacted"
+import * as Schedule from "effect/Schedule"
+import * as SqlClient from "effect/sql/SqlClient"
+import * as TestClock from "effect/testing/TestClock"
+import * as Digest from "../src/Digest.ts"
+import { EventStore } from "../src/EventStore.ts"
+import * as EventTable from "../src/EventTable.ts"
+import * as Integrity from "../src/Integrity.ts"
+import { makeReadStream } from "../src/internal/integrityRead.ts"
+import { GstAdded, OrganizationCreated, uuid } from "./support/Fixtures.ts"
+import * as TestDatabase from "./support/TestDatabase.ts"
+
+const schema = TestDatabase.uniqueSchema()
+const events = `${schema}.events`
+
+const signingKey = Layer.effect(
+  Digest.SigningKey,
+  Effect.flatMap(Digest.generateSigningKey, (key) => Digest.parseSigningKey(key.privateKeyPem))
+)
+
+const TestLayer = Layer.mergeAll(Integrity.layer, Digest.layer).pipe(
+  Layer.provideMerge(signingKey),
+  Layer.provide(EventTable.layer({ schema })),
+  Layer.provideMerge(TestDatabase.layerWith(schema))
+)
+
+const created = (aggregateId: string, userId: string) =>
+  OrganizationCreated.make({
+    aggregateId,
+    userId,
+    data: { name: "Acme", type: "corporation", email: "a@acme.test", country: "IN" }
+  })
+
+const gst = (aggregateId: string, userId: string, gstin: string) =>
+  GstAdded.make({ aggregateId, userId, data: { gstin, state: "KA" } })
+
+class Rollback extends Data.TaggedError("Rollback") {}
+
+/** Runs `body` as a superuser who has turned the append-only trigger off, and rolls everything back. */
+const asAttacker = <A, E, R>(body: Effect.Effect<A, E, R>) =>
+  SqlClient.SqlClient.use((sql) => {
+    const result: Array<A> = []
+    return sql
+      .withTransaction(
+        Effect.gen(function* () {
+          yield* sql`ALTER TABLE ${sql(events)} DISABLE TRIGGER events_refuse_update_delete`
+          result.push(yield* body)
+          return yield* new Rollback()
+        })
+      )
+      .pipe(
+        Effect.catchIf(
+          (error) => error instanceof Rollback,
+          () => Effect.succeed(result[0]!)
+        )
+      )
+  })
+
+/**
+ * A digest that covers every event in the table. The default checkpoint stays below transactions still running
+ * anywhere on the server (other test files share it), so it may lag the last commit for a moment: digests are made
+ * until one catches up.
+ */
+const coveringDigest = Effect.gen(function* () {
+  const digest = yield* Digest.Digest
+  const sql = yield* SqlClient.SqlClient
+  const [latest] = yield* sql<{ readonly transaction_id: string; readonly global_position: string }>`SELECT
+      e.transaction_id::text AS transaction_id, e.global_position::text AS global_position FROM ${sql(events)} e
+    ORDER BY e.transaction_id DESC, e.global_position DESC LIMIT 1`
+  const target = { transactionId: latest!.transaction_id, globalPosition: latest!.global_position }
+  return yield* digest.create().pipe(
+    Effect.repeat({
+      until: (document) => Digest.compare(document.checkpoint, target) >= 0,
+      schedule: Schedule.spaced("50 millis")
+    }),
+    Effect.timeout("60 seconds"),
+    TestClock.withLive
+  )
+})
+
+const verifyWith = (document: Digest.Document) =>
+  Effect.gen(function* () {
+    const integrity = yield* Integrity.Integrity
+    const key = yield* Digest.SigningKey
+    return yield* integrity.verify({ digest: { document, publicKey: key.publicKey } })
+  })
+
+layer(TestLayer, { timeout: 120_000 })(`Digest (${TestDatabase.engine})`, (it) => {
+  it.effect("a digest is signed, stored, exported, and verifies the log it was made of", () =>
+    Effect.gen(function* () {
+      const store = yield* EventStore
+      const digest = yield* Digest.Digest
+      const key = yield* Digest.SigningKey
+      const user = uuid()
+      const [a, b] = [uuid(), uuid()]
+      yield* store.append([created(a, user), created(b, user), gst(a, user, "1")])
+      const document = yield* coveringDigest
+      assert.strictEqual(document.format, "annal.digest.v1")
+      assert.strictEqual(document.table, events)
+      assert.strictEqual(document.publicKey, key.publicKeyId)
+      assert.isAtLeast(document.streams, 2)
+      assert.isAtLeast(document.events, 3)
+
+      const decoded = yield* Digest.decode(Digest.encode(document))
+      assert.deepStrictEqual(decoded, document)
+      assert.isTrue(yield* Digest.verifySignature(decoded, key.publicKey))
+      const stored = yield* digest.list
+      assert.deepStrictEqual(stored[0], document)
+
+      const report = yield* verifyWith(decoded)
+      assert.isTrue(report.ok, JSON.stringify(report))
+      assert.deepStrictEqual(report.digest, {
+        id: document.id,
+        checkpoint: document.checkpoint,
+        verified: true,
+        problems: []
+      })
+    })
+  )
+
+  it.effect("by default the checkpoint is the latest event of a finished transaction, numerically", () =>
+    Effect.gen(function* () {
+      const store = yield* EventStore
+      const sql = yield* SqlClient.SqlClient
+      const [org, user] = [uuid(), uuid()]
+      // Enough events that global positions run past a power of ten, where text order and number order differ.
+      const appended = yield* store.append([
+        created(org, user),
+        ...Array.from({ length: 11 }, (_, n) => gst(org, user, String(n)))
+      ])
+      const last = appended.at(-1)!
+      const [row] = yield* sql<{ readonly transaction_id: string }>`SELECT transaction_id::text AS transaction_id
+        FROM ${sql(events)} WHERE id = ${last.eventId}::uuid`
+      const document = yield* coveringDigest
+      assert.deepStrictEqual(document.checkpoint, {
+        transactionId: row!.transaction_id,
+        globalPosition: last.globalPosition.toString()
+      })
+    })
+  )
+
+  it.effect("a document changed in any field, or signed by another key, does not verify", () =>
+    Effect.gen(function* () {
+      const key = yield* Digest.SigningKey
+      const store = yield* EventStore
+      yield* store.append([created(uuid(), uuid())])
+      const document = yield* coveringDigest
+      const changes: ReadonlyArray<Digest.Document> = [
+        { ...document, id: document.id + 1 },
+        { ...document, table: "public.events" },
+        { ...document, checkpoint: { ...document.checkpoint, globalPosition: "1" } },
+        { ...document, streams: document.streams + 1 },
+        { ...document, events: document.events - 1 },
+        { ...document, root: "0".repeat(64) },
+        { ...document, createdAt: "2000-01-01T00:00:00.000Z" },
+        { ...document, signature: `${document.signature.slice(0, -2)}AA` }
+      ]
+      for (const changed of changes) assert.isFalse(yield* Digest.verifySignature(changed, key.publicKey))
+      const other = yield* Effect.flatMap(Digest.generateSigningKey, (generated) =>
+        Digest.parseSigningKey(generated.privateKeyPem)
+      )
+      assert.isFalse(yield* Digest.verifySignature(document, other.publicKey))
+      const report = yield* Integrity.Integrity.use((integrity) =>
+        integrity.verify({ digest: { document, publicKey: other.publicKey } })
+      )
+      assert.deepStrictEqual(
+        report.digest?.problems.map((problem) => problem.kind),
+        ["signature_invalid"]
+      )
+      assert.isFalse(report.ok)
+    })
+  )
+
+  it.effect("later digests store only the heads that moved, and every digest still verifies", () =>
+    Effect.gen(function* () {
+      const store = yield* EventStore
+      const digest = yield* Digest.Digest
+      const sql = yield* SqlClient.SqlClient
+      const user = uuid()
+      const [a, b] = [uuid(), uuid()]
+      yield* store.append([created(a, user), created(b, user)])
+      const first = yield* coveringDigest
+      yield* store.append([gst(a, user, "2")])
+      const second = yield* coveringDigest
+      assert.isAbove(second.id, first.id)
+      assert.strictEqual(second.events, first.events + 1)
+      const moved = yield* sql<{ readonly aggregate_id: string; readonly stream_version: number }>`SELECT
+          aggregate_id::text AS aggregate_id, stream_version FROM ${sql(`${schema}.events_digest_heads`)}
+        WHERE digest_id = ${second.id}`
+      assert.deepStrictEqual(moved, [{ aggregate_id: a, stream_version: 2 }])
+      // A third digest with nothing new signs the same heads.
+      const third = yield* digest.create()
+      assert.strictEqual(third.root, second.root)
+      for (const document of [first, second, third]) {
+        const report = yield* verifyWith(document)
+        assert.isTrue(report.ok, `digest #${document.id}: ${JSON.stringify(report)}`)
+      }
+    })
+  )
+
+  it.effect("a digest proves nothing about events after it: a truncated tail is caught only by a later digest", () =>
+    Effect.gen(function* () {
+      const store = yield* EventStore
+      const sql = yield* SqlClient.SqlClient
+      const [org, user] = [uuid(), uuid()]
+      yield* store.append([created(org, user)])
+      const before = yield* coveringDigest
+      yield* store.append([gst(org, user, "after")])
+      const after = yield* coveringDigest
+      const reports = yield* asAttacker(
+        Effect.gen(function* () {
+          yield* sql`DELETE FROM ${sql(events)} WHERE aggregate_id = ${org}::uuid AND stream_version = 2`
+          return [yield* verifyWith(before), yield* verifyWith(after)] as const
+        })
+      )
+      assert.isTrue(reports[0].ok, "the earlier digest cannot know of the later event")
+      assert.deepStrictEqual(
+        reports[1].findings.map((finding) => [finding.aggregateId, finding.kind, finding.streamVersion]),
+        [[org, "truncated", 2]]
+      )
+    })
+  )
+
+  it.effect("a consistent rewrite is caught by the digest alone, and a whole stream forged into its past too", () =>
+    Effect.gen(function* () {
+      const store = yield* EventStore
+      const sql = yield* SqlClient.SqlClient
+      const [org, user] = [uuid(), uuid()]
+      yield* store.append([created(org, user), gst(org, user, "1"), gst(org, user, "2")])
+      const document = yield* coveringDigest
+      const [rewritten, forged] = yield* asAttacker(
+        Effect.gen(function* () {
+          // Changes version 2 and recomputes its hash and the next one's: every link holds again.
+          yield* sql`UPDATE ${sql(events)} SET data = '{"gstin": "X", "state": "KA"}' WHERE aggregate_id = ${org}::uuid
+            AND stream_version = 2`
+          const integrity = yield* Integrity.Integrity
+          const rows = yield* sql<{ readonly id: string }>`SELECT id::text AS id FROM ${sql(events)}
+            WHERE aggregate_id = ${org}::uuid ORDER BY stream_version`
+          const chain = yield* makeReadStream(sql, sql(events))("organization", org)
+          let previous = chain[0]!.hash!
+          for (const event of chain.slice(1)) {
+            previous = Integrity.link(previous, Integrity.canonical(event))
+            yield* sql`UPDATE ${sql(events)} SET hash = decode(${previous}, 'hex') WHERE id = ${event.eventId}::uuid`
+          }
+          assert.strictEqual(rows.length, 3)
+          assert.isTrue((yield* integrity.verifyEntity("organization", org)).verified, "the rewrite is consistent")
+          const rewritten = yield* verifyWith(document)
+          // A stream that did not exist, backdated to before the checkpoint.
+          const ghost = uuid()
+          const fields = {
+            ...chain[0]!,
+            eventId: uuid(),
+            aggregateId: ghost,
+            streamVersion: 1
+          }
+          yield* sql`INSERT INTO ${sql(events)} (id, event_type, aggregate_id, aggregate_type, user_id, "timestamp",
+              version, data, metadata, stream_version, hash, transaction_id, global_position)
+            OVERRIDING SYSTEM VALUE
+            VALUES (${fields.eventId}::uuid, ${fields.eventType}, ${ghost}::uuid, 'organization', ${fields.userId}::uuid,
+              'epoch'::timestamptz + ${fields.timestamp}::bigint * interval '1 microsecond', ${fields.version},
+              ${JSON.stringify(fields.data)}::jsonb, ${JSON.stringify(fields.metadata)}::jsonb, 1,
+              decode(${Integrity.link(Integrity.genesis, Integrity.canonical(fields))}, 'hex'), '1'::xid8, -1)`
+          return [rewritten, { ghost, report: yield* verifyWith(document) }] as const
+        })
+      )
+      assert.deepStrictEqual(
+        rewritten.findings.map((finding) => [finding.aggregateId, finding.kind, finding.streamVersion]),
+        [[org, "rewritten", 3]]
+      )
+      // Still in the attacker's transaction, the rewrite is reported too.
+      assert.sameDeepMembers(
+        forged.report.findings.map((finding) => [finding.aggregateId, finding.kind, finding.streamVersion]),
+        [
+          [org, "rewritten", 3],
+          [forged.ghost, "inserted", 1]
+        ]
+      )
+    })
+  )
+
+  it.effect("the database's copy of a digest is checked too: missing, or its heads altered", () =>
+    Effect.gen(function* () {
+      const store = yield* EventStore
+      const sql = yield* SqlClient.SqlClient
+      const [org, user] = [uuid(), uuid()]
+      yield* store.append([created(org, user), gst(org, user, "1")])
+      const document = yield* coveringDigest
+      const digests = sql(`${schema}.events_digests`)
+      const heads = sql(`${schema}.events_digest_heads`)
+      const [missing, altered] = yield* asAttacker(
+        Effect.gen(function* () {
+          yield* sql`ALTER TABLE ${digests} DISABLE TRIGGER events_digests_refuse_update_delete`
+          yield* sql`ALTER TABLE ${heads} DISABLE TRIGGER events_digest_heads_refuse_update_delete`
+          yield* sql`DELETE FROM ${digests} WHERE id = ${document.id}`
+          const missing = yield* verifyWith(document)
+          // Rewrites the last event and makes the stored head agree with it.
+          yield* sql`UPDATE ${sql(events)} SET hash = decode(${"ab".repeat(32)}, 'hex')
+            WHERE aggregate_id = ${org}::uuid AND stream_version = 2`
+          yield* sql`UPDATE ${heads} SET hash = decode(${"ab".repeat(32)}, 'hex') WHERE aggregate_id = ${org}::uuid`
+          return [missing, yield* verifyWith(document)] as const
+        })
+      )
+      assert.deepStrictEqual(
+        missing.digest?.problems.map((problem) => problem.kind),
+        ["digest_record_altered"]
+      )
+      assert.deepStrictEqual(missing.findings, [])
+      assert.deepStrictEqual(
+        altered.digest?.problems.map((problem) => problem.kind),
+        ["digest_mismatch"]
+      )
+      assert.isFalse(altered.ok)
+    })
+  )
+
+  it.effect("a checkpoint must be stable and not before the previous digest's", () =>
+    Effect.gen(function* () {
+      const store = yield* EventStore
+      const digest = yield* Digest.Digest
+      const sql = yield* SqlClient.SqlClient
+      yield* store.append([created(uuid(), uuid())])
+      const latest = yield* digest.create()
+      const unstable = yield* sql.withTransaction(
+        Effect.gen(function* () {
+          const [own] = yield* sql<{ readonly xid: string }>`SELECT pg_current_xact_id()::text AS xid`
+          return yield* Effect.flip(digest.create({ checkpoint: { transactionId: own!.xid, globalPosition: "0" } }))
+        })
+      )
+      assert.include(unstable.message, "not stable")
+      const earlier = yield* Effect.flip(digest.create({ checkpoint: { transactionId: "1", globalPosition: "0" } }))
+      assert.include(earlier.message, "before the previous digest")
+      const same = yield* digest.create({ checkpoint: latest.checkpoint })
+      assert.strictEqual(same.root, latest.root)
+    })
+  )
+
+  it.effect("concurrent digests are serialized: consecutive ids, each verifying", () =>
+    Effect.gen(function* () {
+      const digest = yield* Digest.Digest
+      const documents = yield* Effect.all(
+        Array.from({ length: 4 }, () => digest.create()),
+        { concurrency: "unbounded" }
+      )
+      const ids = documents.map((document) => document.id).toSorted((x, y) => x - y)
+      assert.deepStrictEqual(
+        ids,
+        ids.map((_, index) => ids[0]! + index)
+      )
+      for (const document of documents) assert.isTrue((yield* verifyWith(document)).ok)
+    })
+  )
+
+  it.effect("layerSchedule makes digests on its schedule while it lives", () =>
+    TestClock.withLive(
+      Effect.gen(function* () {
+        const digest = yield* Digest.Digest
+        const count = Effect.map(digest.list, (documents) => documents.length)
+        const before = yield* count
+        const fiber = yield* Layer.launch(Digest.layerSchedule(Schedule.spaced("20 millis"))).pipe(Effect.forkChild)
+        // Polls until two digests more exist; the schedule's spacing is not what is tested.
+        yield* count.pipe(
+          Effect.repeat({ until: (n) => n >= before + 2, schedule: Schedule.spaced("20 millis") }),
+          Effect.timeout("30 seconds")
+        )
+        yield* Fiber.interrupt(fiber)
+        const stopped = yield* count
+        yield* Effect.sleep("100 millis")
+        assert.strictEqual(yield* count, stopped, "the schedule stops with its layer")
+      })
+    )
+  )
+})
+
+describe("Digest keys", () => {
+  it.effect("a signing key reads from PKCS#8 PEM or a base64url seed; a public key from SPKI PEM or base64url", () =>
+    Effect.gen(function* () {
+      const generated = yield* Digest.generateSigningKey
+      const fromPem = yield* Digest.parseSigningKey(generated.privateKeyPem)
+      assert.strictEqual(fromPem.publicKeyId, generated.publicKey)
+      const spki = yield* KeyFormat.encode(KeyFormat.pem(KeyFormat.spki), fromPem.publicKey).pipe(Effect.orDie)
+      const fromSpki = yield* Digest.parsePublicKey(spki)
+      const fromId = yield* Digest.parsePublicKey(generated.publicKey)
+      const unsigned = {
+        format: "annal.digest.v1" as const,
+        table: "public.events",
+        id: 1,
+        checkpoint: { transactionId: "1", globalPosition: "1" },
+        streams: 0,
+        events: 0,
+        root: "0".repeat(64),
+        createdAt: "2024-01-01T00:00:00.000Z",
+        publicKey: generated.publicKey
+      }
+      // Both public key forms check a document signed with the key.
+      const signature = yield* Signature.Signature.use((service) =>
+        service.sign(fromPem.privateKey, Digest.signedBytes(unsigned))
+      ).pipe(Effect.provide(Signature.layerWebCrypto.pipe(Layer.provide(SecureRandom.layerWebCrypto))), Effect.orDie)
+      const signed = { ...unsigned, signature: Base64Url.encode(signature) }
+      assert.isTrue(yield* Digest.verifySignature(signed, fromSpki))
+      assert.isTrue(yield* Digest.verifySignature(signed, fromId))
+
+      const seed = yield* Digest.parseSigningKey(Redacted.make("A".repeat(43)))
+      assert.strictEqual(seed.publicKeyId.length, 43)
+      const garbage = yield* Effect.flip(Digest.parseSigningKey(Redacted.make("not a key")))
+      assert.strictEqual(garbage._tag, "DigestError")
+      const short = yield* Effect.flip(Digest.parsePublicKey("AAAA"))
+      assert.strictEqual(short._tag, "DigestError")
+    })
+  )
+})

@@ -1,0 +1,127 @@
+import { assert, describe, it } from "@effect/vitest"
+import { execFile } from "node:child_process"
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { promisify } from "node:util"
+import { PgClient } from "@effect/sql-pg"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Redacted from "effect/Redacted"
+import * as SqlClient from "effect/sql/SqlClient"
+import * as Digest from "../src/Digest.ts"
+import * as EventStore from "../src/EventStore.ts"
+import * as EventTable from "../src/EventTable.ts"
+import * as Migrations from "../src/Migrations.ts"
+import * as PgliteClient from "../src/PgliteClient.ts"
+import { GstAdded, OrganizationCreated, uuid } from "./support/Fixtures.ts"
+import * as TestDatabase from "./support/TestDatabase.ts"
+
+const bin = join(import.meta.dirname, "../bin/annal.ts")
+
+interface Run {
+  readonly code: number
+  readonly stdout: string
+  readonly stderr: string
+}
+
+const run = (args: ReadonlyArray<string>, env: Record<string, string> = {}): Promise<Run> =>
+  promisify(execFile)(process.execPath, [bin, ...args], { env: { ...process.env, DATABASE_URL: "", ...env } }).then(
+    ({ stdout, stderr }) => ({ code: 0, stdout, stderr }),
+    (error: { readonly code?: number; readonly stdout?: string; readonly stderr?: string }) => ({
+      code: error.code ?? -1,
+      stdout: error.stdout ?? "",
+      stderr: error.stderr ?? ""
+    })
+  )
+
+describe(`annal verify and annal digest (${TestDatabase.engine})`, () => {
+  it("digest signs the log; verify checks it, reports a changed event with exit code 1, and checks one entity", async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), "annal-verify-"))
+    const schema = TestDatabase.uniqueSchema()
+    const target =
+      TestDatabase.engine === "postgres"
+        ? ["--database-url", TestDatabase.postgresUrl, "--schema", schema]
+        : ["--data-dir", dataDir, "--schema", schema]
+    // The CLI runs in other processes; PGlite's folder is opened by one process at a time, so each step here closes
+    // its client before the next command starts.
+    const database: Layer.Layer<SqlClient.SqlClient, unknown> =
+      TestDatabase.engine === "postgres"
+        ? PgClient.layer({ url: Redacted.make(TestDatabase.postgresUrl) })
+        : PgliteClient.layer({ dataDir })
+    const withDatabase = <A, E>(body: Effect.Effect<A, E, SqlClient.SqlClient>) =>
+      Effect.runPromise(body.pipe(Effect.provide(database), Effect.scoped))
+    const tables = EventTable.layer({ schema })
+    const [org, user] = [uuid(), uuid()]
+    const key = await Effect.runPromise(Digest.generateSigningKey)
+    try {
+      await withDatabase(
+        Effect.gen(function* () {
+          yield* Migrations.run.pipe(Effect.provide(tables))
+          const store = yield* EventStore.make.pipe(Effect.provide(tables))
+          yield* store.append([
+            OrganizationCreated.make({
+              aggregateId: org,
+              userId: user,
+              data: { name: "Acme", type: "corporation", email: "a@acme.test", country: "IN" }
+            }),
+            GstAdded.make({ aggregateId: org, userId: user, data: { gstin: "1", state: "KA" } }),
+            GstAdded.make({ aggregateId: org, userId: user, data: { gstin: "2", state: "KA" } })
+          ])
+        })
+      )
+
+      const signed = await run(["digest", ...target], { ANNAL_DIGEST_SIGNING_KEY: Redacted.value(key.privateKeyPem) })
+      assert.strictEqual(signed.code, 0, signed.stderr)
+      // It covers the three events once no transaction older than theirs runs on the server: not asserted, as other
+      // test files share the server.
+      const document = await Effect.runPromise(Digest.decode(signed.stdout))
+      assert.isAtMost(document.events, 3)
+      const digestFile = join(dataDir, "digest.json")
+      writeFileSync(digestFile, signed.stdout)
+
+      const clean = await run(["verify", ...target, "--digest", digestFile, "--public-key", key.publicKey])
+      assert.strictEqual(clean.code, 0, clean.stdout + clean.stderr)
+      assert.include(clean.stdout, "Verified")
+      assert.include(clean.stdout, "OK: every link of every chain holds, and the log matches the digest.")
+      // The progress display, on standard error: not a terminal here, so whole lines.
+      assert.match(clean.stderr, /Verifying .*: 3 of 3 events \(100%\), 1 stream/)
+
+      await withDatabase(
+        Effect.gen(function* () {
+          const sql = yield* SqlClient.SqlClient
+          const events = sql(`${schema}.events`)
+          yield* sql.withTransaction(
+            Effect.gen(function* () {
+              yield* sql`ALTER TABLE ${events} DISABLE TRIGGER events_refuse_update_delete`
+              yield* sql`UPDATE ${events} SET data = '{"gstin": "9", "state": "KA"}'
+                WHERE aggregate_id = ${org}::uuid AND stream_version = 2`
+              yield* sql`ALTER TABLE ${events} ENABLE ALWAYS TRIGGER events_refuse_update_delete`
+            })
+          )
+        })
+      )
+
+      const tampered = await run(["verify", ...target, "--digest", digestFile, "--public-key", key.publicKey])
+      assert.strictEqual(tampered.code, 1)
+      assert.include(tampered.stdout, `FOUND organization/${org} version 2: changed`)
+
+      const entity = await run(["verify", ...target, "--entity", `organization/${org}`])
+      assert.strictEqual(entity.code, 1)
+      assert.include(entity.stdout, `FOUND organization/${org} version 2: changed`)
+
+      const json = await run(["verify", ...target, "--json"])
+      assert.strictEqual(json.code, 1)
+      const report = JSON.parse(json.stdout)
+      assert.deepStrictEqual(
+        [report.ok, report.findings.length, report.findings[0].kind, report.findings[0].streamVersion],
+        [false, 1, "changed", 2]
+      )
+    } finally {
+      rmSync(dataDir, { recursive: true, force: true })
+      if (TestDatabase.engine === "postgres") {
+        await withDatabase(SqlClient.SqlClient.use((sql) => sql`DROP SCHEMA IF EXISTS ${sql(schema)} CASCADE`))
+      }
+    }
+  }, 120_000)
+})

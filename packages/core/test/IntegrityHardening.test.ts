@@ -1,0 +1,217 @@
+/**
+ * The setup of docs/hardening.md, run as written: the application's role can append, read and make digests, and
+ * cannot change, remove, or get past the triggers. The same checks made as the table's owner succeed, which is what
+ * the setup is for.
+ */
+import { assert, layer } from "@effect/vitest"
+import { readFileSync } from "node:fs"
+import { join } from "node:path"
+import * as Data from "effect/Data"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as SqlClient from "effect/sql/SqlClient"
+import * as Digest from "../src/Digest.ts"
+import { EventStore } from "../src/EventStore.ts"
+import * as EventTable from "../src/EventTable.ts"
+import * as Integrity from "../src/Integrity.ts"
+import { describe as describeSqlError } from "../src/internal/sqlErrors.ts"
+import { GstAdded, OrganizationCreated, uuid } from "./support/Fixtures.ts"
+import * as TestDatabase from "./support/TestDatabase.ts"
+
+const schema = TestDatabase.uniqueSchema()
+const suffix = schema.slice("annal_test_".length)
+const roles = { app: `annal_app_${suffix}`, auditor: `annal_auditor_${suffix}`, owner: `annal_owner_${suffix}` }
+
+/** The statements of the `annal:hardening` block of docs/hardening.md, with psql's variables filled in. */
+const hardeningStatements = (): ReadonlyArray<string> => {
+  const text = readFileSync(join(import.meta.dirname, "../../../docs/hardening.md"), "utf8")
+  const block = /```sql\n-- annal:hardening\n([\s\S]*?)```/.exec(text)?.[1]
+  if (block === undefined) throw new Error("docs/hardening.md has no annal:hardening block")
+  const filled = block
+    .replaceAll(':"schema"', `"${schema}"`)
+    .replaceAll(':"app_role"', `"${roles.app}"`)
+    .replaceAll(':"auditor_role"', `"${roles.auditor}"`)
+  return filled
+    .split("\n")
+    .filter((line) => !line.startsWith("--"))
+    .join("\n")
+    .split(";")
+    .map((statement) => statement.trim())
+    .filter((statement) => statement.length > 0)
+}
+
+/** Sets up the roles as the doc says, and drops them when the file's tests are done. */
+const Roles = Layer.effectDiscard(
+  Effect.gen(function* () {
+    const sql = yield* SqlClient.SqlClient
+    for (const role of Object.values(roles)) yield* sql.unsafe(`CREATE ROLE "${role}" NOLOGIN`)
+    for (const statement of hardeningStatements()) yield* sql.unsafe(statement)
+    yield* Effect.addFinalizer(() =>
+      Effect.forEach(Object.values(roles), (role) =>
+        Effect.andThen(sql.unsafe(`DROP OWNED BY "${role}"`), sql.unsafe(`DROP ROLE "${role}"`)).pipe(Effect.ignore)
+      )
+    )
+  })
+)
+
+const signingKey = Layer.effect(
+  Digest.SigningKey,
+  Effect.flatMap(Digest.generateSigningKey, (key) => Digest.parseSigningKey(key.privateKeyPem))
+)
+
+const TestLayer = Layer.mergeAll(Integrity.layer, Digest.layer, Roles).pipe(
+  Layer.provideMerge(signingKey),
+  Layer.provide(EventTable.layer({ schema })),
+  Layer.provideMerge(TestDatabase.layerWith(schema))
+)
+
+class Rollback extends Data.TaggedError("Rollback") {}
+
+/** Runs `body` as `role` in a transaction that is rolled back, and returns its exit's failure or success. */
+const as = <A, E, R>(role: string, body: Effect.Effect<A, E, R>) =>
+  SqlClient.SqlClient.use((sql) => {
+    const result: Array<A> = []
+    return sql
+      .withTransaction(
+        Effect.gen(function* () {
+          yield* sql.unsafe(`SET LOCAL ROLE "${role}"`)
+          result.push(yield* body)
+          return yield* new Rollback()
+        })
+      )
+      .pipe(
+        Effect.catchIf(
+          (error) => error instanceof Rollback,
+          () => Effect.succeed(result[0]!)
+        )
+      )
+  })
+
+const created = (aggregateId: string, userId: string) =>
+  OrganizationCreated.make({
+    aggregateId,
+    userId,
+    data: { name: "Acme", type: "corporation", email: "a@acme.test", country: "IN" }
+  })
+
+/** What the application could try, to change history. */
+const attacks = (sql: SqlClient.SqlClient, aggregateId: string) => {
+  const events = sql(`${schema}.events`)
+  return [
+    ["UPDATE", sql`UPDATE ${events} SET data = '{}' WHERE aggregate_id = ${aggregateId}::uuid`],
+    ["DELETE", sql`DELETE FROM ${events} WHERE aggregate_id = ${aggregateId}::uuid`],
+    ["TRUNCATE", sql`TRUNCATE ${events}`],
+    ["DISABLE TRIGGER", sql`ALTER TABLE ${events} DISABLE TRIGGER events_refuse_update_delete`],
+    ["DROP TRIGGER", sql`DROP TRIGGER events_refuse_update_delete ON ${events}`],
+    [
+      "replace the chain",
+      sql`CREATE OR REPLACE FUNCTION ${sql(`${schema}.events_chain_step`)}(state bytea, link bytea, seed boolean)
+        RETURNS bytea LANGUAGE sql IMMUTABLE AS $$ SELECT link $$`
+    ],
+    ["session_replication_role", sql`SET LOCAL session_replication_role = replica`],
+    ["UPDATE a digest", sql`UPDATE ${sql(`${schema}.events_digests`)} SET document = ''`],
+    ["DELETE digest heads", sql`DELETE FROM ${sql(`${schema}.events_digest_heads`)}`]
+  ] as const
+}
+
+layer(TestLayer, { timeout: 120_000 })(`hardening (${TestDatabase.engine})`, (it) => {
+  it.effect("the application's role appends, reads, makes digests and verifies", () =>
+    Effect.gen(function* () {
+      const store = yield* EventStore
+      const digest = yield* Digest.Digest
+      const integrity = yield* Integrity.Integrity
+      const [org, user] = [uuid(), uuid()]
+      const report = yield* as(
+        roles.app,
+        Effect.gen(function* () {
+          yield* store.append([created(org, user)])
+          yield* store.append([GstAdded.make({ aggregateId: org, userId: user, data: { gstin: "1", state: "KA" } })], {
+            expectedVersion: 1
+          })
+          const document = yield* digest.create()
+          const key = yield* Digest.SigningKey
+          return yield* integrity.verify({ digest: { document, publicKey: key.publicKey } })
+        })
+      )
+      assert.isTrue(report.ok, JSON.stringify(report))
+      assert.strictEqual(report.events, 2)
+    })
+  )
+
+  it.effect("the auditor's role verifies, and cannot append", () =>
+    Effect.gen(function* () {
+      const store = yield* EventStore
+      const integrity = yield* Integrity.Integrity
+      const report = yield* as(roles.auditor, integrity.verify())
+      assert.isTrue(report.ok)
+      const refused = yield* as(roles.auditor, Effect.flip(store.append([created(uuid(), uuid())])))
+      assert.strictEqual(refused._tag, "StorageError")
+    })
+  )
+
+  it.effect("the application's role can do none of the things that change history; the owner can do them all", () =>
+    Effect.gen(function* () {
+      const store = yield* EventStore
+      const sql = yield* SqlClient.SqlClient
+      const org = uuid()
+      yield* store.append([created(org, uuid())])
+      yield* Digest.Digest.use((digest) => digest.create())
+      for (const [name, attack] of attacks(sql, org)) {
+        const refused = yield* as(roles.app, Effect.flip(attack))
+        assert.match(describeSqlError(refused), /permission denied|must be owner|append-only/, name)
+      }
+      // The same, as the owner the application must not be: each succeeds, which is why the setup exists. The
+      // UPDATE and DELETE get past the trigger once the owner has switched it off.
+      const owned = [`${schema}.events`, `${schema}.events_digests`, `${schema}.events_digest_heads`]
+      const succeeded = yield* SqlClient.SqlClient.use((client) => {
+        const outcomes: Array<string> = []
+        return client
+          .withTransaction(
+            Effect.gen(function* () {
+              yield* client.unsafe(`ALTER SCHEMA "${schema}" OWNER TO "${roles.owner}"`)
+              for (const relation of owned) yield* client.unsafe(`ALTER TABLE ${relation} OWNER TO "${roles.owner}"`)
+              yield* client.unsafe(
+                `ALTER FUNCTION "${schema}".events_chain_step(bytea, bytea, boolean) OWNER TO "${roles.owner}"`
+              )
+              yield* client.unsafe(`SET LOCAL ROLE "${roles.owner}"`)
+              for (const [name, attack] of attacks(client, org)) {
+                if (name === "session_replication_role") continue
+                const events = client(`${schema}.events`)
+                if (name === "UPDATE" || name === "DELETE") {
+                  yield* client`ALTER TABLE ${events} DISABLE TRIGGER events_refuse_update_delete`
+                }
+                if (name === "UPDATE a digest") {
+                  yield* client`ALTER TABLE ${client(`${schema}.events_digests`)} DISABLE TRIGGER events_digests_refuse_update_delete`
+                }
+                if (name === "DELETE digest heads") {
+                  yield* client`ALTER TABLE ${client(`${schema}.events_digest_heads`)} DISABLE TRIGGER events_digest_heads_refuse_update_delete`
+                }
+                if (name === "TRUNCATE") yield* client`ALTER TABLE ${events} DISABLE TRIGGER events_refuse_truncate`
+                yield* client`SAVEPOINT attack`
+                const exit = yield* Effect.exit(attack)
+                yield* client`ROLLBACK TO SAVEPOINT attack`
+                if (exit._tag === "Success") outcomes.push(name)
+              }
+              return yield* new Rollback()
+            })
+          )
+          .pipe(
+            Effect.catchIf(
+              (error) => error instanceof Rollback,
+              () => Effect.succeed(outcomes)
+            )
+          )
+      })
+      assert.deepStrictEqual(succeeded, [
+        "UPDATE",
+        "DELETE",
+        "TRUNCATE",
+        "DISABLE TRIGGER",
+        "DROP TRIGGER",
+        "replace the chain",
+        "UPDATE a digest",
+        "DELETE digest heads"
+      ])
+    })
+  )
+})

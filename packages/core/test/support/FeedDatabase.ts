@@ -1,0 +1,109 @@
+/**
+ * The feed's tests' database: the core's services over a fresh events table (see `TestDatabase`), with the `Feed`
+ * and `Consumers` over the same table, and small helpers to write events.
+ */
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Schedule from "effect/Schedule"
+import * as SqlClient from "effect/sql/SqlClient"
+import * as Consumers from "../../src/Consumers.ts"
+import * as EventStore from "../../src/EventStore.ts"
+import * as EventTable from "../../src/EventTable.ts"
+import * as Feed from "../../src/Feed.ts"
+import { GstAdded, OrganizationCreated, uuid } from "./Fixtures.ts"
+import * as TestDatabase from "./TestDatabase.ts"
+
+/** The core's services, the feed and the consumers over a fresh events table in `schema`. */
+export const layerWith = (schema: string) =>
+  Consumers.layer.pipe(
+    Layer.provideMerge(Feed.layer),
+    Layer.provide(EventTable.layer({ schema })),
+    Layer.provideMerge(TestDatabase.layerWith(schema))
+  )
+
+/** An organization.created event of a new organization. */
+export const created = (aggregateId = uuid(), name = "Acme") =>
+  OrganizationCreated.make({
+    aggregateId,
+    userId: uuid(),
+    data: { name, type: "corporation", email: "a@acme.test", country: "IN" }
+  })
+
+/** An organization.gst.added event. */
+export const gst = (aggregateId = uuid(), gstin = "29A") =>
+  GstAdded.make({ aggregateId, userId: uuid(), data: { gstin, state: "KA" } })
+
+/** Appends `count` GST events to new organizations, one append (and transaction) each; returns their ids. */
+export const appendMany = (count: number) =>
+  Effect.gen(function* () {
+    const store = yield* EventStore.EventStore
+    const ids: Array<string> = []
+    for (let i = 0; i < count; i++) {
+      const [appended] = yield* store.append([gst(uuid(), String(i))])
+      ids.push(appended!.eventId)
+    }
+    return ids
+  })
+
+/**
+ * Waits until every committed event of the table is readable. A transaction anywhere on the server holds the feed's
+ * fence, other test files' included, so a test that reads right after it writes waits for this first.
+ */
+export const readable = Effect.gen(function* () {
+  const feed = yield* Feed.Feed
+  yield* feed.status.pipe(
+    Effect.repeat({ schedule: Schedule.spaced("10 millis"), until: (status) => status.pending === 0 })
+  )
+})
+
+/**
+ * Every committed event of the table in `schema`, in feed order, read from the table itself. The ORDER BY names the
+ * columns qualified: unqualified, it would sort by the text the select list renames them to.
+ */
+export const committed = (schema: string) =>
+  Effect.gen(function* () {
+    const sql = yield* SqlClient.SqlClient
+    const rows = yield* sql<{ readonly id: string; readonly transaction_id: string; readonly global_position: string }>`
+      SELECT id, transaction_id::text AS transaction_id, global_position::text AS global_position
+      FROM ${sql(`${schema}.events`)} e ORDER BY e.transaction_id, e.global_position`
+    return rows.map((row) => ({
+      eventId: row.id,
+      checkpoint: { transactionId: BigInt(row.transaction_id), globalPosition: BigInt(row.global_position) }
+    }))
+  })
+
+/** The feed position of the last committed event of the table in `schema`, readable yet or not. */
+export const lastCommitted = (schema: string) =>
+  Effect.gen(function* () {
+    const sql = yield* SqlClient.SqlClient
+    const rows = yield* sql<{ readonly transaction_id: string; readonly global_position: string }>`SELECT
+      transaction_id::text AS transaction_id, global_position::text AS global_position FROM ${sql(`${schema}.events`)} e
+      ORDER BY e.transaction_id DESC, e.global_position DESC LIMIT 1`
+    const row = rows[0]
+    return row === undefined
+      ? Feed.start
+      : { transactionId: BigInt(row.transaction_id), globalPosition: BigInt(row.global_position) }
+  })
+
+/** One consumer's lag, once it has a row. */
+export const lagOf = (name: string) =>
+  Effect.gen(function* () {
+    const consumers = yield* Consumers.Consumers
+    return Option.fromUndefinedOr((yield* consumers.lag).find((row) => row.name === name))
+  }).pipe(
+    Effect.repeat({ schedule: Schedule.spaced("10 millis"), until: Option.isSome }),
+    Effect.map((lag) => Option.getOrThrow(lag))
+  )
+
+/** Waits until the consumer has committed every event committed so far in the table in `schema`. */
+export const caughtUp = (schema: string, name: string) =>
+  Effect.gen(function* () {
+    const last = yield* lastCommitted(schema)
+    return yield* lagOf(name).pipe(
+      Effect.repeat({
+        schedule: Schedule.spaced("20 millis"),
+        until: (lag) => Feed.compare(lag.checkpoint, last) >= 0
+      })
+    )
+  })

@@ -1,0 +1,96 @@
+/**
+ * The typed errors of Annal's HTTP APIs. Each one is a schema, so it is documented in the OpenAPI document and sent
+ * as a JSON body with its `_tag`; each carries its HTTP status. No response leaves the API without a body that says
+ * what went wrong, and none of them carries data the caller was not allowed to see.
+ *
+ * @since 0.1.0
+ */
+import { EventContext } from "@annal/core"
+import * as Effect from "effect/Effect"
+import * as Schema from "effect/Schema"
+
+/** One problem with a request: the field (`query.limit`, `payload.gstin`, `header.x-correlation-id`) and why. */
+export const Issue = Schema.Struct({
+  field: Schema.String,
+  reason: Schema.String
+})
+
+/** One problem with a request: the field and why. */
+export type Issue = typeof Issue.Type
+
+/** The request is malformed: every field that is wrong, and why. Nothing was read or written. */
+export class InvalidRequest extends Schema.TaggedError<InvalidRequest>("@annal/http/InvalidRequest")(
+  "InvalidRequest",
+  {
+    message: Schema.String,
+    issues: Schema.NonEmptyArray(Issue)
+  },
+  { httpApiStatus: 400, description: "The request is malformed; `issues` names each field and why" }
+) {
+  /** The error for the given problems; the message repeats the first. */
+  static fromIssues(issues: readonly [Issue, ...Array<Issue>]): InvalidRequest {
+    const [first] = issues
+    const more = issues.length > 1 ? ` (and ${issues.length - 1} more)` : ""
+    return new InvalidRequest({ message: `${first.field}: ${first.reason}${more}`, issues })
+  }
+
+  /** The error for one problem. */
+  static field(field: string, reason: string): InvalidRequest {
+    return InvalidRequest.fromIssues([{ field, reason }])
+  }
+}
+
+/** No credentials, or credentials that do not name a known API token. */
+export class Unauthenticated extends Schema.TaggedError<Unauthenticated>("@annal/http/Unauthenticated")(
+  "Unauthenticated",
+  { message: Schema.String },
+  { httpApiStatus: 401, description: "Missing or unknown bearer token" }
+) {}
+
+/** The caller is known but may not do this; the body never says what the refused request would have returned. */
+export class Forbidden extends Schema.TaggedError<Forbidden>("@annal/http/Forbidden")(
+  "Forbidden",
+  { message: Schema.String },
+  { httpApiStatus: 403, description: "The token's user or role may not do this" }
+) {}
+
+/** Nothing is at this address. */
+export class NotFound extends Schema.TaggedError<NotFound>("@annal/http/NotFound")(
+  "NotFound",
+  { message: Schema.String },
+  { httpApiStatus: 404, description: "Nothing is at this address" }
+) {}
+
+/** The request conflicts with what is stored, such as a second record with the same unique number. */
+export class Conflict extends Schema.TaggedError<Conflict>("@annal/http/Conflict")(
+  "Conflict",
+  { message: Schema.String },
+  { httpApiStatus: 409, description: "The request conflicts with what is stored" }
+) {}
+
+/**
+ * The server failed; the request's correlation id finds the logged cause. The body never carries the cause itself,
+ * which may hold another user's data or the database's internals.
+ */
+export class InternalError extends Schema.TaggedError<InternalError>("@annal/http/InternalError")(
+  "InternalError",
+  { message: Schema.String, correlationId: Schema.optionalKey(Schema.String) },
+  { httpApiStatus: 500, description: "The server failed; the correlation id finds the logged cause" }
+) {}
+
+/**
+ * Logs a failure with the request's correlation id, and fails with an `InternalError` that carries only that id:
+ * the cause stays in the server's logs.
+ */
+export const internal = (doing: string, cause: unknown): Effect.Effect<never, InternalError> =>
+  Effect.gen(function* () {
+    const { metadata } = yield* EventContext.EventContext
+    const correlationId = metadata.correlationId
+    yield* Effect.logError(`Failed ${doing}`, cause).pipe(
+      Effect.annotateLogs(correlationId === undefined ? {} : { correlationId })
+    )
+    return yield* new InternalError({
+      message: "The server failed; quote the correlation id",
+      ...(correlationId === undefined ? {} : { correlationId })
+    })
+  })

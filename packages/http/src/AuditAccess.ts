@@ -1,0 +1,53 @@
+/**
+ * Which entities a caller who is not an auditor may read the history of. The audit API asks it before it reads an
+ * entity's history, or counts or lists events restricted to one entity; an auditor is never asked about. An
+ * application provides its own policy (its tenants, its sharing rules), usually falling back to `participants`.
+ *
+ * @since 0.1.0
+ */
+import { AnnalError, EventStore } from "@annal/core"
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import type { Principal } from "./Principal.ts"
+
+/** The policy. */
+export class AuditAccess extends Context.Service<
+  AuditAccess,
+  {
+    /** Whether `principal` may read the history of the entity `entityType`/`entityId`. */
+    readonly canReadEntity: (
+      principal: Principal,
+      entityType: string,
+      entityId: string
+    ) => Effect.Effect<boolean, AnnalError.StorageError>
+  }
+>()("@annal/http/AuditAccess") {}
+
+/**
+ * The default policy: a user may read the history of an entity they have changed, that is, one with at least one
+ * event of theirs. It reads the events table, so it needs no knowledge of the application's own tables.
+ */
+export const participants: Effect.Effect<AuditAccess["Service"], never, EventStore.EventStore> = Effect.gen(
+  function* () {
+    const store = yield* EventStore.EventStore
+    return AuditAccess.of({
+      canReadEntity: (principal, entityType, entityId) =>
+        store.count({ aggregateType: entityType, aggregateId: entityId, userId: principal.userId }).pipe(
+          Effect.map((count) => count > 0),
+          // The API validated the ids and names before asking, so the store cannot refuse the query.
+          Effect.catchTag(["InvalidQuery", "InvalidCursor"], Effect.die)
+        )
+    })
+  }
+)
+
+/** The default policy, over the `EventStore` in context. */
+export const layerParticipants: Layer.Layer<AuditAccess, never, EventStore.EventStore> = Layer.effect(
+  AuditAccess,
+  participants
+)
+
+/** A policy from a function. */
+export const layer = (canReadEntity: AuditAccess["Service"]["canReadEntity"]): Layer.Layer<AuditAccess> =>
+  Layer.succeed(AuditAccess, AuditAccess.of({ canReadEntity }))

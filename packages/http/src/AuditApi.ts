@@ -1,0 +1,216 @@
+/**
+ * The audit API's definition: one `HttpApiGroup` (`audit`, under `/audit`) that an application adds to its own
+ * `HttpApi`, so its endpoints, its errors and its schemas appear in the application's OpenAPI document and
+ * documentation page. Every endpoint reads; none writes events, apart from the record of an auditor's read.
+ *
+ * - `GET /audit/entities/{entityType}/{entityId}`: an entity's history, oldest first.
+ * - `GET /audit/users/{userId}/activity`: what a user did, newest first.
+ * - `GET /audit/changes/recent`: what changed in the last hours, newest first (auditors).
+ * - `GET /audit/changes/count`: how many events match a filter.
+ * - `GET /audit/events`: events filtered by type, aggregate, user, correlation id and time range.
+ *
+ * Lists are pages of at most `maxPageSize` events with an opaque, signed `nextCursor`.
+ *
+ * @since 0.1.0
+ */
+import { Event } from "@annal/core"
+import * as HttpApi from "effect/http-api/HttpApi"
+import * as HttpApiEndpoint from "effect/http-api/HttpApiEndpoint"
+import * as HttpApiGroup from "effect/http-api/HttpApiGroup"
+import * as OpenApi from "effect/http-api/OpenApi"
+import * as Schema from "effect/Schema"
+import { Forbidden, InternalError } from "./ApiError.ts"
+import { Authentication } from "./Authentication.ts"
+import * as RequestValidation from "./RequestValidation.ts"
+
+/** The page size when none is asked for, and the largest one accepted. */
+export const defaultPageSize = 50
+export const maxPageSize = 500
+
+/** The longest window `changes/recent` looks back: a leap year, in hours. */
+export const maxRecentHours = 8784
+
+/** A UUID, such as an entity or user id. */
+export const Uuid = Schema.String.check(Schema.isUUID(undefined, { message: "must be a UUID" }))
+
+/** An entity (aggregate) type: one lowercase segment, such as `organization`. */
+export const EntityType = Schema.String.check(
+  Schema.isPattern(Event.aggregateTypePattern, { message: "must be one lowercase segment, such as organization" }),
+  Schema.isMaxLength(50, { message: "must be at most 50 characters" })
+)
+
+/** An event type: lowercase dotted segments, such as `organization.created`. */
+export const EventType = Schema.String.check(
+  Schema.isPattern(Event.eventTypePattern, {
+    message: "must be lowercase dotted segments, such as organization.created"
+  }),
+  Schema.isMaxLength(100, { message: "must be at most 100 characters" })
+)
+
+/** A page size. */
+export const PageSize = Schema.Int.check(
+  Schema.isBetween({ minimum: 1, maximum: maxPageSize }, { message: `must be an integer from 1 to ${maxPageSize}` })
+)
+
+/** A cursor from a previous page's `nextCursor`. */
+export const Cursor = Schema.String.check(Schema.isMaxLength(512, { message: "is not a cursor" }))
+
+/** An instant, as an ISO 8601 date-time with its offset, such as `2025-04-01T00:00:00Z`. */
+export const Instant = Schema.DateTimeUtcFromString.annotate({ description: "An ISO 8601 date-time" })
+
+/** The context an event was recorded with. */
+export const AuditEventMetadata = Event.EventMetadata
+
+/** A stored event, decoded to the current version of its type; its `data` is that version's JSON. */
+export const AuditEvent = Schema.Struct({
+  eventId: Schema.String,
+  eventType: Schema.String,
+  aggregateType: Schema.String,
+  aggregateId: Schema.String,
+  userId: Schema.String,
+  timestamp: Schema.DateTimeUtc,
+  /** Always the current schema version of the type, whatever version was stored. */
+  version: Schema.Int,
+  data: Schema.Json,
+  metadata: AuditEventMetadata,
+  streamVersion: Schema.Int,
+  globalPosition: Schema.BigInt,
+  transactionId: Schema.BigInt,
+  recordedAt: Schema.DateTimeUtc
+}).annotate({ identifier: "AuditEvent" })
+
+/** A stored event, as the audit API returns it. */
+export type AuditEvent = typeof AuditEvent.Type
+
+/** One page of events; `nextCursor` is null on the last page. */
+export const EventPage = Schema.Struct({
+  events: Schema.Array(AuditEvent),
+  nextCursor: Schema.NullOr(Schema.String)
+}).annotate({ identifier: "EventPage" })
+
+/** A page of an entity's history. Further facts about the entity (such as a verification) may be added later. */
+export const EntityHistory = Schema.Struct({
+  entityType: Schema.String,
+  entityId: Schema.String,
+  events: Schema.Array(AuditEvent),
+  nextCursor: Schema.NullOr(Schema.String)
+}).annotate({ identifier: "EntityHistory" })
+
+/** How many events match a filter. */
+export const ChangeCount = Schema.Struct({ count: Schema.Int }).annotate({ identifier: "ChangeCount" })
+
+const page = {
+  limit: Schema.optional(PageSize),
+  cursor: Schema.optional(Cursor)
+}
+
+const filter = {
+  eventType: Schema.optional(Schema.Array(EventType)),
+  entityType: Schema.optional(EntityType),
+  entityId: Schema.optional(Uuid),
+  userId: Schema.optional(Uuid),
+  correlationId: Schema.optional(Schema.String.check(Schema.isBetweenLength(1, 128))),
+  from: Schema.optional(Instant),
+  to: Schema.optional(Instant)
+}
+
+/** The query parameters of `GET /audit/events`. */
+export const eventsQuery = {
+  ...filter,
+  order: Schema.optional(Schema.Literals(["asc", "desc"])),
+  ...page
+}
+
+const errors = [Forbidden, InternalError]
+
+/** The audit endpoints, authenticated by bearer token, with typed 400s for malformed requests. */
+export class AuditGroup extends HttpApiGroup.make("audit")
+  .add(
+    HttpApiEndpoint.get("entityHistory", "/entities/:entityType/:entityId", {
+      params: { entityType: EntityType, entityId: Uuid },
+      query: page,
+      success: EntityHistory,
+      error: errors
+    }).annotateMerge(
+      OpenApi.annotations({
+        summary: "An entity's history",
+        description:
+          "Every event of one entity, oldest first, decoded to the current version of each type. Auditors read " +
+          "any entity; other users read the entities the application's access policy lets them see."
+      })
+    ),
+    HttpApiEndpoint.get("userActivity", "/users/:userId/activity", {
+      params: { userId: Uuid },
+      query: page,
+      success: EventPage,
+      error: errors
+    }).annotateMerge(
+      OpenApi.annotations({
+        summary: "What a user did",
+        description: "The user's events, newest first. Users read their own activity; auditors read anyone's."
+      })
+    ),
+    HttpApiEndpoint.get("recentChanges", "/changes/recent", {
+      query: {
+        hours: Schema.optional(
+          Schema.Finite.check(
+            Schema.isBetween(
+              { minimum: 1 / 60, maximum: maxRecentHours },
+              { message: `must be a number of hours from 1/60 to ${maxRecentHours}` }
+            )
+          )
+        ),
+        entityType: Schema.optional(EntityType),
+        ...page
+      },
+      success: EventPage,
+      error: errors
+    }).annotateMerge(
+      OpenApi.annotations({
+        summary: "Recent changes",
+        description: "What changed in the last `hours` (24 by default), newest first. Auditors only."
+      })
+    ),
+    HttpApiEndpoint.get("changeCount", "/changes/count", {
+      query: filter,
+      success: ChangeCount,
+      error: errors
+    }).annotateMerge(
+      OpenApi.annotations({
+        summary: "How many changes",
+        description:
+          "How many events match every given filter (`from` inclusive, `to` exclusive). Users count their own " +
+          "events (`userId`) or those of an entity they may see; auditors count anything."
+      })
+    ),
+    HttpApiEndpoint.get("events", "/events", {
+      query: eventsQuery,
+      success: EventPage,
+      error: errors
+    }).annotateMerge(
+      OpenApi.annotations({
+        summary: "Events by filter",
+        description:
+          "Events that match every given filter: `eventType` (repeatable), `entityType`, `entityId`, `userId`, " +
+          "`correlationId`, and the time range [`from`, `to`). Oldest first, or newest first with `order=desc`. " +
+          "Users list their own events or those of an entity they may see; auditors list anything."
+      })
+    )
+  )
+  .middleware(RequestValidation.RequestValidation)
+  .middleware(Authentication)
+  .prefix("/audit")
+  .annotateMerge(RequestValidation.parseOptions)
+  .annotateMerge(
+    OpenApi.annotations({
+      title: "Audit",
+      description:
+        "The audit trail: entity histories, user activity, recent changes, counts and filtered events. Reads only; " +
+        "an auditor's reads are themselves recorded as `audit.read` events."
+    })
+  ) {}
+
+/** The audit API on its own, for an application that serves nothing else, or to build a typed client. */
+export class AuditApi extends HttpApi.make("annal-audit")
+  .add(AuditGroup)
+  .annotateMerge(OpenApi.annotations({ title: "Annal audit API", version: "0.1.0" })) {}

@@ -1,0 +1,313 @@
+/**
+ * The audit API's handlers, as the layer an application provides next to its own: `layer(Api, { registry })`,
+ * where `Api` is the application's `HttpApi` with `AuditGroup` added and `registry` reads the application's events.
+ *
+ * Who may see what: an auditor reads everything, and each of their reads is recorded as an `audit.read` event
+ * before the response is sent (no record, no data). Any other caller reads their own activity, and the history of
+ * the entities `AuditAccess` lets them see; a count or a filtered list must be restricted to one of those. Nothing
+ * here writes any other event.
+ *
+ * @since 0.1.0
+ */
+import { type Event, EventEmitter, type EventRegistry, EventStore } from "@annal/core"
+import * as DateTime from "effect/DateTime"
+import * as Effect from "effect/Effect"
+import type * as HttpApi from "effect/http-api/HttpApi"
+import * as HttpApiBuilder from "effect/http-api/HttpApiBuilder"
+import type * as HttpApiGroup from "effect/http-api/HttpApiGroup"
+import type * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Schema from "effect/Schema"
+import { Forbidden, type InternalError, InvalidRequest, internal } from "./ApiError.ts"
+import { AuditAccess } from "./AuditAccess.ts"
+import type { AuditApi, AuditEvent } from "./AuditApi.ts"
+import { defaultPageSize } from "./AuditApi.ts"
+import { AuditRead } from "./AuditRead.ts"
+import * as AuditReadEvents from "./AuditRead.ts"
+import { PageCursor } from "./PageCursor.ts"
+import { CurrentPrincipal, isAuditor, type Principal } from "./Principal.ts"
+
+/** What the handlers need from the application. */
+export interface Options {
+  /** Reads the application's events; the audit API's own `audit.read` is added to it. */
+  readonly registry: EventRegistry.EventRegistry<Event.Event>
+}
+
+/** A read's parameters, as recorded and as bound into its cursors. */
+type Parameters = Record<string, string | ReadonlyArray<string> | undefined>
+
+/** The filters of `changes/count` and `events`, as decoded from the query. */
+interface FilterQuery {
+  readonly eventType?: ReadonlyArray<string> | undefined
+  readonly entityType?: string | undefined
+  readonly entityId?: string | undefined
+  readonly userId?: string | undefined
+  readonly correlationId?: string | undefined
+  readonly from?: DateTime.Utc | undefined
+  readonly to?: DateTime.Utc | undefined
+}
+
+/** The most event types one filter may name. */
+export const maxEventTypes = 50
+
+/**
+ * The handlers, typed against `AuditApi`. At runtime they are built from the application's own API, whose audit
+ * group may have been prefixed or annotated; the routes come from that group.
+ */
+const build = (api: typeof AuditApi, options: Options) =>
+  HttpApiBuilder.group(api, "audit", (handlers) =>
+    Effect.gen(function* () {
+      const store = yield* EventStore.EventStore
+      const emitter = yield* EventEmitter.EventEmitter
+      const access = yield* AuditAccess
+      const cursors = yield* PageCursor
+      const registry = withAuditRead(options.registry)
+      const toAuditEvent = makeToAuditEvent(registry)
+
+      /** Reads one page of `filter` for the read `endpoint` with `parameters`, resuming after `cursor`. */
+      const readPage = Effect.fnUntraced(function* (
+        endpoint: string,
+        parameters: Parameters,
+        filter: EventStore.EventFilter,
+        page: {
+          readonly direction: "forward" | "backward"
+          readonly limit?: number | undefined
+          readonly cursor?: string | undefined
+        }
+      ) {
+        const scope = scopeOf(endpoint, parameters)
+        const position = page.cursor === undefined ? undefined : yield* cursors.verify(scope, page.cursor)
+        const result = yield* store
+          .query(registry, filter, {
+            direction: page.direction,
+            limit: page.limit ?? defaultPageSize,
+            ...(position === undefined ? {} : { cursor: position })
+          })
+          .pipe(Effect.catch(fromStoreError))
+        const events = yield* Effect.forEach(result.events, toAuditEvent)
+        const nextCursor = Option.isSome(result.nextCursor) ? yield* cursors.sign(scope, result.nextCursor.value) : null
+        yield* recordRead(endpoint, parameters, page.cursor !== undefined, events.length)
+        return { events, nextCursor }
+      })
+
+      /** Records an auditor's read; other callers' reads are not recorded. */
+      const recordRead = Effect.fnUntraced(function* (
+        endpoint: string,
+        parameters: Parameters,
+        continued: boolean,
+        returned: number
+      ) {
+        const principal = yield* CurrentPrincipal
+        if (!isAuditor(principal)) return
+        yield* emitter
+          .emit(
+            AuditRead.make({
+              aggregateId: principal.userId,
+              data: { endpoint, parameters: defined(parameters), continued, returned }
+            })
+          )
+          .pipe(Effect.catch((error) => internal("recording an auditor's read", error)))
+      })
+
+      /** Fails unless the caller may read a list or count restricted by `query`. */
+      const authorizeFilter = Effect.fnUntraced(function* (principal: Principal, query: FilterQuery) {
+        if (isAuditor(principal)) return
+        if (query.userId !== undefined && query.userId.toLowerCase() === principal.userId) return
+        if (query.entityType !== undefined && query.entityId !== undefined) {
+          const allowed = yield* access
+            .canReadEntity(principal, query.entityType, query.entityId)
+            .pipe(Effect.catch((error) => internal("checking access", error)))
+          if (allowed) return
+        }
+        return yield* new Forbidden({
+          message:
+            "Only auditors read beyond their own events: restrict the query to userId=<your user id>, or to an " +
+            "entityType and entityId you may see"
+        })
+      })
+
+      return handlers
+        .handle(
+          "entityHistory",
+          Effect.fn("AuditApi.entityHistory")(function* ({ params, query }) {
+            const principal = yield* CurrentPrincipal
+            if (!isAuditor(principal)) {
+              const allowed = yield* access
+                .canReadEntity(principal, params.entityType, params.entityId)
+                .pipe(Effect.catch((error) => internal("checking access", error)))
+              if (!allowed) {
+                return yield* new Forbidden({ message: "You may not read the history of this entity" })
+              }
+            }
+            const page = yield* readPage(
+              "entityHistory",
+              { entityType: params.entityType, entityId: params.entityId.toLowerCase() },
+              { aggregateType: params.entityType, aggregateId: params.entityId },
+              { direction: "forward", limit: query.limit, cursor: query.cursor }
+            )
+            return { entityType: params.entityType, entityId: params.entityId.toLowerCase(), ...page }
+          })
+        )
+        .handle(
+          "userActivity",
+          Effect.fn("AuditApi.userActivity")(function* ({ params, query }) {
+            const principal = yield* CurrentPrincipal
+            const userId = params.userId.toLowerCase()
+            if (!isAuditor(principal) && userId !== principal.userId) {
+              return yield* new Forbidden({ message: "You may read only your own activity" })
+            }
+            return yield* readPage(
+              "userActivity",
+              { userId },
+              { userId },
+              { direction: "backward", limit: query.limit, cursor: query.cursor }
+            )
+          })
+        )
+        .handle(
+          "recentChanges",
+          Effect.fn("AuditApi.recentChanges")(function* ({ query }) {
+            const principal = yield* CurrentPrincipal
+            if (!isAuditor(principal)) {
+              return yield* new Forbidden({ message: "Only auditors read everyone's recent changes" })
+            }
+            const hours = query.hours ?? 24
+            const from = DateTime.subtract(yield* DateTime.now, { milliseconds: Math.round(hours * 3_600_000) })
+            return yield* readPage(
+              "recentChanges",
+              { hours: String(hours), entityType: query.entityType },
+              { from, ...(query.entityType === undefined ? {} : { aggregateType: query.entityType }) },
+              { direction: "backward", limit: query.limit, cursor: query.cursor }
+            )
+          })
+        )
+        .handle(
+          "changeCount",
+          Effect.fn("AuditApi.changeCount")(function* ({ query }) {
+            const principal = yield* CurrentPrincipal
+            const filter = yield* toFilter(query)
+            yield* authorizeFilter(principal, query)
+            const count = yield* store.count(filter).pipe(Effect.catch(fromStoreError))
+            yield* recordRead("changeCount", filterParameters(query), false, count)
+            return { count }
+          })
+        )
+        .handle(
+          "events",
+          Effect.fn("AuditApi.events")(function* ({ query }) {
+            const principal = yield* CurrentPrincipal
+            const filter = yield* toFilter(query)
+            yield* authorizeFilter(principal, query)
+            const order = query.order ?? "asc"
+            return yield* readPage("events", { ...filterParameters(query), order }, filter, {
+              direction: order === "asc" ? "forward" : "backward",
+              limit: query.limit,
+              cursor: query.cursor
+            })
+          })
+        )
+    })
+  )
+
+/**
+ * The application's registry, reading `audit.read` too. The application's own registry decides everything else, so
+ * a raw registry still reads every event raw, and a strict one still refuses types it does not know.
+ */
+const withAuditRead = (
+  registry: EventRegistry.EventRegistry<Event.Event>
+): EventRegistry.EventRegistry<Event.Event> => ({
+  definitions: new Map([...registry.definitions, ...AuditReadEvents.events.definitions]),
+  decode: (event) =>
+    event.eventType === AuditRead.eventType ? AuditReadEvents.events.decode(event) : registry.decode(event)
+})
+
+/** The store's filter for a query, refusing what cannot be answered. */
+const toFilter = (query: FilterQuery): Effect.Effect<EventStore.EventFilter, InvalidRequest> => {
+  if (query.from !== undefined && query.to !== undefined && DateTime.isGreaterThan(query.from, query.to)) {
+    return Effect.fail(InvalidRequest.field("query.from", "must not be after query.to"))
+  }
+  if (query.eventType !== undefined && query.eventType.length > maxEventTypes) {
+    return Effect.fail(InvalidRequest.field("query.eventType", `names at most ${maxEventTypes} types`))
+  }
+  return Effect.succeed({
+    ...(query.eventType === undefined ? {} : { eventTypes: query.eventType }),
+    ...(query.entityType === undefined ? {} : { aggregateType: query.entityType }),
+    ...(query.entityId === undefined ? {} : { aggregateId: query.entityId }),
+    ...(query.userId === undefined ? {} : { userId: query.userId }),
+    ...(query.correlationId === undefined ? {} : { correlationId: query.correlationId }),
+    ...(query.from === undefined ? {} : { from: query.from }),
+    ...(query.to === undefined ? {} : { to: query.to })
+  })
+}
+
+const filterParameters = (query: FilterQuery): Parameters => ({
+  eventType: query.eventType,
+  entityType: query.entityType,
+  entityId: query.entityId?.toLowerCase(),
+  userId: query.userId?.toLowerCase(),
+  correlationId: query.correlationId,
+  from: query.from === undefined ? undefined : DateTime.formatIso(query.from),
+  to: query.to === undefined ? undefined : DateTime.formatIso(query.to)
+})
+
+/** The parameters that are set. */
+const defined = (parameters: Parameters): Record<string, string | ReadonlyArray<string>> => {
+  const result: Record<string, string | ReadonlyArray<string>> = {}
+  for (const [key, value] of Object.entries(parameters)) if (value !== undefined) result[key] = value
+  return result
+}
+
+/** What a cursor is bound to: the endpoint and every parameter of the query, in a canonical order. */
+const scopeOf = (endpoint: string, parameters: Parameters): string =>
+  JSON.stringify([endpoint, Object.entries(defined(parameters)).toSorted(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))])
+
+/** Turns a decoded event into its JSON: `data` is encoded with the current schema of its type. */
+const makeToAuditEvent = (registry: EventRegistry.EventRegistry<Event.Event>) => {
+  const encoders = new Map<string, (data: unknown) => Effect.Effect<unknown, Schema.SchemaError>>()
+  for (const [eventType, definition] of registry.definitions) {
+    encoders.set(eventType, Schema.encodeUnknownEffect(definition.schema))
+  }
+  return (event: Event.Event): Effect.Effect<AuditEvent, InternalError> => {
+    const encode = encoders.get(event.eventType)
+    const data = encode === undefined ? Effect.succeed(event.data) : encode(event.data)
+    return data.pipe(
+      Effect.flatMap(Schema.decodeUnknownEffect(Schema.Json)),
+      Effect.map((json) => ({ ...event, data: json })),
+      Effect.catch((error) => internal(`encoding event ${event.eventId}`, error))
+    )
+  }
+}
+
+/** The store's refusals as 400s; its failures, and rows it cannot decode, as logged 500s. */
+const fromStoreError = (
+  error: EventStore.QueryError | EventRegistry.DecodeError
+): Effect.Effect<never, InvalidRequest | InternalError> => {
+  switch (error._tag) {
+    case "InvalidQuery":
+      return Effect.fail(InvalidRequest.field(`query.${error.field}`, error.reason))
+    case "InvalidCursor":
+      return Effect.fail(InvalidRequest.field("query.cursor", "is not a cursor this server issued for this query"))
+    default:
+      return internal("reading events", error)
+  }
+}
+
+type Built = ReturnType<typeof build>
+
+/** Nothing extra when the API's groups include the audit group (prefixed or not); an impossible type otherwise. */
+type HasAuditGroup<Groups extends HttpApiGroup.Constraint> =
+  "audit" extends HttpApiGroup.Identifier<Groups> ? unknown : { readonly "the API must include AuditGroup": never }
+
+/** The handlers of `AuditGroup` in the application's `api`, which must include it. */
+export const layer: <Id extends string, Groups extends HttpApiGroup.Constraint>(
+  api: HttpApi.HttpApi<Id, Groups> & HasAuditGroup<Groups>,
+  options: Options
+) => Layer.Layer<HttpApiGroup.Service<Id, "audit">, Layer.Error<Built>, Layer.Services<Built>> =
+  // `HttpApiBuilder.group` cannot resolve an endpoint's types in a generic set of groups, so the handlers are
+  // checked against `AuditApi`. Any API that holds `AuditGroup` (prefixed or annotated by the application) has the
+  // same endpoints under the same names and schemas, and the service the layer provides is keyed by the group's
+  // identifier alone.
+  build as unknown as <Id extends string, Groups extends HttpApiGroup.Constraint>(
+    api: HttpApi.HttpApi<Id, Groups> & HasAuditGroup<Groups>,
+    options: Options
+  ) => Layer.Layer<HttpApiGroup.Service<Id, "audit">, Layer.Error<Built>, Layer.Services<Built>>

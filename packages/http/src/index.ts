@@ -1,0 +1,18 @@
+/**
+ * @annal/http: the audit trail over HTTP, as an `HttpApiGroup` and its handlers that any Effect application adds to
+ * its own API; bearer-token authentication; typed errors; signed page cursors; and the request context that flows
+ * into every event a request emits.
+ *
+ * @since 0.1.0
+ */
+export * as ApiError from "./ApiError.ts"
+export * as ApiTokens from "./ApiTokens.ts"
+export * as AuditAccess from "./AuditAccess.ts"
+export * as AuditApi from "./AuditApi.ts"
+export * as AuditHandlers from "./AuditHandlers.ts"
+export * as AuditRead from "./AuditRead.ts"
+export * as Authentication from "./Authentication.ts"
+export * as PageCursor from "./PageCursor.ts"
+export * as Principal from "./Principal.ts"
+export * as RequestContext from "./RequestContext.ts"
+export * as RequestValidation from "./RequestValidation.ts"
