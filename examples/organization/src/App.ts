@@ -5,7 +5,7 @@
  *
  * @since 0.1.0
  */
-import { EventEmitter, EventStore, Migrations } from "@annal/core"
+import { EventEmitter, EventStore, Integrity, Migrations } from "@annal/core"
 import { ApiTokens, AuditHandlers, Authentication, PageCursor, RequestContext, RequestValidation } from "@annal/http"
 import { NodeHttpServer } from "@effect/platform-node"
 import type * as Duration from "effect/Duration"
@@ -46,7 +46,7 @@ export const migrations = OrganizationMigrations.layer.pipe(Layer.provide(Migrat
 
 /** The services, over the `SqlClient` in context, built once the migrations have run. */
 export const services = Layer.mergeAll(Organizations.layer, Commodities.layer, Access.layer).pipe(
-  Layer.provideMerge(Layer.mergeAll(EventStore.layer, EventEmitter.layer)),
+  Layer.provideMerge(Layer.mergeAll(EventStore.layer, EventEmitter.layer, Integrity.layer)),
   Layer.provide(migrations)
 )
 

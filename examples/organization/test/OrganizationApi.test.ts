@@ -456,4 +456,26 @@ layer(TestApp.layer, TestApp.layerOptions)("the Organization app over HTTP", (it
       })
     )
   })
+  it.effect("entity history says whether the entity's hash chain verified, and where a tampering breaks it", () =>
+    Effect.gen(function* () {
+      const id = yield* createOrganization("Verified Traders")
+      const before = history(
+        (yield* TestApp.request("GET", `/audit/entities/organization/${id}`, { as: "alice" })).body
+      )
+      assert.deepStrictEqual(before.verification, { verified: true, events: 1, finding: null })
+
+      // A superuser gets past the append-only triggers and rewrites the stored name.
+      const sql = yield* SqlClient.SqlClient
+      yield* sql`ALTER TABLE events DISABLE TRIGGER USER`
+      yield* sql`UPDATE events SET data = jsonb_set(data, '{name}', '"Forged Traders"') WHERE aggregate_id = ${id}::uuid`
+      const triggers = yield* sql<{ readonly name: string }>`SELECT tgname AS name FROM pg_trigger
+        WHERE tgrelid = 'events'::regclass AND NOT tgisinternal`
+      for (const trigger of triggers) yield* sql`ALTER TABLE events ENABLE ALWAYS TRIGGER ${sql(trigger.name)}`
+
+      const after = history((yield* TestApp.request("GET", `/audit/entities/organization/${id}`, { as: "alice" })).body)
+      assert.strictEqual(after.verification?.verified, false)
+      assert.strictEqual(after.verification?.finding?.kind, "changed")
+      assert.strictEqual(after.verification?.finding?.streamVersion, 1)
+    })
+  )
 })

@@ -88,12 +88,31 @@ export const EventPage = Schema.Struct({
   nextCursor: Schema.NullOr(Schema.String)
 }).annotate({ identifier: "EventPage" })
 
-/** A page of an entity's history. Further facts about the entity (such as a verification) may be added later. */
+/** Whether an entity's hash chain holds, and where it first breaks when it does not. */
+export const Verification = Schema.Struct({
+  verified: Schema.Boolean,
+  events: Schema.Int,
+  finding: Schema.NullOr(
+    Schema.Struct({
+      kind: Schema.String,
+      streamVersion: Schema.Int,
+      eventId: Schema.NullOr(Schema.String),
+      detail: Schema.String
+    })
+  )
+}).annotate({ identifier: "Verification" })
+
+/**
+ * A page of an entity's history, with whether its whole hash chain verified (`null` when the application serves
+ * no `Integrity` service). The chain alone does not catch a consistent rewrite or a truncated tail: that needs a
+ * signed digest (`annal verify --digest`).
+ */
 export const EntityHistory = Schema.Struct({
   entityType: Schema.String,
   entityId: Schema.String,
   events: Schema.Array(AuditEvent),
-  nextCursor: Schema.NullOr(Schema.String)
+  nextCursor: Schema.NullOr(Schema.String),
+  verification: Schema.NullOr(Verification)
 }).annotate({ identifier: "EntityHistory" })
 
 /** How many events match a filter. */

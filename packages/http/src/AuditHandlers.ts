@@ -9,7 +9,7 @@
  *
  * @since 0.1.0
  */
-import { type Event, EventEmitter, type EventRegistry, EventStore } from "@annal/core"
+import { type Event, EventEmitter, type EventRegistry, EventStore, Integrity } from "@annal/core"
 import * as DateTime from "effect/DateTime"
 import * as Effect from "effect/Effect"
 import type * as HttpApi from "effect/http-api/HttpApi"
@@ -60,6 +60,8 @@ const build = (api: typeof AuditApi, options: Options) =>
       const store = yield* EventStore.EventStore
       const emitter = yield* EventEmitter.EventEmitter
       const access = yield* AuditAccess
+      // Verification is offered when the application serves the Integrity service; the API works without it.
+      const integrity = yield* Effect.serviceOption(Integrity.Integrity)
       const cursors = yield* PageCursor
       const registry = withAuditRead(options.registry)
       const toAuditEvent = makeToAuditEvent(registry)
@@ -145,7 +147,27 @@ const build = (api: typeof AuditApi, options: Options) =>
               { aggregateType: params.entityType, aggregateId: params.entityId },
               { direction: "forward", limit: query.limit, cursor: query.cursor }
             )
-            return { entityType: params.entityType, entityId: params.entityId.toLowerCase(), ...page }
+            const verification = yield* Option.match(integrity, {
+              onNone: () => Effect.succeed(null),
+              onSome: (service) =>
+                service.verifyEntity(params.entityType, params.entityId).pipe(
+                  Effect.map((report) => ({
+                    verified: report.verified,
+                    events: report.events,
+                    finding:
+                      report.finding === undefined
+                        ? null
+                        : {
+                            kind: report.finding.kind,
+                            streamVersion: report.finding.streamVersion,
+                            eventId: report.finding.eventId ?? null,
+                            detail: report.finding.detail
+                          }
+                  })),
+                  Effect.catch((error) => internal("verifying the entity's history", error))
+                )
+            })
+            return { entityType: params.entityType, entityId: params.entityId.toLowerCase(), ...page, verification }
           })
         )
         .handle(
