@@ -11,7 +11,8 @@ import type { StorageError } from "../AnnalError.ts"
 import type { EventTableConfig } from "../EventTable.ts"
 import { qualify } from "../EventTable.ts"
 import { consumersTable } from "./feedMigration.ts"
-import { decode, type Position, Timestamp, toPosition } from "./feedRead.ts"
+import { decode, type Position, toPosition } from "./feedRead.ts"
+import { Timestamp } from "./read.ts"
 import { fromSqlError } from "./sqlErrors.ts"
 
 /** One consumer's row with its lag, as `lag` reads it. */

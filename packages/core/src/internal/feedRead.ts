@@ -16,6 +16,7 @@ import { StorageError } from "../AnnalError.ts"
 import * as Event from "../Event.ts"
 import type { EventTableConfig } from "../EventTable.ts"
 import { qualify } from "../EventTable.ts"
+import { decodeRows, eventColumns } from "./read.ts"
 
 /** A feed position: everything at or before it, in feed order. */
 export interface Position {
@@ -73,15 +74,11 @@ export const makeFeedRead = (sql: SqlClient.SqlClient, config: EventTableConfig)
     fenceId: bigint,
     limit: number
   ): Effect.Effect<ReadonlyArray<Event.RawEvent>, SqlError | StorageError> =>
-    sql`SELECT id, event_type, aggregate_id, aggregate_type, user_id, "timestamp", version, data, metadata,
-  stream_version, global_position::text AS global_position, transaction_id::text AS transaction_id, recorded_at
+    sql`SELECT ${eventColumns(sql)}
 FROM ${table} e
 WHERE ${sql.and([after(from), below(fenceId), ...clauses(sql, filter)])}
 ORDER BY e.transaction_id, e.global_position
-LIMIT ${limit}`.withoutTransform.pipe(
-      Effect.flatMap((rows) => decode(EventRows, rows)),
-      Effect.map((rows) => rows.map(toEvent))
-    )
+LIMIT ${limit}`.withoutTransform.pipe(Effect.flatMap((rows) => decodeRows(rows, "Feed.read")))
 
   /** The position of the last event after `from` and below `fence`, whatever its type. */
   const lastBelow = (from: Position, fenceId: bigint): Effect.Effect<Position | undefined, SqlError | StorageError> =>
@@ -177,44 +174,6 @@ export const toPosition = (row: { readonly transaction_id: string; readonly glob
   globalPosition: BigInt(row.global_position)
 })
 
-const toEvent = (row: EventRow): Event.RawEvent => ({
-  eventId: row.id,
-  eventType: row.event_type,
-  aggregateId: row.aggregate_id,
-  aggregateType: row.aggregate_type,
-  userId: row.user_id,
-  timestamp: row.timestamp,
-  version: row.version,
-  data: row.data,
-  metadata: row.metadata,
-  streamVersion: row.stream_version,
-  globalPosition: row.global_position,
-  transactionId: row.transaction_id,
-  recordedAt: row.recorded_at
-})
-
-/** Both engines return timestamptz as a Date. */
-export const Timestamp = Schema.Union([Schema.DateTimeUtcFromDate, Schema.DateTimeUtcFromString])
-
-// The same row as the store's reads (internal/read.ts keeps its schema private).
-const EventRow = Schema.Struct({
-  id: Schema.String,
-  event_type: Schema.String,
-  aggregate_id: Schema.String,
-  aggregate_type: Schema.String,
-  user_id: Schema.String,
-  timestamp: Timestamp,
-  version: Schema.Int,
-  data: Schema.Json,
-  metadata: Event.EventMetadata,
-  stream_version: Schema.Int,
-  global_position: Schema.BigIntFromString,
-  transaction_id: Schema.BigIntFromString,
-  recorded_at: Timestamp
-})
-type EventRow = typeof EventRow.Type
-
-const EventRows = Schema.Array(EventRow)
 const FenceRows = Schema.Array(Schema.Struct({ fence: Schema.String }))
 const PositionRows = Schema.Array(Schema.Struct({ transaction_id: Schema.String, global_position: Schema.String }))
 const CountRows = Schema.Array(Schema.Struct({ count: Schema.String }))

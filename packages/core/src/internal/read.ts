@@ -47,13 +47,17 @@ export const makeRead = (sql: SqlClient.SqlClient, config: EventTableConfig) => 
     // Qualified: the select list renames global_position to its text form, and an unqualified ORDER BY would
     // sort by that text.
     const order = forward ? sql`ORDER BY e.global_position ASC` : sql`ORDER BY e.global_position DESC`
-    return sql`SELECT id, event_type, aggregate_id, aggregate_type, user_id, "timestamp", version, data, metadata,
-  stream_version, global_position::text AS global_position, transaction_id::text AS transaction_id, recorded_at
+    return sql`SELECT ${eventColumns(sql)}
 FROM ${table} e WHERE ${sql.and(where)} ${order} LIMIT ${range.limit}`.withoutTransform.pipe(
       Effect.flatMap((rows) => decodeRows(rows))
     )
   }
 }
+
+/** The columns `decodeRows` reads, the bigints as text so that neither driver's integer parsing matters. */
+export const eventColumns = (sql: SqlClient.SqlClient): Statement.Fragment =>
+  sql`id, event_type, aggregate_id, aggregate_type, user_id, "timestamp", version, data, metadata, stream_version,
+  global_position::text AS global_position, transaction_id::text AS transaction_id, recorded_at`
 
 const clauses = (sql: SqlClient.SqlClient, filter: Filter): Array<Statement.Fragment> => {
   const where: Array<Statement.Fragment> = []
@@ -67,13 +71,17 @@ const clauses = (sql: SqlClient.SqlClient, filter: Filter): Array<Statement.Frag
   return where
 }
 
-const decodeRows = (rows: ReadonlyArray<unknown>): Effect.Effect<ReadonlyArray<Event.RawEvent>, StorageError> =>
+/** Decodes rows selected with `eventColumns` into raw events; an unexpected row is a `StorageError` of `operation`. */
+export const decodeRows = (
+  rows: ReadonlyArray<unknown>,
+  operation = "EventStore.read"
+): Effect.Effect<ReadonlyArray<Event.RawEvent>, StorageError> =>
   decodeEventRows(rows).pipe(
     Effect.map((decoded) => decoded.map(toEvent)),
     Effect.mapError(
       (error) =>
         new StorageError({
-          operation: "EventStore.read",
+          operation,
           reason: "UnexpectedRow",
           detail: error.message,
           retryable: false
@@ -99,7 +107,7 @@ const toEvent = (row: EventRow): Event.RawEvent => ({
 
 // Both engines return timestamptz as a Date; the bigint columns are selected as text so that neither driver's
 // integer parsing matters.
-const Timestamp = Schema.Union([Schema.DateTimeUtcFromDate, Schema.DateTimeUtcFromString])
+export const Timestamp = Schema.Union([Schema.DateTimeUtcFromDate, Schema.DateTimeUtcFromString])
 
 const EventRow = Schema.Struct({
   id: Schema.String,
