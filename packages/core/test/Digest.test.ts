@@ -157,12 +157,16 @@ layer(TestLayer, { timeout: 120_000 })(`Digest (${TestDatabase.engine})`, (it) =
       const changes: ReadonlyArray<Digest.Document> = [
         { ...document, id: document.id + 1 },
         { ...document, table: "public.events" },
-        { ...document, checkpoint: { ...document.checkpoint, globalPosition: "1" } },
+        // Each change must change something: a fixed replacement value can equal the original.
+        {
+          ...document,
+          checkpoint: { ...document.checkpoint, globalPosition: `${BigInt(document.checkpoint.globalPosition) + 1n}` }
+        },
         { ...document, streams: document.streams + 1 },
         { ...document, events: document.events - 1 },
         { ...document, root: "0".repeat(64) },
         { ...document, createdAt: "2000-01-01T00:00:00.000Z" },
-        { ...document, signature: `${document.signature.slice(0, -2)}AA` }
+        { ...document, signature: flipCharacter(document.signature, 10) }
       ]
       for (const changed of changes) assert.isFalse(yield* Digest.verifySignature(changed, key.publicKey))
       const other = yield* Effect.flatMap(Digest.generateSigningKey, (generated) =>
@@ -417,3 +421,7 @@ describe("Digest keys", () => {
     })
   )
 })
+
+/** `text` with the character at `index` replaced by a different one. */
+const flipCharacter = (text: string, index: number): string =>
+  `${text.slice(0, index)}${text[index] === "A" ? "B" : "A"}${text.slice(index + 1)}`
