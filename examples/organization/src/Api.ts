@@ -4,7 +4,7 @@
  *
  * @since 0.1.0
  */
-import { ApiError, AuditApi, Authentication, RequestValidation } from "@annal/http"
+import { ApiError, AuditApi, Authentication, RequestTimeout, RequestValidation } from "@annal/http"
 import * as HttpApi from "effect/http-api/HttpApi"
 import * as HttpApiEndpoint from "effect/http-api/HttpApiEndpoint"
 import * as HttpApiGroup from "effect/http-api/HttpApiGroup"
@@ -109,6 +109,7 @@ export class OrganizationsGroup extends HttpApiGroup.make("organizations")
   )
   .middleware(RequestValidation.RequestValidation)
   .middleware(Authentication.Authentication)
+  .middleware(RequestTimeout.RequestTimeout)
   .prefix("/organizations")
   .annotateMerge(RequestValidation.parseOptions)
   .annotateMerge(
@@ -139,6 +140,7 @@ export class CommoditiesGroup extends HttpApiGroup.make("commodities")
   )
   .middleware(RequestValidation.RequestValidation)
   .middleware(Authentication.Authentication)
+  .middleware(RequestTimeout.RequestTimeout)
   .prefix("/commodities")
   .annotateMerge(RequestValidation.parseOptions)
   .annotateMerge(OpenApi.annotations({ title: "Commodities", description: "The commodity catalog." })) {}

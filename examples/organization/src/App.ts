@@ -1,24 +1,34 @@
 /**
  * The app, assembled: the HTTP routes (the API, its OpenAPI document at `/openapi.json` and its documentation
- * page at `/docs`), the services behind them, and the Node server. The database is the one requirement left
- * open, so `main` picks it from the environment and tests give each file a fresh one.
+ * page at `/docs`, and the live event stream at `/events/stream`), the services behind them, and the Node server.
+ * The database is the one requirement left open, so `main` picks it from the environment and tests give each file a
+ * fresh one.
  *
  * @since 0.1.0
  */
-import { EventEmitter, EventStore, Integrity, Migrations } from "@annal/core"
-import { ApiTokens, AuditHandlers, Authentication, PageCursor, RequestContext, RequestValidation } from "@annal/http"
+import { EventEmitter, EventStore, Feed, Integrity, Migrations } from "@annal/core"
+import {
+  ApiTokens,
+  AuditHandlers,
+  Authentication,
+  EventStream,
+  PageCursor,
+  RequestContext,
+  RequestTimeout,
+  RequestValidation
+} from "@annal/http"
 import { NodeHttpServer } from "@effect/platform-node"
 import type * as Duration from "effect/Duration"
 import * as HttpRouter from "effect/http/HttpRouter"
 import * as HttpApiBuilder from "effect/http-api/HttpApiBuilder"
 import * as HttpApiSwagger from "effect/http-api/HttpApiSwagger"
 import * as Layer from "effect/Layer"
-import { createServer } from "node:http"
 import * as Access from "./Access.ts"
 import { Api } from "./Api.ts"
 import * as Commodities from "./Commodities.ts"
 import { CommoditiesHandlers, OrganizationsHandlers, SystemHandlers } from "./Handlers.ts"
 import * as OrganizationMigrations from "./Migrations.ts"
+import * as NodeServer from "./NodeServer.ts"
 import * as Organizations from "./Organizations.ts"
 import { OrganizationEvents } from "./Events.ts"
 
@@ -26,27 +36,35 @@ import { OrganizationEvents } from "./Events.ts"
 export const openApiPath = "/openapi.json"
 export const docsPath = "/docs"
 
+/** The limits of the live event stream, `GET /events/stream`; each has a default. */
+export type EventStreamLimits = Omit<EventStream.Options, "registry">
+
 /** The routes, over the services in context. */
-export const routes = Layer.mergeAll(
-  HttpApiBuilder.layer(Api, { openapiPath: openApiPath }),
-  HttpApiSwagger.layer(Api, { path: docsPath }),
-  RequestContext.layer
-).pipe(
-  Layer.provide([
-    OrganizationsHandlers,
-    CommoditiesHandlers,
-    SystemHandlers,
-    AuditHandlers.layer(Api, { registry: OrganizationEvents })
-  ]),
-  Layer.provide([Authentication.layer, RequestValidation.layer])
-)
+export const makeRoutes = (eventStream: EventStreamLimits = {}) =>
+  Layer.mergeAll(
+    HttpApiBuilder.layer(Api, { openapiPath: openApiPath }),
+    HttpApiSwagger.layer(Api, { path: docsPath }),
+    EventStream.layer({ registry: OrganizationEvents, ...eventStream }),
+    RequestContext.layer
+  ).pipe(
+    Layer.provide([
+      OrganizationsHandlers,
+      CommoditiesHandlers,
+      SystemHandlers,
+      AuditHandlers.layer(Api, { registry: OrganizationEvents })
+    ]),
+    Layer.provide([Authentication.layer, RequestValidation.layer])
+  )
+
+/** The routes, with the event stream's default limits. */
+export const routes = makeRoutes()
 
 /** Both sets of migrations, the events table's first. */
 export const migrations = OrganizationMigrations.layer.pipe(Layer.provide(Migrations.layer))
 
 /** The services, over the `SqlClient` in context, built once the migrations have run. */
 export const services = Layer.mergeAll(Organizations.layer, Commodities.layer, Access.layer).pipe(
-  Layer.provideMerge(Layer.mergeAll(EventStore.layer, EventEmitter.layer, Integrity.layer)),
+  Layer.provideMerge(Layer.mergeAll(EventStore.layer, EventEmitter.layer, Integrity.layer, Feed.layer)),
   Layer.provide(migrations)
 )
 
@@ -60,15 +78,29 @@ export interface ServerOptions {
   readonly shutdownTimeout?: Duration.Input | undefined
   /** Whether to log every request. */
   readonly logRequests?: boolean | undefined
+  /** The limits of the live event stream (connections per user, buffer, heartbeat); defaults otherwise. */
+  readonly eventStream?: EventStreamLimits | undefined
+  /**
+   * How long a request may take before it is stopped and answered with a 503 `Timeout`
+   * (`RequestTimeout.defaultTimeout`, 5 seconds, unless given).
+   */
+  readonly requestTimeout?: Duration.Input | undefined
 }
 
 /** The server, over the `SqlClient` in context; it provides `HttpServer` so the caller can read its address. */
 export const layer = (options: ServerOptions) =>
-  HttpRouter.serve(routes, { disableListenLog: true, disableLogger: options.logRequests !== true }).pipe(
+  HttpRouter.serve(makeRoutes(options.eventStream), {
+    disableListenLog: true,
+    disableLogger: options.logRequests !== true
+  }).pipe(
     Layer.provide(services),
-    Layer.provide([ApiTokens.layer(options.tokens), PageCursor.layerConfig]),
+    Layer.provide([
+      ApiTokens.layer(options.tokens),
+      PageCursor.layerConfig,
+      RequestTimeout.layer(options.requestTimeout ?? RequestTimeout.defaultTimeout)
+    ]),
     Layer.provideMerge(
-      NodeHttpServer.layer(createServer, {
+      NodeHttpServer.layer(NodeServer.make, {
         port: options.port,
         ...(options.host === undefined ? {} : { host: options.host }),
         ...(options.shutdownTimeout === undefined ? {} : { gracefulShutdownTimeout: options.shutdownTimeout })

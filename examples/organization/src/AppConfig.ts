@@ -2,7 +2,9 @@
  * The app's settings, from the environment: `PORT` (3000; 0 picks a free port) and `HOST` (127.0.0.1) to listen on; the database
  * (`DATABASE_URL` for PostgreSQL, or else embedded PGlite under `ANNAL_DATA_DIR`, `.data/annal`); the API tokens
  * (`ANNAL_API_TOKENS`, or else the demo users'); the cursor key (`ANNAL_CURSOR_SECRET`, or else a random one); and
- * how long in-flight requests may take to finish at shutdown (`ANNAL_SHUTDOWN_TIMEOUT`, 10 seconds).
+ * how long in-flight requests may take to finish at shutdown (`ANNAL_SHUTDOWN_TIMEOUT`, 10 seconds); and how long
+ * a request may run (`ANNAL_STATEMENT_TIMEOUT`, 5 seconds): the bound of each statement on PostgreSQL, and of each
+ * request, answered past it with a 503 `Timeout`.
  *
  * @since 0.1.0
  */
@@ -21,6 +23,8 @@ export interface AppConfig {
   /** The configured tokens; none means the demo users'. */
   readonly tokens: Option.Option<ReadonlyArray<ApiTokens.TokenEntry>>
   readonly shutdownTimeout: Duration.Duration
+  /** The longest a statement, and a request, may run. */
+  readonly statementTimeout: Duration.Duration
 }
 
 /** A port to listen on; 0 picks a free one. */
@@ -32,5 +36,6 @@ export const config: Config.Config<AppConfig> = Config.all({
   host: Config.String("HOST").pipe(Config.withDefault("127.0.0.1")),
   database: Database.config,
   tokens: Config.option(ApiTokens.config),
-  shutdownTimeout: Config.Duration("ANNAL_SHUTDOWN_TIMEOUT").pipe(Config.withDefault(Duration.seconds(10)))
+  shutdownTimeout: Config.Duration("ANNAL_SHUTDOWN_TIMEOUT").pipe(Config.withDefault(Duration.seconds(10))),
+  statementTimeout: Config.Duration("ANNAL_STATEMENT_TIMEOUT").pipe(Config.withDefault(Duration.seconds(5)))
 })

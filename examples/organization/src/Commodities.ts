@@ -21,19 +21,22 @@ export interface CommodityRecord extends Domain.Commodity {
   readonly id: string
 }
 
+/** The server failed, or the request ran past its time bound. */
+type Failure = ApiError.InternalError | ApiError.Timeout
+
 /** The service. */
 export class Commodities extends Context.Service<
   Commodities,
   {
     readonly create: (
       input: Domain.Commodity
-    ) => Effect.Effect<CommodityRecord, ApiError.NotFound | ApiError.Conflict | ApiError.InternalError>
-    readonly list: Effect.Effect<ReadonlyArray<CommodityRecord>, ApiError.InternalError>
-    readonly get: (id: string) => Effect.Effect<CommodityRecord, ApiError.NotFound | ApiError.InternalError>
+    ) => Effect.Effect<CommodityRecord, ApiError.NotFound | ApiError.Conflict | Failure>
+    readonly list: Effect.Effect<ReadonlyArray<CommodityRecord>, Failure>
+    readonly get: (id: string) => Effect.Effect<CommodityRecord, ApiError.NotFound | Failure>
     readonly update: (
       id: string,
       input: Domain.UpdateCommodity
-    ) => Effect.Effect<CommodityRecord, ApiError.NotFound | ApiError.Conflict | ApiError.InternalError>
+    ) => Effect.Effect<CommodityRecord, ApiError.NotFound | ApiError.Conflict | Failure>
   }
 >()("@annal/example-organization/Commodities") {}
 
@@ -49,7 +52,7 @@ export const make = Effect.gen(function* () {
     sql.withTransaction(effect).pipe(
       Effect.catchTag("SqlError", (error) => conflictOrInternal(name, error)),
       Effect.catchTag(["InvalidEvent", "ConcurrencyConflict", "StorageError"], (error) =>
-        ApiError.internal(name, error)
+        ApiError.storage(name, error)
       ),
       Effect.withSpan(`Commodities.${name}`)
     )
@@ -81,12 +84,12 @@ export const make = Effect.gen(function* () {
     list: sql`SELECT id, name, category, hsn_code, unit FROM commodities ORDER BY name, id`.pipe(
       Effect.flatMap(decode(CommodityRow)),
       Effect.map((rows) => rows.map(toCommodity)),
-      Effect.catchTag("SqlError", (error) => ApiError.internal("listing commodities", error)),
+      Effect.catchTag("SqlError", (error) => ApiError.storage("listing commodities", error)),
       Effect.withSpan("Commodities.list")
     ),
     get: (id) =>
       select(id, false).pipe(
-        Effect.catchTag("SqlError", (error) => ApiError.internal("reading a commodity", error)),
+        Effect.catchTag("SqlError", (error) => ApiError.storage("reading a commodity", error)),
         Effect.withSpan("Commodities.get")
       ),
     update: (id, input) =>

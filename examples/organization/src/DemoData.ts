@@ -167,7 +167,7 @@ interface Step {
   readonly clerk: "alice" | "bob" | "carol"
   readonly run: Effect.Effect<
     unknown,
-    ApiError.NotFound | ApiError.Conflict | ApiError.InvalidRequest | ApiError.InternalError
+    ApiError.NotFound | ApiError.Conflict | ApiError.InvalidRequest | ApiError.InternalError | ApiError.Timeout
   >
 }
 

@@ -152,6 +152,8 @@ export const run: Effect.Effect<
   })
   return yield* sql.withTransaction(
     Effect.gen(function* () {
+      // The server's statement timeout bounds requests, not migrations (see the events table's).
+      yield* sql`SET LOCAL statement_timeout = 0`
       yield* sql`SELECT pg_advisory_xact_lock(hashtext('annal:migrate:organization'))`
       return yield* migrate
     })

@@ -55,7 +55,8 @@ export interface OrganizationDetail extends OrganizationRecord {
   readonly documentSeries: ReadonlyArray<DocumentSeriesRecord>
 }
 
-type Failure = ApiError.InternalError
+/** The server failed, or the request ran past its time bound. */
+type Failure = ApiError.InternalError | ApiError.Timeout
 type Missing = ApiError.NotFound | Failure
 type Refused = ApiError.NotFound | ApiError.Conflict | ApiError.InvalidRequest | Failure
 
@@ -101,7 +102,7 @@ export const make = Effect.gen(function* () {
     sql.withTransaction(effect).pipe(
       Effect.catchTag("SqlError", (error) => conflictOrInternal(name, error)),
       Effect.catchTag(["InvalidEvent", "ConcurrencyConflict", "StorageError"], (error) =>
-        ApiError.internal(name, error)
+        ApiError.storage(name, error)
       ),
       Effect.withSpan(`Organizations.${name}`)
     )
@@ -133,7 +134,7 @@ export const make = Effect.gen(function* () {
     sql`SELECT id, name, type, email, phone, pan FROM organizations WHERE deleted_at IS NULL ORDER BY name, id`.pipe(
       Effect.flatMap(decode(OrganizationRow)),
       Effect.map((rows) => rows.map(toOrganization)),
-      Effect.catchTag("SqlError", (error) => ApiError.internal("listing organizations", error)),
+      Effect.catchTag("SqlError", (error) => ApiError.storage("listing organizations", error)),
       Effect.withSpan("Organizations.list")
     )
 
@@ -165,7 +166,7 @@ export const make = Effect.gen(function* () {
         documentSeries: documentSeries.map(toDocumentSeries)
       }
     },
-    Effect.catchTag("SqlError", (error) => ApiError.internal("reading an organization", error))
+    Effect.catchTag("SqlError", (error) => ApiError.storage("reading an organization", error))
   )
 
   const update = (id: string, input: Domain.UpdateOrganization) =>
@@ -366,12 +367,15 @@ export const layer: Layer.Layer<Organizations, never, SqlClient.SqlClient | Even
   make
 )
 
-/** A unique violation is a conflict with what is stored; anything else the database says is the server's failure. */
+/**
+ * A unique violation is a conflict with what is stored; a cancelled statement is a `Timeout`; anything else the
+ * database says is the server's failure.
+ */
 export const conflictOrInternal = (
   doing: string,
   error: SqlError
-): Effect.Effect<never, ApiError.Conflict | ApiError.InternalError> => {
-  if (error.reason._tag !== "UniqueViolation") return ApiError.internal(doing, error)
+): Effect.Effect<never, ApiError.Conflict | ApiError.InternalError | ApiError.Timeout> => {
+  if (error.reason._tag !== "UniqueViolation") return ApiError.storage(doing, error)
   const constraint = error.reason.constraint ?? ""
   const what = uniqueMessages.find(([name]) => constraint.includes(name))?.[1] ?? "a record with these values exists"
   return Effect.fail(new ApiError.Conflict({ message: what }))

@@ -56,12 +56,13 @@ const main = Effect.gen(function* () {
     host: settings.host,
     tokens,
     shutdownTimeout: settings.shutdownTimeout,
+    requestTimeout: settings.statementTimeout,
     logRequests: true
   })
   return yield* Layer.launch(
     banner(settings).pipe(
       Layer.provide(server),
-      Layer.provide(Database.layer(settings.database)),
+      Layer.provide(Database.layer(settings.database, { statementTimeout: settings.statementTimeout })),
       Layer.provide(DataDirLock.layer(settings.database))
     )
   ).pipe(Effect.onInterrupt(() => Console.log("Stopped: requests finished, connections closed.")))

@@ -3,10 +3,16 @@
  * PGlite persisted under a data folder (`ANNAL_DATA_DIR`, `.data/annal` by default), or in memory when the folder
  * is `memory://`. The command line and the example apps choose their engine with it; libraries never do.
  *
+ * A server can bound every statement of its connections (`statementTimeout`): PostgreSQL cancels a statement that
+ * runs longer, and reports `query_canceled` (57014). PGlite runs each statement to its end in this process and has
+ * no way to cancel one, so there the bound is not applied: a server on PGlite relies on its request timeout, which
+ * answers once the statement in flight returns.
+ *
  * @since 0.1.0
  */
 import { PgClient } from "@effect/sql-pg"
 import * as Config from "effect/Config"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
@@ -27,12 +33,38 @@ export const config: Config.Config<DatabaseConfig> = Config.all({
   dataDir: Config.withDefault(Config.String("ANNAL_DATA_DIR"), ".data/annal")
 })
 
+/** How the connections behave. */
+export interface ConnectionOptions {
+  /**
+   * The longest any one statement may run (PostgreSQL's `statement_timeout`, set on each connection as it opens);
+   * unbounded unless given. Ignored on PGlite, which cannot cancel a statement.
+   */
+  readonly statementTimeout?: Duration.Input | undefined
+}
+
 /** A `SqlClient` for the given database. */
-export const layer = (database: DatabaseConfig): Layer.Layer<SqlClient.SqlClient, SqlError> =>
+export const layer = (
+  database: DatabaseConfig,
+  options: ConnectionOptions = {}
+): Layer.Layer<SqlClient.SqlClient, SqlError> =>
   Option.match(database.url, {
-    onSome: (url) => PgClient.layer({ url }),
+    onSome: (url) => PgClient.layer({ url, ...postgresOptions(options) }),
     onNone: () => PgliteClient.layer({ dataDir: database.dataDir })
   })
+
+/**
+ * The settings of a PostgreSQL client for `options`: its startup parameters, which the server applies to the session
+ * before the first statement, so a connection that the pool opens later is bounded like the first.
+ */
+export const postgresOptions = (
+  options: ConnectionOptions
+): { readonly startupParameters?: Readonly<Record<string, string>> } => {
+  const millis = options.statementTimeout === undefined ? Infinity : Duration.toMillis(options.statementTimeout)
+  // Milliseconds, PostgreSQL's unit when none is given; 0 would mean no bound, so the shortest is 1.
+  return Number.isFinite(millis)
+    ? { startupParameters: { statement_timeout: String(Math.max(1, Math.ceil(millis))) } }
+    : {}
+}
 
 /** A `SqlClient` for the database the environment names. */
 export const layerConfig: Layer.Layer<SqlClient.SqlClient, SqlError | Config.ConfigError> = Layer.unwrap(

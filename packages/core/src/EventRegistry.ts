@@ -5,7 +5,10 @@
  *
  * @since 0.1.0
  */
+import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
 import { EventDecodeError, UnknownEventType, UnknownEventVersion } from "./AnnalError.ts"
 import type * as Event from "./Event.ts"
@@ -20,6 +23,11 @@ export interface EventRegistry<out E extends Event.Event, out Err = DecodeError>
   readonly definitions: ReadonlyMap<string, EventDefinition.Any>
   /** Decodes one stored event. */
   readonly decode: (event: Event.RawEvent) => Effect.Effect<E, Err>
+  /**
+   * Decodes one stored event without an effect; `undefined` when its schema cannot decode synchronously. Optional:
+   * `decodeAll` uses it where it is given, and `decode` otherwise.
+   */
+  readonly decodeSync?: ((event: Event.RawEvent) => Exit.Exit<E, Err> | undefined) | undefined
 }
 
 /** The union of the events a registry reads. */
@@ -48,7 +56,8 @@ export const merge = <const Registries extends ReadonlyArray<EventRegistry<Event
  */
 export const raw: EventRegistry<Event.RawEvent, never> = {
   definitions: new Map(),
-  decode: Effect.succeed
+  decode: Effect.succeed,
+  decodeSync: Exit.succeed
 }
 
 const indexDefinitions = (
@@ -66,42 +75,89 @@ const indexDefinitions = (
   return byType
 }
 
-type Decode = (data: unknown) => Effect.Effect<unknown, Schema.SchemaError>
+/** One stored version's decoder, synchronous first, with its effect for a schema that cannot run synchronously. */
+interface VersionDecode {
+  readonly exit: (data: unknown) => Exit.Exit<unknown, Schema.SchemaError>
+  readonly effect: (data: unknown) => Effect.Effect<unknown, Schema.SchemaError>
+}
+
+/**
+ * Decodes stored events in order, failing with the first that does not decode. The registries of `make` and `merge`
+ * decode a whole page synchronously, without an effect per event, which was most of what a read spent after the
+ * rows arrived.
+ */
+export const decodeAll = <E extends Event.Event, Err>(
+  registry: EventRegistry<E, Err>,
+  events: ReadonlyArray<Event.RawEvent>
+): Effect.Effect<ReadonlyArray<E>, Err> => {
+  const sync = registry.decodeSync
+  if (sync === undefined) return Effect.forEach(events, registry.decode)
+  const decoded: Array<E> = []
+  for (let index = 0; index < events.length; index++) {
+    const exit = sync(events[index]!)
+    // A schema that cannot decode synchronously: the rest of the page goes through the effects.
+    if (exit === undefined) {
+      return Effect.map(Effect.forEach(events.slice(index), registry.decode), (rest) => [...decoded, ...rest])
+    }
+    if (Exit.isFailure(exit)) return Effect.failCause(exit.cause)
+    decoded.push(exit.value)
+  }
+  return Effect.succeed(decoded)
+}
+
+const failure = (event: Event.RawEvent, error: Schema.SchemaError) =>
+  new EventDecodeError({
+    eventId: event.eventId,
+    eventType: event.eventType,
+    version: event.version,
+    reason: error.message
+  })
 
 const fromMap = <E extends Event.Event>(definitions: ReadonlyMap<string, EventDefinition.Any>): EventRegistry<E> => {
-  const decoders = new Map<string, { readonly current: number; readonly byVersion: ReadonlyMap<number, Decode> }>()
+  const decoders = new Map<
+    string,
+    { readonly current: number; readonly byVersion: ReadonlyMap<number, VersionDecode> }
+  >()
   for (const [eventType, definition] of definitions) {
-    const byVersion = new Map<number, Decode>()
-    for (const [version, decoder] of definition.decoders) byVersion.set(version, Schema.decodeUnknownEffect(decoder))
+    const byVersion = new Map<number, VersionDecode>()
+    for (const [version, decoder] of definition.decoders) {
+      byVersion.set(version, {
+        exit: Schema.decodeUnknownExit(decoder),
+        effect: Schema.decodeUnknownEffect(decoder)
+      })
+    }
     decoders.set(eventType, { current: definition.version, byVersion })
   }
+  /** The event's definition and stored version's decoder, or why there is none. */
+  const lookup = (event: Event.RawEvent) => {
+    const entry = decoders.get(event.eventType)
+    if (entry === undefined) return new UnknownEventType({ eventId: event.eventId, eventType: event.eventType })
+    const decode = entry.byVersion.get(event.version)
+    if (decode === undefined) {
+      return new UnknownEventVersion({ eventId: event.eventId, eventType: event.eventType, version: event.version })
+    }
+    return { current: entry.current, decode }
+  }
+  // `E` is the union of the definitions' events, and the row's type picked the definition whose decoder produced
+  // `data`: the pairing is what `make` promised, and the one claim the compiler cannot check.
+  const decoded = (event: Event.RawEvent, current: number, data: unknown) => ({ ...event, version: current, data }) as E
   return {
     definitions,
     decode: (event) => {
-      const entry = decoders.get(event.eventType)
-      if (entry === undefined) {
-        return Effect.fail(new UnknownEventType({ eventId: event.eventId, eventType: event.eventType }))
-      }
-      const decode = entry.byVersion.get(event.version)
-      if (decode === undefined) {
-        return Effect.fail(
-          new UnknownEventVersion({ eventId: event.eventId, eventType: event.eventType, version: event.version })
-        )
-      }
-      return decode(event.data).pipe(
-        Effect.mapError(
-          (error) =>
-            new EventDecodeError({
-              eventId: event.eventId,
-              eventType: event.eventType,
-              version: event.version,
-              reason: error.message
-            })
-        ),
-        // `E` is the union of the definitions' events, and the row's type picked the definition whose decoder
-        // produced `data`: the pairing is what `make` promised, and the one claim the compiler cannot check.
-        Effect.map((data) => ({ ...event, version: entry.current, data }) as E)
+      const found = lookup(event)
+      if (!("decode" in found)) return Effect.fail(found)
+      return found.decode.effect(event.data).pipe(
+        Effect.mapError((error) => failure(event, error)),
+        Effect.map((data) => decoded(event, found.current, data))
       )
+    },
+    decodeSync: (event) => {
+      const found = lookup(event)
+      if (!("decode" in found)) return Exit.fail(found)
+      const exit = found.decode.exit(event.data)
+      if (Exit.isSuccess(exit)) return Exit.succeed(decoded(event, found.current, exit.value))
+      const error = Cause.findErrorOption(exit.cause)
+      return Option.isSome(error) ? Exit.fail(failure(event, error.value)) : undefined
     }
   }
 }

@@ -8,7 +8,6 @@
 import * as Context from "effect/Context"
 import * as DateTime from "effect/DateTime"
 import * as Effect from "effect/Effect"
-import * as Base64 from "effect/encoding/Base64"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as SqlClient from "effect/sql/SqlClient"
@@ -17,9 +16,11 @@ import * as Stream from "effect/Stream"
 import { ConcurrencyConflict, InvalidCursor, InvalidEvent, InvalidQuery, type StorageError } from "./AnnalError.ts"
 import * as Event from "./Event.ts"
 import type * as EventDefinition from "./EventDefinition.ts"
-import type * as EventRegistry from "./EventRegistry.ts"
+import * as EventRegistry from "./EventRegistry.ts"
 import { EventTable } from "./EventTable.ts"
-import { type AppendOutcome, type AppendRow, makeAppend, makeStreamHead } from "./internal/append.ts"
+import { type AppendOutcome, type AppendRow, makeAppend, makeAppendOne, makeStreamHead } from "./internal/append.ts"
+import { channelOf } from "./internal/feedMigration.ts"
+import * as Notifier from "./internal/feedNotifier.ts"
 import { canonicalParts, microsOfMillis } from "./internal/integrityChain.ts"
 import * as Cursor from "./internal/cursor.ts"
 import { findProblem } from "./internal/json.ts"
@@ -140,6 +141,8 @@ export const make = Effect.gen(function* () {
   yield* validateIdentifier(config.schema)
   yield* validateIdentifier(config.table)
   const runAppend = makeAppend(sql, config)
+  const runAppendOne = makeAppendOne(sql, config)
+  const notifier = yield* Notifier.make(sql, channelOf(config))
   const streamHead = makeStreamHead(sql, config)
   const read = makeRead(sql, config)
   const countRows = makeCount(sql, config)
@@ -170,6 +173,7 @@ export const make = Effect.gen(function* () {
       // atomic. Inside the caller's transaction that one already does.
       const inTransaction = Option.isSome(yield* Effect.serviceOption(sql.transactionService))
       const outcomes = yield* streams.size > 1 && !inTransaction ? sql.withTransaction(run) : run
+      if (outcomes.some((outcome) => !outcome.duplicate)) yield* notifier.afterCommit
       return rows.map((row, index): Appended => {
         const outcome = outcomes[index]!
         return {
@@ -197,6 +201,12 @@ export const make = Effect.gen(function* () {
     expected: number
   ): Effect.Effect<ReadonlyArray<AppendOutcome>, ConcurrencyConflict | SqlError> =>
     Effect.gen(function* () {
+      if (rows.length === 1) {
+        const [written] = yield* runAppendOne(rows[0]!, expected)
+        if (written !== undefined) {
+          return [{ ord: rows[0]!.ord, ...written, duplicate: false, head: written.stream_version - 1, ok: true }]
+        }
+      }
       const outcomes = new Map<number, AppendOutcome>()
       let pending = rows
       for (let attempt = 0; pending.length > 0; attempt++) {
@@ -237,7 +247,7 @@ export const make = Effect.gen(function* () {
       const rows = yield* read(checked, { after, direction, limit: limit + 1 }).pipe(
         Effect.catchTag("SqlError", stored("EventStore.query"))
       )
-      const events = yield* Effect.forEach(rows.slice(0, limit), registry.decode)
+      const events = yield* EventRegistry.decodeAll(registry, rows.slice(0, limit))
       const last = rows[limit - 1]
       return {
         events,
@@ -259,7 +269,7 @@ export const make = Effect.gen(function* () {
           read(checked, { after, direction: "forward", limit: batchSize }).pipe(
             Effect.catchTag("SqlError", stored("EventStore.stream")),
             Effect.flatMap((rows) =>
-              Effect.map(Effect.forEach(rows, registry.decode), (events) => {
+              Effect.map(EventRegistry.decodeAll(registry, rows), (events) => {
                 const last = rows.at(-1)
                 return [
                   events,
@@ -393,7 +403,7 @@ const prepare = Effect.fnUntraced(function* (events: ReadonlyArray<EventDefiniti
       correlationId: row.correlation_id,
       causationId: row.causation_id
     })
-    rows.push({ ...row, canonical_head: Base64.encode(canonical.head), canonical_tail: Base64.encode(canonical.tail) })
+    rows.push({ ...row, canonical_head: canonical.head, canonical_tail: canonical.tail })
   }
   return rows
 })

@@ -21,7 +21,7 @@ import * as SqlClient from "effect/sql/SqlClient"
 import * as Stream from "effect/Stream"
 import { InvalidCursor, InvalidQuery, type StorageError } from "./AnnalError.ts"
 import * as Event from "./Event.ts"
-import type * as EventRegistry from "./EventRegistry.ts"
+import * as EventRegistry from "./EventRegistry.ts"
 import { EventTable } from "./EventTable.ts"
 import { channelOf } from "./internal/feedMigration.ts"
 import { type FeedFilter, isFiltered, makeFeedRead } from "./internal/feedRead.ts"
@@ -203,7 +203,7 @@ export const make = Effect.gen(function* () {
   ) {
     const fence = yield* statements.fence
     const rows = yield* statements.page(filter, after, fence, limit)
-    const events = yield* Effect.forEach(rows, registry.decode)
+    const events = yield* EventRegistry.decodeAll(registry, rows)
     const last = rows.at(-1)
     let checkpoint = last === undefined ? after : checkpointOf(last)
     const full = rows.length === limit

@@ -12,7 +12,7 @@ import * as SqlClient from "effect/sql/SqlClient"
 import { StorageError } from "./AnnalError.ts"
 import { EventTable, type EventTableConfig, qualify } from "./EventTable.ts"
 import { fromSqlError } from "./internal/sqlErrors.ts"
-import { feedMigration } from "./internal/feedMigration.ts"
+import { dropNotifyTrigger, feedMigration } from "./internal/feedMigration.ts"
 import { integrity } from "./internal/integrityMigration.ts"
 
 /** The migrations for one events table, by `<id>_<name>`. */
@@ -22,7 +22,8 @@ export const migrations = (
   "1_create_events": createEvents(config),
   "2_append_only": appendOnly(config),
   "3_feed": feedMigration(config),
-  "4_integrity": integrity(config)
+  "4_integrity": integrity(config),
+  "5_notify_after_commit": dropNotifyTrigger(config)
 })
 
 /** Applies every pending migration of the configured events table and returns the ones it applied. */
@@ -41,6 +42,9 @@ export const run: Effect.Effect<
   })
   return yield* sql.withTransaction(
     Effect.gen(function* () {
+      // A server bounds its statements (`Database.layer`'s `statementTimeout`); a migration of a big table may take
+      // longer than any request, and must not fail the start for it.
+      yield* sql`SET LOCAL statement_timeout = 0`
       // Serializes concurrent runs across processes, before the Migrator looks at its own table.
       yield* sql`SELECT pg_advisory_xact_lock(hashtext(${`annal:migrate:${config.schema}.${config.table}`}))`
       yield* sql`CREATE SCHEMA IF NOT EXISTS ${sql(config.schema)}`

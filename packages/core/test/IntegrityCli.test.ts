@@ -8,6 +8,7 @@ import { PgClient } from "@effect/sql-pg"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Redacted from "effect/Redacted"
+import type * as Scope from "effect/Scope"
 import * as SqlClient from "effect/sql/SqlClient"
 import * as Digest from "../src/Digest.ts"
 import * as EventStore from "../src/EventStore.ts"
@@ -49,7 +50,7 @@ describe(`annal verify and annal digest (${TestDatabase.engine})`, () => {
       TestDatabase.engine === "postgres"
         ? PgClient.layer({ url: Redacted.make(TestDatabase.postgresUrl) })
         : PgliteClient.layer({ dataDir })
-    const withDatabase = <A, E>(body: Effect.Effect<A, E, SqlClient.SqlClient>) =>
+    const withDatabase = <A, E>(body: Effect.Effect<A, E, SqlClient.SqlClient | Scope.Scope>) =>
       Effect.runPromise(body.pipe(Effect.provide(database), Effect.scoped))
     const tables = EventTable.layer({ schema })
     const [org, user] = [uuid(), uuid()]

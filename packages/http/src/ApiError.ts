@@ -5,9 +5,10 @@
  *
  * @since 0.1.0
  */
-import { EventContext } from "@annal/core"
+import { AnnalError, EventContext } from "@annal/core"
 import * as Effect from "effect/Effect"
 import * as Schema from "effect/Schema"
+import * as SqlError from "effect/sql/SqlError"
 
 /** One problem with a request: the field (`query.limit`, `payload.gstin`, `header.x-correlation-id`) and why. */
 export const Issue = Schema.Struct({
@@ -79,6 +80,17 @@ export class InternalError extends Schema.TaggedError<InternalError>("@annal/htt
 ) {}
 
 /**
+ * The request did not finish within its time bound (the request timeout, or the database's statement timeout), or
+ * the database cancelled its statement. A write that was stopped rolled back, unless it was already committing; the
+ * caller may retry, narrowing the query if it was a broad one.
+ */
+export class Timeout extends Schema.TaggedError<Timeout>("@annal/http/Timeout")(
+  "Timeout",
+  { message: Schema.String, correlationId: Schema.optionalKey(Schema.String) },
+  { httpApiStatus: 503, description: "The request took too long and was stopped; retry, or narrow the query" }
+) {}
+
+/**
  * Logs a failure with the request's correlation id, and fails with an `InternalError` that carries only that id:
  * the cause stays in the server's logs.
  */
@@ -94,3 +106,32 @@ export const internal = (doing: string, cause: unknown): Effect.Effect<never, In
       ...(correlationId === undefined ? {} : { correlationId })
     })
   })
+
+/**
+ * `internal` for a failure of the database, except a statement the database cancelled (PostgreSQL's
+ * `query_canceled`, SQLSTATE 57014: the statement timeout fired, or an operator cancelled it), which is a `Timeout`
+ * the caller may retry rather than the server's failure. The cause is logged either way.
+ */
+export const storage = (doing: string, cause: unknown): Effect.Effect<never, InternalError | Timeout> =>
+  isCancelled(cause)
+    ? Effect.gen(function* () {
+        const { metadata } = yield* EventContext.EventContext
+        const correlationId = metadata.correlationId
+        yield* Effect.logWarning(`Cancelled ${doing}`, cause).pipe(
+          Effect.annotateLogs(correlationId === undefined ? {} : { correlationId })
+        )
+        return yield* new Timeout({
+          message: "The database stopped the request after its time limit; retry, or narrow the query",
+          ...(correlationId === undefined ? {} : { correlationId })
+        })
+      })
+    : internal(doing, cause)
+
+/**
+ * Whether `cause` is a cancelled statement: the driver's `SqlError`, or the `StorageError` Annal's services map it
+ * to, which keeps the driver's reason.
+ */
+const isCancelled = (cause: unknown): boolean =>
+  SqlError.isSqlError(cause)
+    ? cause.reason._tag === "StatementTimeoutError"
+    : cause instanceof AnnalError.StorageError && cause.reason === "StatementTimeoutError"

@@ -21,6 +21,7 @@ import * as OpenApi from "effect/http-api/OpenApi"
 import * as Schema from "effect/Schema"
 import { Forbidden, InternalError } from "./ApiError.ts"
 import { Authentication } from "./Authentication.ts"
+import * as RequestTimeout from "./RequestTimeout.ts"
 import * as RequestValidation from "./RequestValidation.ts"
 
 /** The page size when none is asked for, and the largest one accepted. */
@@ -55,8 +56,49 @@ export const PageSize = Schema.Int.check(
 /** A cursor from a previous page's `nextCursor`. */
 export const Cursor = Schema.String.check(Schema.isMaxLength(512, { message: "is not a cursor" }))
 
-/** An instant, as an ISO 8601 date-time with its offset, such as `2025-04-01T00:00:00Z`. */
-export const Instant = Schema.DateTimeUtcFromString.annotate({ description: "An ISO 8601 date-time" })
+/** The shape of an ISO 8601 date-time with its offset: date, time (seconds and fraction optional), `Z` or `±hh:mm`. */
+const isoDateTime = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})(?::(\d{2})(?:\.\d{1,9})?)?(?:Z|[+-](\d{2}):(\d{2}))$/
+
+/** The first and the last millisecond of years 1 to 9999, UTC: PostgreSQL takes the instant as UTC. */
+const earliest = Date.parse("0001-01-01T00:00:00Z")
+const latest = Date.parse("9999-12-31T23:59:59.999Z")
+
+/**
+ * Whether `text` is a date-time that exists, in years 1 to 9999 both where it is said and in UTC. JavaScript's parser
+ * would roll an impossible date over (February 30 becomes March 1), and accepts years that PostgreSQL refuses (year
+ * 0, which is also what `0001-01-01T00:00:00+01:00` is in UTC): both are the caller's mistake, answered with a 400.
+ */
+const isCalendarDateTime = (text: string): boolean => {
+  const match = isoDateTime.exec(text)
+  if (match === null) return false
+  const [year = 0, month = 0, day = 0, hour = 0, minute = 0, second = 0, offsetHours = 0, offsetMinutes = 0] = match
+    .slice(1)
+    .map((field) => (field === undefined ? 0 : Number(field)))
+  const leap = (year % 4 === 0 && year % 100 !== 0) || year % 400 === 0
+  const daysInMonth = [31, leap ? 29 : 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31][month - 1] ?? 0
+  const instant = Date.parse(text)
+  return (
+    instant >= earliest &&
+    instant <= latest &&
+    year >= 1 &&
+    day >= 1 &&
+    day <= daysInMonth &&
+    hour <= 23 &&
+    minute <= 59 &&
+    second <= 59 &&
+    offsetHours <= 23 &&
+    offsetMinutes <= 59
+  )
+}
+
+/** An instant, as an ISO 8601 date-time with its offset, such as `2025-04-01T00:00:00Z`, in years 1 to 9999. */
+export const Instant = Schema.String.check(
+  Schema.makeFilter(isCalendarDateTime, {
+    message: "must be an ISO 8601 date-time with its offset, such as 2025-04-01T00:00:00Z, in years 0001 to 9999"
+  })
+)
+  .pipe(Schema.decodeTo(Schema.DateTimeUtcFromString))
+  .annotate({ description: "An ISO 8601 date-time with its offset, such as 2025-04-01T00:00:00Z" })
 
 /** The context an event was recorded with. */
 export const AuditEventMetadata = Event.EventMetadata
@@ -128,7 +170,14 @@ const filter = {
   entityType: Schema.optional(EntityType),
   entityId: Schema.optional(Uuid),
   userId: Schema.optional(Uuid),
-  correlationId: Schema.optional(Schema.String.check(Schema.isBetweenLength(1, 128))),
+  // A NUL is no character PostgreSQL's text can hold: a filter holding one could match nothing, and the database
+  // would refuse the query with an error of its own.
+  correlationId: Schema.optional(
+    Schema.String.check(
+      Schema.isBetweenLength(1, 128),
+      Schema.makeFilter((value: string) => !value.includes("\u0000"), { message: "must not contain U+0000" })
+    )
+  ),
   from: Schema.optional(Instant),
   to: Schema.optional(Instant)
 }
@@ -218,6 +267,7 @@ export class AuditGroup extends HttpApiGroup.make("audit")
   )
   .middleware(RequestValidation.RequestValidation)
   .middleware(Authentication)
+  .middleware(RequestTimeout.RequestTimeout)
   .prefix("/audit")
   .annotateMerge(RequestValidation.parseOptions)
   .annotateMerge(

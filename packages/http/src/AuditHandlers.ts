@@ -17,13 +17,12 @@ import * as HttpApiBuilder from "effect/http-api/HttpApiBuilder"
 import type * as HttpApiGroup from "effect/http-api/HttpApiGroup"
 import type * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
-import * as Schema from "effect/Schema"
-import { Forbidden, type InternalError, InvalidRequest, internal } from "./ApiError.ts"
+import { Forbidden, type InternalError, InvalidRequest, storage, type Timeout } from "./ApiError.ts"
 import { AuditAccess } from "./AuditAccess.ts"
-import type { AuditApi, AuditEvent } from "./AuditApi.ts"
+import type { AuditApi } from "./AuditApi.ts"
 import { defaultPageSize } from "./AuditApi.ts"
 import { AuditRead } from "./AuditRead.ts"
-import * as AuditReadEvents from "./AuditRead.ts"
+import { makeToAuditEvent, withAuditRead } from "./EventJson.ts"
 import { PageCursor } from "./PageCursor.ts"
 import { CurrentPrincipal, isAuditor, type Principal } from "./Principal.ts"
 
@@ -108,7 +107,7 @@ const build = (api: typeof AuditApi, options: Options) =>
               data: { endpoint, parameters: defined(parameters), continued, returned }
             })
           )
-          .pipe(Effect.catch((error) => internal("recording an auditor's read", error)))
+          .pipe(Effect.catch((error) => storage("recording an auditor's read", error)))
       })
 
       /** Fails unless the caller may read a list or count restricted by `query`. */
@@ -118,7 +117,7 @@ const build = (api: typeof AuditApi, options: Options) =>
         if (query.entityType !== undefined && query.entityId !== undefined) {
           const allowed = yield* access
             .canReadEntity(principal, query.entityType, query.entityId)
-            .pipe(Effect.catch((error) => internal("checking access", error)))
+            .pipe(Effect.catch((error) => storage("checking access", error)))
           if (allowed) return
         }
         return yield* new Forbidden({
@@ -136,7 +135,7 @@ const build = (api: typeof AuditApi, options: Options) =>
             if (!isAuditor(principal)) {
               const allowed = yield* access
                 .canReadEntity(principal, params.entityType, params.entityId)
-                .pipe(Effect.catch((error) => internal("checking access", error)))
+                .pipe(Effect.catch((error) => storage("checking access", error)))
               if (!allowed) {
                 return yield* new Forbidden({ message: "You may not read the history of this entity" })
               }
@@ -164,7 +163,7 @@ const build = (api: typeof AuditApi, options: Options) =>
                             detail: report.finding.detail
                           }
                   })),
-                  Effect.catch((error) => internal("verifying the entity's history", error))
+                  Effect.catch((error) => storage("verifying the entity's history", error))
                 )
             })
             return { entityType: params.entityType, entityId: params.entityId.toLowerCase(), ...page, verification }
@@ -231,18 +230,6 @@ const build = (api: typeof AuditApi, options: Options) =>
     })
   )
 
-/**
- * The application's registry, reading `audit.read` too. The application's own registry decides everything else, so
- * a raw registry still reads every event raw, and a strict one still refuses types it does not know.
- */
-const withAuditRead = (
-  registry: EventRegistry.EventRegistry<Event.Event>
-): EventRegistry.EventRegistry<Event.Event> => ({
-  definitions: new Map([...registry.definitions, ...AuditReadEvents.events.definitions]),
-  decode: (event) =>
-    event.eventType === AuditRead.eventType ? AuditReadEvents.events.decode(event) : registry.decode(event)
-})
-
 /** The store's filter for a query, refusing what cannot be answered. */
 const toFilter = (query: FilterQuery): Effect.Effect<EventStore.EventFilter, InvalidRequest> => {
   if (query.from !== undefined && query.to !== undefined && DateTime.isGreaterThan(query.from, query.to)) {
@@ -283,34 +270,20 @@ const defined = (parameters: Parameters): Record<string, string | ReadonlyArray<
 const scopeOf = (endpoint: string, parameters: Parameters): string =>
   JSON.stringify([endpoint, Object.entries(defined(parameters)).toSorted(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))])
 
-/** Turns a decoded event into its JSON: `data` is encoded with the current schema of its type. */
-const makeToAuditEvent = (registry: EventRegistry.EventRegistry<Event.Event>) => {
-  const encoders = new Map<string, (data: unknown) => Effect.Effect<unknown, Schema.SchemaError>>()
-  for (const [eventType, definition] of registry.definitions) {
-    encoders.set(eventType, Schema.encodeUnknownEffect(definition.schema))
-  }
-  return (event: Event.Event): Effect.Effect<AuditEvent, InternalError> => {
-    const encode = encoders.get(event.eventType)
-    const data = encode === undefined ? Effect.succeed(event.data) : encode(event.data)
-    return data.pipe(
-      Effect.flatMap(Schema.decodeUnknownEffect(Schema.Json)),
-      Effect.map((json) => ({ ...event, data: json })),
-      Effect.catch((error) => internal(`encoding event ${event.eventId}`, error))
-    )
-  }
-}
-
-/** The store's refusals as 400s; its failures, and rows it cannot decode, as logged 500s. */
+/**
+ * The store's refusals as 400s; a statement the database cancelled as a 503 `Timeout`; its other failures, and rows
+ * it cannot decode, as logged 500s.
+ */
 const fromStoreError = (
   error: EventStore.QueryError | EventRegistry.DecodeError
-): Effect.Effect<never, InvalidRequest | InternalError> => {
+): Effect.Effect<never, InvalidRequest | InternalError | Timeout> => {
   switch (error._tag) {
     case "InvalidQuery":
       return Effect.fail(InvalidRequest.field(`query.${error.field}`, error.reason))
     case "InvalidCursor":
       return Effect.fail(InvalidRequest.field("query.cursor", "is not a cursor this server issued for this query"))
     default:
-      return internal("reading events", error)
+      return storage("reading events", error)
   }
 }
 

@@ -22,6 +22,7 @@ import * as ApiTokens from "../src/ApiTokens.ts"
 import * as Authentication from "../src/Authentication.ts"
 import * as PageCursor from "../src/PageCursor.ts"
 import * as RequestContext from "../src/RequestContext.ts"
+import * as RequestTimeout from "../src/RequestTimeout.ts"
 import * as RequestValidation from "../src/RequestValidation.ts"
 import { GstAdded, uuid } from "../../core/test/support/Fixtures.ts"
 import * as TestDatabase from "../../core/test/support/TestDatabase.ts"
@@ -47,7 +48,13 @@ const tokens = Layer.unwrap(
 
 const routes = Layer.mergeAll(HttpApiBuilder.layer(LedgerApi), RequestContext.layer).pipe(
   Layer.provide(AuditHandlers.layer(LedgerApi, { registry: EventRegistry.raw })),
-  Layer.provide([Authentication.layer, RequestValidation.layer, AuditAccess.layerParticipants, PageCursor.layerRandom]),
+  Layer.provide([
+    Authentication.layer,
+    RequestValidation.layer,
+    RequestTimeout.layer(),
+    AuditAccess.layerParticipants,
+    PageCursor.layerRandom
+  ]),
   Layer.provide(tokens)
 )
 

@@ -34,7 +34,10 @@ describe("RequestValidation", () => {
       const invalid = RequestValidation.toInvalidRequest(new HttpApiSchemaError({ kind: "Query", cause: error }))
       assert.deepStrictEqual(invalid.issues, [
         { field: "query.userid", reason: "is not a known parameter" },
-        { field: "query.from", reason: "Expected a valid UTC DateTime string" },
+        {
+          field: "query.from",
+          reason: "must be an ISO 8601 date-time with its offset, such as 2025-04-01T00:00:00Z, in years 0001 to 9999"
+        },
         { field: "query.limit", reason: "must be an integer from 1 to 500" }
       ])
       assert.strictEqual(invalid.message, "query.userid: is not a known parameter (and 2 more)")

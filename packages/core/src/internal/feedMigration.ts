@@ -1,6 +1,7 @@
 /**
- * Migration 3: what the feed needs beside the events table. A statement trigger that wakes feed readers when a
- * transaction that inserted events commits, and the table of named consumers with their checkpoints and leases.
+ * Migrations 3 and 5: what the feed needs beside the events table. The table of named consumers with their
+ * checkpoints and leases; and, from migration 3 until migration 5 removed it, a trigger that woke feed readers with a
+ * `NOTIFY` in the writing transaction. The store now notifies after the commit instead (see `feedNotifier.ts`).
  */
 import * as Effect from "effect/Effect"
 import * as SqlClient from "effect/sql/SqlClient"
@@ -17,7 +18,7 @@ export const channelOf = (config: EventTableConfig): string => `annal.${config.s
 /** The table of named consumers that lives beside the events table. */
 export const consumersTable = (config: EventTableConfig): string => qualify(config, `${config.table}_consumers`)
 
-/** Creates the notify trigger and the consumers table. */
+/** Creates the notify trigger (removed by migration 5) and the consumers table. */
 export const feedMigration = (config: EventTableConfig) =>
   Effect.gen(function* () {
     const sql = yield* SqlClient.SqlClient
@@ -52,4 +53,19 @@ export const feedMigration = (config: EventTableConfig) =>
       created_at timestamptz NOT NULL DEFAULT now(),
       CONSTRAINT ${name("consumers_pkey")} PRIMARY KEY (name)
     )`
+  })
+
+/**
+ * Migration 5: drops the notify trigger. A transaction that has sent a `NOTIFY` takes a lock on the whole server at
+ * commit and holds it through its WAL flush, so that notifications are queued in commit order: every transaction that
+ * appended an event committed one after another. Measured with pgbench on this project's machine, 16 clients
+ * inserting one row per transaction: 12,000 to 25,000 commits/s without the trigger, 3,600 to 5,700 with it, and
+ * 12,000 to 15,600 with the `NOTIFY` sent after the commit, in a transaction of its own that writes no WAL to wait
+ * for. The store now does that, coalesced (`feedNotifier.ts`); readers poll as before for rows written by others.
+ */
+export const dropNotifyTrigger = (config: EventTableConfig) =>
+  Effect.gen(function* () {
+    const sql = yield* SqlClient.SqlClient
+    yield* sql`DROP TRIGGER IF EXISTS ${sql(`${config.table}_notify_feed`)} ON ${sql(qualify(config, config.table))}`
+    yield* sql`DROP FUNCTION IF EXISTS ${sql(qualify(config, `${config.table}_notify_feed`))}()`
   })

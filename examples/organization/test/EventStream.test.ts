@@ -1,0 +1,610 @@
+/**
+ * The live event stream, `GET /events/stream`, over real HTTP on the engine of the test project, read by a raw
+ * HTTP client that parses the Server-Sent Events itself: events written through the API arrive live with their
+ * checkpoints as ids; a client that reconnects with `Last-Event-ID` gets exactly what it missed (and one that
+ * reconnects without it misses it); the audit API's authentication, access rules and validation hold; a user's
+ * connections are capped; a client that stops reading is dropped, which frees its slot; an idle stream sends
+ * heartbeats.
+ */
+import { EventStore, Feed } from "@annal/core"
+import { AuditApi } from "@annal/http"
+import { assert, describe, layer } from "@effect/vitest"
+import * as Cause from "effect/Cause"
+import * as Effect from "effect/Effect"
+import * as FetchHttpClient from "effect/http/FetchHttpClient"
+import * as Layer from "effect/Layer"
+import * as Queue from "effect/Queue"
+import * as Schema from "effect/Schema"
+import type * as HttpServer from "effect/http/HttpServer"
+import type * as Scope from "effect/Scope"
+import * as http from "node:http"
+import * as net from "node:net"
+import * as App from "../src/App.ts"
+import * as DemoUsers from "../src/DemoUsers.ts"
+import { OrganizationCreated } from "../src/Events.ts"
+import * as TestApp from "./support/TestApp.ts"
+
+const alice = DemoUsers.user("alice")
+const bob = DemoUsers.user("bob")
+const carol = DemoUsers.user("carol")
+
+/** Small limits, so that the cap, the buffer and the heartbeat show within a test. */
+const limits = {
+  maxConnectionsPerUser: 3,
+  bufferSize: 16,
+  slowClientTimeout: "1 second",
+  heartbeat: "200 millis",
+  retry: "1500 millis",
+  pollInterval: "200 millis"
+} as const
+
+const appLayer = Layer.unwrap(
+  Effect.map(DemoUsers.tokenEntries, (tokens) => App.layer({ port: 0, host: "127.0.0.1", tokens, eventStream: limits }))
+).pipe(Layer.provideMerge(TestApp.sqlLayer), Layer.provideMerge(FetchHttpClient.layer), Layer.orDie)
+
+// ---------------------------------------------------------------------------------------------------------------
+// A Server-Sent Events client: node:http, reading the body as it arrives and parsing it here.
+// ---------------------------------------------------------------------------------------------------------------
+
+/** One message of the stream, as the client parsed it. */
+type Message =
+  | { readonly kind: "event"; readonly id: string | undefined; readonly event: string; readonly data: string }
+  | { readonly kind: "comment"; readonly text: string }
+  | { readonly kind: "retry"; readonly millis: number }
+
+/** Parses the complete messages at the front of `text`; returns them and what is left. */
+const parseMessages = (text: string): { readonly messages: ReadonlyArray<Message>; readonly rest: string } => {
+  const messages: Array<Message> = []
+  let rest = text
+  let end = rest.indexOf("\n\n")
+  while (end >= 0) {
+    const block = rest.slice(0, end)
+    rest = rest.slice(end + 2)
+    end = rest.indexOf("\n\n")
+    let id: string | undefined
+    let event = "message"
+    const data: Array<string> = []
+    for (const line of block.split("\n")) {
+      if (line.startsWith(":")) {
+        messages.push({ kind: "comment", text: line.slice(1).trim() })
+        continue
+      }
+      const colon = line.indexOf(":")
+      const field = colon < 0 ? line : line.slice(0, colon)
+      const value = colon < 0 ? "" : line.slice(colon + 1).replace(/^ /, "")
+      if (field === "id") id = value
+      else if (field === "event") event = value
+      else if (field === "data") data.push(value)
+      else if (field === "retry") messages.push({ kind: "retry", millis: Number(value) })
+    }
+    if (data.length > 0) messages.push({ kind: "event", id, event, data: data.join("\n") })
+  }
+  return { messages, rest }
+}
+
+/** An open response: its status and headers, and its body message by message. */
+interface Connection {
+  readonly status: number
+  readonly headers: http.IncomingHttpHeaders
+  /** The messages as they arrive; the queue ends when the server ends the response. */
+  readonly messages: Queue.Dequeue<Message, Cause.Done>
+  /** All the body's text so far, for error responses. */
+  readonly text: () => string
+}
+
+/** What to send. */
+interface ConnectOptions {
+  readonly as?: "alice" | "bob" | "carol" | "dana" | { readonly token: string }
+  readonly headers?: Record<string, string>
+}
+
+/** Opens `GET path` and keeps it open for the scope; the connection is destroyed when the scope closes. */
+const connect = (
+  path: string,
+  options: ConnectOptions = {}
+): Effect.Effect<Connection, never, Scope.Scope | HttpServer.HttpServer> =>
+  Effect.gen(function* () {
+    const base = yield* TestApp.baseUrl
+    const headers: Record<string, string> = { ...options.headers }
+    if (options.as !== undefined) {
+      headers["authorization"] =
+        `Bearer ${typeof options.as === "string" ? DemoUsers.user(options.as).token : options.as.token}`
+    }
+    const messages = yield* Queue.unbounded<Message, Cause.Done>()
+    const { request, response } = yield* Effect.acquireRelease(
+      Effect.callback<{ readonly request: http.ClientRequest; readonly response: http.IncomingMessage }>((resume) => {
+        const request = http.get(`${base}${path}`, { headers, agent: false }, (response) =>
+          resume(Effect.succeed({ request, response }))
+        )
+        request.on("error", (error) => resume(Effect.die(error)))
+      }),
+      ({ request }) => Effect.sync(() => request.destroy())
+    )
+    let text = ""
+    let pending = ""
+    response.setEncoding("utf8")
+    response.on("data", (chunk: string) => {
+      text += chunk
+      const parsed = parseMessages(pending + chunk)
+      pending = parsed.rest
+      Queue.offerAllUnsafe(messages, parsed.messages)
+    })
+    const ended = () => Queue.endUnsafe(messages)
+    response.on("end", ended)
+    response.on("close", ended)
+    request.on("error", ended)
+    return { status: response.statusCode ?? 0, headers: response.headers, messages, text: () => text }
+  })
+
+/**
+ * The next event of the stream, passing over heartbeats; fails the test if the stream ends first, or if none comes
+ * for long (a bound that keeps a missing event from hanging the test, not a measure of speed).
+ */
+const nextEvent = (connection: Connection) =>
+  Effect.gen(function* () {
+    while (true) {
+      const message = yield* Queue.take(connection.messages).pipe(
+        Effect.catch(() => Effect.die(new Error("the stream ended")))
+      )
+      if (message.kind === "event") return message
+    }
+  }).pipe(
+    Effect.timeoutOrElse({
+      duration: "15 seconds",
+      orElse: () => Effect.die(new Error("no event came"))
+    })
+  )
+
+/** The next `n` events. */
+const nextEvents = (connection: Connection, n: number) =>
+  Effect.forEach(Array.from({ length: n }), () => nextEvent(connection))
+
+/** Waits for the end of a response, and returns its body. */
+const bodyOf = (connection: Connection) =>
+  Effect.gen(function* () {
+    yield* Effect.exit(Queue.takeAll(connection.messages).pipe(Effect.forever))
+    return connection.text()
+  })
+
+// ---------------------------------------------------------------------------------------------------------------
+// Writing through the API
+// ---------------------------------------------------------------------------------------------------------------
+
+let panCounter = 3000
+const freshPan = () => `STRMA${String(panCounter++).padStart(4, "0")}Z`
+
+const Created = Schema.Struct({ id: Schema.String })
+
+/** Creates an organization as `as`, with the given correlation id; returns its id. */
+const createOrganization = (name: string, as: "alice" | "bob" | "carol", correlationId?: string) =>
+  Effect.gen(function* () {
+    const response = yield* TestApp.request("POST", "/organizations", {
+      as,
+      body: { name, type: "private_limited", email: "accounts@stream.example", pan: freshPan() },
+      headers: correlationId === undefined ? undefined : { "x-correlation-id": correlationId }
+    })
+    assert.strictEqual(response.status, 201, response.text)
+    return TestApp.decode(Created)(response.body).id
+  })
+
+/** Renames an organization as `as`, with the given correlation id. */
+const rename = (id: string, name: string, as: "alice" | "bob" | "carol", correlationId: string) =>
+  Effect.gen(function* () {
+    const response = yield* TestApp.request("PATCH", `/organizations/${id}`, {
+      as,
+      body: { name },
+      headers: { "x-correlation-id": correlationId }
+    })
+    assert.strictEqual(response.status, 200, response.text)
+  })
+
+const page = TestApp.decode(AuditApi.EventPage)
+
+/** The events of a correlation id, oldest first, as the audit API lists them to the auditor, as JSON. */
+const eventsOf = (correlationId: string) =>
+  Effect.gen(function* () {
+    const response = yield* TestApp.request("GET", `/audit/events?correlationId=${correlationId}&limit=500`, {
+      as: "dana"
+    })
+    assert.strictEqual(response.status, 200, response.text)
+    page(response.body)
+    return (response.body as { readonly events: ReadonlyArray<Record<string, unknown>> }).events
+  })
+
+/** The checkpoint id the stream gives an event, from the event's JSON. */
+const checkpointId = (event: Record<string, unknown>): string =>
+  Feed.encodeCheckpoint({
+    transactionId: BigInt(String(event["transactionId"])),
+    globalPosition: BigInt(String(event["globalPosition"]))
+  })
+
+const ErrorJson = Schema.Struct({
+  _tag: Schema.String,
+  message: Schema.String,
+  issues: Schema.optionalKey(Schema.Array(Schema.Struct({ field: Schema.String, reason: Schema.String }))),
+  limit: Schema.optionalKey(Schema.Number),
+  correlationId: Schema.optionalKey(Schema.String)
+})
+const decodeError = Schema.decodeUnknownSync(Schema.fromJsonString(ErrorJson))
+
+/** Opens a stream that must be refused: its status, and its body, which must be a typed error and nothing else. */
+const refused = (path: string, options: ConnectOptions = {}) =>
+  Effect.scoped(
+    Effect.gen(function* () {
+      const connection = yield* connect(path, options)
+      const text = yield* bodyOf(connection)
+      assert.include(connection.headers["content-type"] ?? "", "application/json")
+      return { status: connection.status, error: decodeError(text) }
+    })
+  )
+
+layer(appLayer, TestApp.layerOptions)("GET /events/stream", (it) => {
+  describe("live delivery", () => {
+    it.effect("delivers events written through the API as they happen, with their checkpoints as ids", () =>
+      Effect.scoped(
+        Effect.gen(function* () {
+          const correlationId = crypto.randomUUID()
+          const stream = yield* connect(`/events/stream?correlationId=${correlationId}`, { as: "dana" })
+          assert.strictEqual(stream.status, 200)
+          assert.include(stream.headers["content-type"] ?? "", "text/event-stream")
+          assert.strictEqual(stream.headers["cache-control"], "no-cache")
+          assert.strictEqual(stream.headers["x-accel-buffering"], "no")
+          assert.isString(stream.headers["x-correlation-id"], "the request context still applies")
+          assert.deepStrictEqual(yield* Queue.take(stream.messages), { kind: "retry", millis: 1500 })
+
+          const id = yield* createOrganization("Live Traders", "alice", correlationId)
+          yield* rename(id, "Live Traders Two", "alice", correlationId)
+          const created = yield* nextEvent(stream)
+          const updated = yield* nextEvent(stream)
+          const written = yield* eventsOf(correlationId)
+          assert.strictEqual(written.length, 2)
+          assert.deepStrictEqual(
+            [created, updated].map((message) => [message.event, message.id]),
+            written.map((event) => [event["eventType"], checkpointId(event)])
+          )
+          // The data is the audit API's JSON of the event, exactly.
+          assert.deepStrictEqual(JSON.parse(created.data), written[0])
+          assert.deepStrictEqual(JSON.parse(updated.data), written[1])
+          // An id is a checkpoint the feed reads after.
+          const checkpoint = yield* Feed.decodeCheckpoint(updated.id ?? "")
+          assert.strictEqual(checkpoint.globalPosition, BigInt(String(written[1]!["globalPosition"])))
+        })
+      )
+    )
+
+    it.effect("restricted to the caller's own events, delivers theirs and nobody else's", () =>
+      Effect.scoped(
+        Effect.gen(function* () {
+          const stream = yield* connect(`/events/stream?userId=${alice.userId.toUpperCase()}`, { as: "alice" })
+          assert.strictEqual(stream.status, 200)
+          yield* createOrganization("Bob's Own Traders", "bob")
+          const mine = yield* createOrganization("Alice's Own Traders", "alice")
+          const event = yield* nextEvent(stream)
+          const data = JSON.parse(event.data) as Record<string, unknown>
+          assert.strictEqual(data["aggregateId"], mine)
+          assert.strictEqual(data["userId"], alice.userId)
+        })
+      )
+    )
+
+    it.effect("an idle stream sends keep-alive comments", () =>
+      Effect.scoped(
+        Effect.gen(function* () {
+          const stream = yield* connect(`/events/stream?correlationId=${crypto.randomUUID()}`, { as: "dana" })
+          assert.strictEqual(stream.status, 200)
+          const comments: Array<Message> = []
+          while (comments.length < 2) {
+            const message = yield* Queue.take(stream.messages)
+            if (message.kind === "comment") comments.push(message)
+            else assert.strictEqual(message.kind, "retry")
+          }
+          assert.deepStrictEqual(comments, [
+            { kind: "comment", text: "keep-alive" },
+            { kind: "comment", text: "keep-alive" }
+          ])
+        })
+      )
+    )
+  })
+
+  describe("reconnecting", () => {
+    it.effect("with Last-Event-ID gets exactly the events it missed, in order; without it, misses them", () =>
+      Effect.gen(function* () {
+        const correlationId = crypto.randomUUID()
+        const path = `/events/stream?correlationId=${correlationId}`
+        const id = yield* createOrganization("Resumed Traders", "alice", correlationId)
+
+        // The first connection reads three events, then goes away.
+        const first = yield* Effect.scoped(
+          Effect.gen(function* () {
+            const stream = yield* connect(path, { as: "dana" })
+            for (const name of ["One", "Two", "Three"])
+              yield* rename(id, `Resumed Traders ${name}`, "alice", correlationId)
+            return yield* nextEvents(stream, 3)
+          })
+        )
+        const lastSeen = first.at(-1)!.id!
+
+        // Written while nobody listens.
+        for (const name of ["Four", "Five", "Six"]) yield* rename(id, `Resumed Traders ${name}`, "alice", correlationId)
+
+        yield* Effect.scoped(
+          Effect.gen(function* () {
+            const resumed = yield* connect(path, { as: "dana", headers: { "last-event-id": lastSeen } })
+            assert.strictEqual(resumed.status, 200)
+            // The contrast: a client that reconnects without its last id starts at the head.
+            const fresh = yield* connect(path, { as: "dana" })
+            assert.strictEqual(fresh.status, 200)
+            // The query parameter does what the header does, for clients that cannot set headers.
+            const byQuery = yield* connect(`${path}&lastEventId=${lastSeen}`, { as: "dana" })
+            assert.strictEqual(byQuery.status, 200)
+
+            yield* rename(id, "Resumed Traders Seven", "alice", correlationId)
+            const all = (yield* eventsOf(correlationId)).map(checkpointId)
+            assert.strictEqual(all.length, 8, "created, then seven renames")
+
+            // Nothing missed, nothing twice: the two connections together are every event after the creation.
+            const missed = yield* nextEvents(resumed, 4)
+            assert.deepStrictEqual([...idsOf(first), ...idsOf(missed)], all.slice(1))
+            assert.deepStrictEqual(idsOf(yield* nextEvents(byQuery, 4)), all.slice(4))
+            // Without Last-Event-ID, the events written while away are lost to the client.
+            assert.deepStrictEqual(idsOf(yield* nextEvents(fresh, 1)), all.slice(7))
+          })
+        )
+      })
+    )
+  })
+
+  describe("who may stream what", () => {
+    it.effect("answers 401 without a known token, and 403 to a stream beyond the caller's own events", () =>
+      Effect.gen(function* () {
+        const bobsOrganization = yield* createOrganization("Bob's Private Traders", "bob")
+        const cases: ReadonlyArray<readonly [string, ConnectOptions, number, string]> = [
+          ["/events/stream", {}, 401, "Unauthenticated"],
+          ["/events/stream", { as: { token: "not-a-token" } }, 401, "Unauthenticated"],
+          ["/events/stream", { as: "alice" }, 403, "Forbidden"],
+          [`/events/stream?userId=${bob.userId}`, { as: "alice" }, 403, "Forbidden"],
+          [`/events/stream?entityType=organization&entityId=${bobsOrganization}`, { as: "alice" }, 403, "Forbidden"],
+          [`/events/stream?entityId=${bobsOrganization}`, { as: "bob" }, 403, "Forbidden"],
+          [`/events/stream?eventType=organization.created`, { as: "carol" }, 403, "Forbidden"]
+        ]
+        for (const [path, options, status, tag] of cases) {
+          const answer = yield* refused(path, options)
+          assert.strictEqual(answer.status, status, path)
+          assert.strictEqual(answer.error._tag, tag, path)
+        }
+        // What they may see: an entity they changed, and a commodity (the app lets anyone read those).
+        for (const path of [
+          `/events/stream?entityType=organization&entityId=${bobsOrganization}`,
+          `/events/stream?entityType=commodity&entityId=c0000000-0000-4000-8000-000000000001`
+        ]) {
+          yield* Effect.scoped(
+            Effect.gen(function* () {
+              const stream = yield* connect(path, { as: "bob" })
+              assert.strictEqual(stream.status, 200, path)
+            })
+          )
+        }
+      })
+    )
+
+    it.effect("records each auditor's stream as an audit.read, before it sends anything", () =>
+      Effect.gen(function* () {
+        const correlationId = crypto.randomUUID()
+        yield* Effect.scoped(
+          Effect.gen(function* () {
+            const stream = yield* connect(`/events/stream?eventType=organization.deleted&entityType=organization`, {
+              as: "dana",
+              headers: { "x-correlation-id": correlationId }
+            })
+            assert.strictEqual(stream.status, 200)
+            // Alice's streams are not recorded; she is not an auditor.
+            const own = yield* connect(`/events/stream?userId=${alice.userId}`, {
+              as: "alice",
+              headers: { "x-correlation-id": correlationId }
+            })
+            assert.strictEqual(own.status, 200)
+          })
+        )
+        const reads = yield* eventsOf(correlationId)
+        assert.strictEqual(reads.length, 1)
+        assert.strictEqual(reads[0]!["eventType"], "audit.read")
+        assert.deepStrictEqual((reads[0]!["data"] as Record<string, unknown>)["parameters"], {
+          eventType: ["organization.deleted"],
+          entityType: "organization"
+        })
+      })
+    )
+  })
+
+  describe("malformed requests", () => {
+    it.effect("are typed 400s that name the field", () =>
+      Effect.gen(function* () {
+        const own = `userId=${alice.userId}`
+        const cases: ReadonlyArray<readonly [string, ConnectOptions, string]> = [
+          [`/events/stream?${own}`, { headers: { "last-event-id": "not-an-id" } }, "header.last-event-id"],
+          [`/events/stream?${own}&lastEventId=bm90IGEgY2hlY2twb2ludA`, {}, "query.lastEventId"],
+          ["/events/stream?userId=not-a-uuid", {}, "query.userId"],
+          [`/events/stream?entityId=123&${own}`, {}, "query.entityId"],
+          [`/events/stream?${own}&from=2025-01-01T00:00:00Z`, {}, "query.from"],
+          [`/events/stream?${own}&limit=5`, {}, "query.limit"],
+          [`/events/stream?${own}&eventType=Not.A.Type`, {}, "query.eventType.0"]
+        ]
+        for (const [path, options, field] of cases) {
+          const answer = yield* refused(path, { as: "alice", ...options })
+          assert.strictEqual(answer.status, 400, path)
+          assert.strictEqual(answer.error._tag, "InvalidRequest", path)
+          assert.include(
+            (answer.error.issues ?? []).map((issue) => issue.field),
+            field,
+            path
+          )
+        }
+      })
+    )
+  })
+
+  describe("limits", () => {
+    it.effect("caps the streams one user holds: the next is a 429, and closing one frees its slot", () =>
+      Effect.gen(function* () {
+        const path = `/events/stream?userId=${carol.userId}`
+        const open = yield* Effect.scoped(
+          Effect.gen(function* () {
+            const held = yield* Effect.forEach([1, 2, 3], () => connect(path, { as: "carol" }))
+            assert.deepStrictEqual(
+              held.map((stream) => stream.status),
+              [200, 200, 200]
+            )
+            const over = yield* refused(path, { as: "carol" })
+            assert.strictEqual(over.status, 429)
+            assert.strictEqual(over.error._tag, "TooManyStreams")
+            assert.strictEqual(over.error.limit, limits.maxConnectionsPerUser)
+            // Another user is not affected by carol's streams.
+            const other = yield* connect(`/events/stream?userId=${alice.userId}`, { as: "alice" })
+            return other.status
+          })
+        )
+        assert.strictEqual(open, 200)
+        // All three closed: the server notices each closed connection and frees its slot.
+        const reopened = yield* eventually(
+          Effect.scoped(
+            Effect.gen(function* () {
+              const held = yield* Effect.forEach([1, 2, 3], () => connect(path, { as: "carol" }))
+              return held.every((stream) => stream.status === 200)
+            })
+          )
+        )
+        assert.isTrue(reopened)
+      })
+    )
+
+    it.effect("drops a client that stops reading, and frees its slot; it resumes from its last id", () =>
+      Effect.gen(function* () {
+        const path = `/events/stream?userId=${bob.userId}`
+        const stalled = yield* stalledClient(path, bob.token)
+        assert.match(stalled.head, /^HTTP\/1.1 200/)
+
+        // While the stalled client is connected it holds one of bob's slots: only two more streams fit.
+        yield* Effect.scoped(
+          Effect.gen(function* () {
+            const held = yield* Effect.forEach([1, 2], () => connect(path, { as: "bob" }))
+            assert.deepStrictEqual(
+              held.map((stream) => stream.status),
+              [200, 200]
+            )
+            assert.strictEqual((yield* refused(path, { as: "bob" })).status, 429)
+          })
+        )
+
+        // Bob's events pour in, far more than the socket buffers, the buffer and its grace can hold for a client that
+        // reads nothing: the server closes the connection, and bob has all three slots again.
+        const allFree = Effect.scoped(
+          Effect.gen(function* () {
+            const held = yield* Effect.forEach([1, 2, 3], () => connect(path, { as: "bob" }))
+            return held.every((stream) => stream.status === 200)
+          })
+        )
+        let written = 0
+        let dropped = false
+        while (!dropped && written < 40) {
+          yield* appendLargeEvents(bob.userId, 100)
+          written++
+          // Once the buffer is full the server waits its grace period (a second here) before it drops the client.
+          dropped = yield* eventually(allFree, 40)
+        }
+        assert.isTrue(dropped, "the stalled client was dropped")
+
+        // The client reads again: what the kernel held for it, then the end of the response.
+        const rest = yield* stalled.readToEnd
+        const messages = parseMessages(stalled.head.slice(stalled.head.indexOf("\r\n\r\n") + 4) + rest)
+        const received = messages.messages.flatMap((message) => (message.kind === "event" ? [message] : []))
+        const total = written * 100
+        assert.isAbove(received.length, 0)
+        assert.isBelow(received.length, total, "it did not get everything: it was cut off")
+
+        // It reconnects with the last id it got, and gets the rest: nothing missed, nothing twice.
+        yield* Effect.scoped(
+          Effect.gen(function* () {
+            const lastSeen = received.at(-1)!.id!
+            const resumed = yield* connect(path, { as: "bob", headers: { "last-event-id": lastSeen } })
+            assert.strictEqual(resumed.status, 200)
+            const rest = yield* nextEvents(resumed, total - received.length)
+            const ids = yield* Effect.forEach([lastSeen, ...rest.map((message) => message.id!)], Feed.decodeCheckpoint)
+            for (let i = 1; i < ids.length; i++) assert.strictEqual(Feed.compare(ids[i - 1]!, ids[i]!), -1)
+            // And then nothing more: the next message is a heartbeat.
+            assert.strictEqual((yield* Queue.take(resumed.messages)).kind, "comment")
+          })
+        )
+      })
+    )
+  })
+})
+
+/** The ids of messages. */
+const idsOf = (messages: ReadonlyArray<{ readonly id: string | undefined }>) => messages.map((message) => message.id)
+
+/** Runs `check` until it is true, at most `attempts` times, pausing between tries. */
+const eventually = <R>(check: Effect.Effect<boolean, never, R>, attempts = 100) =>
+  Effect.gen(function* () {
+    for (let attempt = 0; attempt < attempts; attempt++) {
+      if (yield* check) return true
+      yield* Effect.sleep("50 millis")
+    }
+    return false
+  })
+
+/**
+ * A client that sends the request, reads the response head, and then reads nothing: a raw socket, paused, so that
+ * what the server sends fills the kernel's buffers and then the server's. `readToEnd` resumes reading until the
+ * server's end of the connection.
+ */
+const stalledClient = (path: string, token: string) =>
+  Effect.gen(function* () {
+    const base = new URL(yield* TestApp.baseUrl)
+    const socket = yield* Effect.acquireRelease(
+      Effect.sync(() => net.connect(Number(base.port), base.hostname)),
+      (socket) => Effect.sync(() => socket.destroy())
+    )
+    socket.setEncoding("utf8")
+    socket.write(
+      `GET ${path} HTTP/1.1\r\nHost: ${base.host}\r\nAuthorization: Bearer ${token}\r\nAccept: text/event-stream\r\n\r\n`
+    )
+    const head = yield* Effect.callback<string>((resume) => {
+      let received = ""
+      const onData = (chunk: string) => {
+        received += chunk
+        if (received.includes("\r\n\r\n")) {
+          socket.off("data", onData)
+          socket.pause()
+          resume(Effect.succeed(received))
+        }
+      }
+      socket.on("data", onData)
+    })
+    const readToEnd = Effect.callback<string>((resume) => {
+      let received = ""
+      socket.on("data", (chunk: string) => {
+        received += chunk
+      })
+      socket.on("close", () => resume(Effect.succeed(received)))
+      socket.resume()
+    })
+    return { head, readToEnd }
+  })
+
+/** Appends `count` events of about 8 KB each as `userId`, straight to the store, in one transaction. */
+const appendLargeEvents = (userId: string, count: number) =>
+  Effect.gen(function* () {
+    const store = yield* EventStore.EventStore
+    const padding = "x".repeat(8000)
+    yield* store.append(
+      Array.from({ length: count }, () =>
+        OrganizationCreated.make({
+          aggregateId: crypto.randomUUID(),
+          userId,
+          data: { name: "Bulk Traders", type: "trust", email: "bulk@stream.example", phone: null, pan: freshPan() },
+          metadata: { extras: { padding } }
+        })
+      )
+    )
+  }).pipe(Effect.provide(EventStore.layer), Effect.orDie)
