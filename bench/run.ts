@@ -1,8 +1,9 @@
 /**
  * `npm run bench`: Annal against the hand-written SQL floor on the local PostgreSQL, contenders alternating over
  * rounds in one run, medians with min–max and the ratios the benchmark issue sets as targets. `--quick` runs a
- * short version; `--events=N` sets the size of the read-at-scale table (1M by default, 100k quick). Results are
- * printed and written to `bench/RESULTS.md`.
+ * short version; `--events=N` sets the size of the read-at-scale table (1M by default, 100k quick); `--only=a,b`
+ * runs only the named sections (append, audit, batches, reads, peer, sse), for profiling one of them. Results are
+ * printed and written to `bench/RESULTS.md`; `--no-write` only prints them.
  */
 import { NodeRuntime } from "@effect/platform-node"
 import { PgClient } from "@effect/sql-pg"
@@ -13,7 +14,7 @@ import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
 import * as SqlClient from "effect/sql/SqlClient"
 import * as Stream from "effect/Stream"
-import { execFile } from "node:child_process"
+import { execFile, spawn } from "node:child_process"
 import { writeFileSync } from "node:fs"
 import * as os from "node:os"
 import { promisify } from "node:util"
@@ -23,15 +24,21 @@ import * as EventEmitter from "../packages/core/src/EventEmitter.ts"
 import * as EventRegistry from "../packages/core/src/EventRegistry.ts"
 import * as EventStore from "../packages/core/src/EventStore.ts"
 import * as EventTable from "../packages/core/src/EventTable.ts"
+import * as Feed from "../packages/core/src/Feed.ts"
 import * as Cursor from "../packages/core/src/internal/cursor.ts"
 import * as Migrations from "../packages/core/src/Migrations.ts"
 import { compare, latencies, parallel, percentile, type Result } from "./Harness.ts"
+import { peerComparisons } from "./Peer.ts"
+import { sseLatency } from "./SseLatency.ts"
 
 const args = process.argv.slice(2)
 const quick = args.includes("--quick")
 const eventsArg = args.find((arg) => arg.startsWith("--events="))
 const scale = eventsArg === undefined ? (quick ? 100_000 : 1_000_000) : Number(eventsArg.slice("--events=".length))
 const rounds = quick ? 3 : 5
+const onlyArg = args.find((arg) => arg.startsWith("--only="))
+const only = onlyArg === undefined ? undefined : new Set(onlyArg.slice("--only=".length).split(","))
+const runs = (section: string) => only === undefined || only.has(section)
 const url = process.env["DATABASE_URL"] ?? "postgres://postgres@127.0.0.1:5432/test"
 const schema = `annal_bench_${Date.now().toString(36)}`
 const table = `${schema}.events`
@@ -165,6 +172,14 @@ const auditOverhead = Effect.gen(function* () {
     [
       { name: "business transaction", run: (n) => parallel(n, 4, (_, i) => sql.withTransaction(update(i))) },
       {
+        // The least any audit trail of one row per change can cost: the event's row, INSERTed by hand.
+        name: "business transaction + hand-written INSERT of the event row",
+        run: (n) =>
+          parallel(n, 4, (_, i) =>
+            sql.withTransaction(Effect.andThen(update(i), insertOne(sql, uuid(), user, 1, `${i}`)))
+          )
+      },
+      {
         name: "business transaction + EventEmitter.emit",
         run: (n) =>
           parallel(n, 4, (_, i) =>
@@ -219,6 +234,10 @@ const batches = Effect.gen(function* () {
             })
         },
         {
+          name: "COPY through psql (ceiling)",
+          run: (events) => copyRows(events / size, size, user)
+        },
+        {
           name: `EventEmitter.emitMany(${size})`,
           run: (events) =>
             Effect.gen(function* () {
@@ -235,12 +254,44 @@ const batches = Effect.gen(function* () {
       ],
       { rounds, ops: calls * size }
     )
-    yield* record(`batches of ${size}`, results, "events/s", {
-      contender: `EventEmitter.emitMany(${size})`,
-      atLeast: size === 1000 ? 0.9 : 0
-    })
+    yield* record(
+      `batches of ${size}`,
+      results,
+      "events/s",
+      size === 1000 ? { contender: `EventEmitter.emitMany(${size})`, atLeast: 0.9 } : undefined
+    )
   }
 })
+
+/**
+ * COPY, the fastest way into PostgreSQL, as the ceiling of batch writes: `calls` COPY commands of `size` rows each,
+ * in one psql session (the driver has no COPY). The figure includes starting psql, a few milliseconds per round.
+ */
+const copyRows = (calls: number, size: number, user: string) =>
+  Effect.callback<void, Error>((resume) => {
+    const lines: Array<string> = []
+    for (let call = 0; call < calls; call++) {
+      const aggregateId = uuid()
+      lines.push(
+        `COPY ${table} (id, event_type, aggregate_id, aggregate_type, user_id, "timestamp", version, data, metadata, stream_version) FROM STDIN;`
+      )
+      const now = new Date().toISOString()
+      for (let i = 0; i < size; i++) {
+        lines.push(
+          `${uuid()}\torganization.gst.added\t${aggregateId}\torganization\t${user}\t${now}\t1\t{"gstin":"${i}","state":"KA"}\t{}\t${i + 1}`
+        )
+      }
+      lines.push("\\.")
+    }
+    const psql = spawn("psql", ["-q", "-v", "ON_ERROR_STOP=1", url], { stdio: ["pipe", "ignore", "pipe"] })
+    let stderr = ""
+    psql.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()))
+    psql.on("error", (error) => resume(Effect.fail(error)))
+    psql.on("close", (code) =>
+      resume(code === 0 ? Effect.void : Effect.fail(new Error(`psql exited with ${code}: ${stderr}`)))
+    )
+    psql.stdin.end(lines.join("\n") + "\n")
+  })
 
 /** Fills the table with `scale` events over 100k aggregates (scaled down with the table) and 1k users. */
 const load = Effect.gen(function* () {
@@ -392,20 +443,86 @@ const readsAtScale = Effect.gen(function* () {
     contender: "EventStore.stream (decoded)",
     atLeast: 0.8
   })
+  // The feed catching up over the whole table: Annal's feed (pages in commit order below the fence, decoded) against
+  // a hand-written keyset read in the same order.
+  const feed = yield* Feed.Feed
+  const feedResults = yield* compare(
+    [
+      {
+        name: "hand-written keyset read (transaction_id, global_position)",
+        run: () =>
+          Effect.gen(function* () {
+            let after = { tx: "0", gp: "0" }
+            for (;;) {
+              const page = yield* sql<{ readonly tx: string; readonly gp: string }>`SELECT id, event_type,
+                aggregate_id, aggregate_type, user_id, "timestamp", version, data, metadata, stream_version,
+                global_position::text AS gp, transaction_id::text AS tx, recorded_at
+                FROM ${sql(table)} e
+                WHERE (e.transaction_id, e.global_position) > (${after.tx}::xid8, ${after.gp}::bigint)
+                  AND e.transaction_id < pg_snapshot_xmin(pg_current_snapshot())
+                ORDER BY e.transaction_id, e.global_position LIMIT 1000`
+              if (page.length === 0) break
+              after = { tx: page.at(-1)!.tx, gp: page.at(-1)!.gp }
+            }
+          })
+      },
+      {
+        name: "Feed.stream (decoded, to the head)",
+        run: () => Stream.runDrain(feed.stream(Events, { live: false, limit: 1000 }))
+      }
+    ],
+    { rounds: quick ? 2 : 3, ops: scale }
+  )
+  yield* record(`feed catch-up over ${scale.toLocaleString("en-US")} events`, feedResults, "events/s", {
+    contender: "Feed.stream (decoded, to the head)",
+    atLeast: 0.8
+  })
+  // Flat as the table grows: the feed's first tenth against its last, each read from its own checkpoint.
+  const tenth = Math.max(1, Math.floor(scale / 10))
+  const [late] = yield* sql<{ readonly tx: string; readonly gp: string }>`SELECT transaction_id::text AS tx,
+    global_position::text AS gp FROM ${sql(table)} e ORDER BY e.transaction_id, e.global_position
+    OFFSET ${scale - tenth - 1} LIMIT 1`
+  const lateCheckpoint: Feed.Checkpoint = { transactionId: BigInt(late!.tx), globalPosition: BigInt(late!.gp) }
+  const flatness = yield* compare(
+    [
+      {
+        name: `first ${tenth.toLocaleString("en-US")} events`,
+        run: (n) => Stream.runDrain(feed.stream(Events, { live: false, limit: 1000 }).pipe(Stream.take(n)))
+      },
+      {
+        name: `last ${tenth.toLocaleString("en-US")} events`,
+        run: (n) =>
+          Stream.runDrain(feed.stream(Events, { after: lateCheckpoint, live: false, limit: 1000 }).pipe(Stream.take(n)))
+      }
+    ],
+    { rounds: quick ? 2 : 3, ops: tenth }
+  )
+  yield* record("feed catch-up, flat as the table grows", flatness, "events/s", {
+    contender: `last ${tenth.toLocaleString("en-US")} events`,
+    atLeast: 0.8
+  })
   // Peak memory while streaming everything, in a process of its own so that nothing else is counted.
   const { stdout } = yield* Effect.promise(() =>
-    promisify(execFile)(process.execPath, [new URL("./stream-rss.ts", import.meta.url).pathname], {
+    promisify(execFile)(process.execPath, ["--expose-gc", new URL("./stream-rss.ts", import.meta.url).pathname], {
       env: { ...process.env, ANNAL_BENCH_SCHEMA: schema, DATABASE_URL: url }
     })
   )
   const measured = Schema.decodeUnknownSync(
-    Schema.fromJsonString(Schema.Struct({ events: Schema.Number, peakRss: Schema.Number }))
+    Schema.fromJsonString(
+      Schema.Struct({
+        events: Schema.Number,
+        peakRss: Schema.Number,
+        baselineRss: Schema.Number,
+        heapUsedAfter: Schema.Number
+      })
+    )
   )(stdout.trim().split("\n").at(-1))
+  const mb = (bytes: number) => `${(bytes / 2 ** 20).toFixed(0)} MB`
   rows.push({
     section: `peak RSS of a process streaming all ${measured.events.toLocaleString("en-US")} events`,
     contender: "EventStore.stream",
-    value: `${(measured.peakRss / 2 ** 20).toFixed(0)} MB`,
-    range: "",
+    value: mb(measured.peakRss),
+    range: `${mb(measured.baselineRss)} before streaming; heap after: ${mb(measured.heapUsedAfter)}`,
     ratio: "",
     target: scale >= 1_000_000 ? "< 150 MB" : "",
     met: scale >= 1_000_000 ? (measured.peakRss < 150 * 2 ** 20 ? "yes" : "NO") : ""
@@ -448,10 +565,18 @@ const report = (header: ReadonlyArray<string>) => {
 const program = Effect.gen(function* () {
   const header = yield* settings
   for (const line of header) yield* Effect.log(line)
-  yield* appendSingle
-  yield* auditOverhead
-  yield* batches
-  yield* readsAtScale
+  if (runs("append")) yield* appendSingle
+  if (runs("audit")) yield* auditOverhead
+  if (runs("batches")) yield* batches
+  if (runs("reads")) yield* readsAtScale
+  // The peer: Emmett's PostgreSQL event store, on the same server, in a database of its own.
+  if (runs("peer")) {
+    for (const table of yield* peerComparisons({ rounds, quick, url })) {
+      yield* record(`Emmett: ${table.section}`, table.results, table.unit, table.target)
+    }
+  }
+  // Commit-to-client latency of the live event stream at 100 events/s, against a hand-written LISTEN reader.
+  if (runs("sse")) rows.push(...(yield* sseLatency({ quick, url })).table)
   const text = report(header)
   console.log("\n" + text)
   if (!args.includes("--no-write")) writeFileSync(new URL("./RESULTS.md", import.meta.url), text)
@@ -459,7 +584,13 @@ const program = Effect.gen(function* () {
 
 const Sql = PgClient.layer({ url: Redacted.make(url), maxConnections: 20 })
 
-const Annal = Layer.mergeAll(Migrations.layer, EventStore.layer, EventEmitter.layer, AuditService.layer).pipe(
+const Annal = Layer.mergeAll(
+  Migrations.layer,
+  EventStore.layer,
+  EventEmitter.layer,
+  AuditService.layer,
+  Feed.layer
+).pipe(
   Layer.provide(EventTable.layer({ schema })),
   Layer.provideMerge(
     Layer.effectDiscard(

@@ -111,8 +111,6 @@ const decodeWithSchema = (
     )
   )
 
-const integerText = /^-?\d{1,19}$/
-
 /** A valid `Date` as a `DateTime.Utc`. */
 const utcOf = (value: unknown): DateTime.Utc | undefined =>
   value instanceof Date && !Number.isNaN(value.getTime()) ? DateTime.fromDateUnsafe(value) : undefined
@@ -124,19 +122,28 @@ const decodeMetadata = Schema.decodeUnknownExit(Event.EventMetadata)
 /** The metadata as `Event.EventMetadata` decodes it (unknown keys left out); its schema decodes any extras. */
 const metadataOf = (value: unknown): Event.EventMetadata | undefined => {
   if (typeof value !== "object" || value === null || Array.isArray(value)) return undefined
+  if ("extras" in value) {
+    const decoded = decodeMetadata(value)
+    return Exit.isSuccess(decoded) ? decoded.value : undefined
+  }
   const metadata: { -readonly [K in (typeof metadataKeys)[number]]?: string } = {}
-  const entries: ReadonlyArray<readonly [string, unknown]> = Object.entries(value)
-  for (const [key, field] of entries) {
-    if (key === "extras") {
-      const decoded = decodeMetadata(value)
-      return Exit.isSuccess(decoded) ? decoded.value : undefined
-    }
-    const known = metadataKeys.find((name) => name === key)
-    if (known === undefined) continue
+  for (const key of metadataKeys) {
+    if (!(key in value)) continue
+    const field: unknown = Reflect.get(value, key)
     if (typeof field !== "string") return undefined
-    metadata[known] = field
+    metadata[key] = field
   }
   return metadata
+}
+
+/** A bigint column selected as text; `undefined` if it is anything else. */
+const bigintOf = (value: unknown): bigint | undefined => {
+  if (typeof value !== "string" || value === "") return undefined
+  try {
+    return BigInt(value)
+  } catch {
+    return undefined
+  }
 }
 
 /** One row as a raw event, or `undefined` when anything in it is not what the columns promise. */
@@ -159,7 +166,8 @@ const fromRow = (row: unknown): Event.RawEvent | undefined => {
     return undefined
   }
   const { id, event_type, aggregate_id, aggregate_type, user_id, version, data, stream_version } = row
-  const { global_position, transaction_id } = row
+  const globalPosition = bigintOf(row.global_position)
+  const transactionId = bigintOf(row.transaction_id)
   const timestamp = utcOf(row.timestamp)
   const recordedAt = utcOf(row.recorded_at)
   const metadata = metadataOf(row.metadata)
@@ -173,10 +181,8 @@ const fromRow = (row: unknown): Event.RawEvent | undefined => {
     typeof version !== "number" ||
     !Number.isSafeInteger(stream_version) ||
     typeof stream_version !== "number" ||
-    typeof global_position !== "string" ||
-    !integerText.test(global_position) ||
-    typeof transaction_id !== "string" ||
-    !integerText.test(transaction_id) ||
+    globalPosition === undefined ||
+    transactionId === undefined ||
     timestamp === undefined ||
     recordedAt === undefined ||
     metadata === undefined ||
@@ -195,8 +201,8 @@ const fromRow = (row: unknown): Event.RawEvent | undefined => {
     data,
     metadata,
     streamVersion: stream_version,
-    globalPosition: BigInt(global_position),
-    transactionId: BigInt(transaction_id),
+    globalPosition,
+    transactionId,
     recordedAt
   }
 }
