@@ -148,11 +148,11 @@ ORDER BY i.ord`.withoutTransform
   }
 
 /**
- * The append of one event, for the common case where it goes straight in: the stream's head and the version check,
- * the duplicate check and the hash are one INSERT ... SELECT over two index probes, without the general statement's
- * CTEs, which cost several times the insert itself. When the event is not written (its id is already stored, the
- * stream is not at the expected version, or a concurrent writer took the version), no row comes back and the
- * caller runs the general statement, which tells which of these it was.
+ * The append of one event, for the common case where it goes straight in: the stream's head, the version check and
+ * the hash are one INSERT ... SELECT over one index probe, without the general statement's CTEs, which cost several
+ * times the insert itself. When the event is not written (the stream is not at the expected version, or a unique key
+ * stopped it: its id is already stored, or a concurrent writer took the version), no row comes back and the caller
+ * runs the general statement, which tells which of these it was.
  */
 export const makeAppendOne =
   (sql: SqlClient.SqlClient, config: EventTableConfig) =>
@@ -177,8 +177,7 @@ SELECT ${row.id}::uuid, ${row.event_type}, ${row.aggregate_id}::uuid, ${row.aggr
   pg_catalog.sha256(h.hash || convert_to(${row.canonical_head}::text || (h.version + 1)::text
     || ${row.canonical_tail}::text, 'UTF8'))
 FROM head h
-WHERE (${expected}::integer < 0 OR h.version = ${expected}::integer)
-  AND NOT EXISTS (SELECT 1 FROM ${table} x WHERE x.id = ${row.id}::uuid)
+WHERE ${expected}::integer < 0 OR h.version = ${expected}::integer
 ON CONFLICT DO NOTHING
 RETURNING stream_version, global_position::text AS global_position`.withoutTransform
   }
