@@ -104,6 +104,8 @@ const recordLatency = (section: string, values: ReadonlyArray<number>, targetP99
 
 const uuid = () => crypto.randomUUID()
 
+const mb = (bytes: number) => `${(bytes / 2 ** 20).toFixed(0)} MB`
+
 /** The row a hand-written INSERT writes: the same columns Annal writes. */
 const insertOne = (sql: SqlClient.SqlClient, aggregateId: string, userId: string, version: number, gstin: string) =>
   sql`INSERT INTO ${sql(table)} (id, event_type, aggregate_id, aggregate_type, user_id, "timestamp", version, data,
@@ -263,12 +265,17 @@ const batches = Effect.gen(function* () {
   }
 })
 
+/** The COPY contender could not run psql, or psql refused the data. */
+class CopyFailed extends Schema.TaggedError<CopyFailed>("@annal/bench/CopyFailed")("CopyFailed", {
+  reason: Schema.String
+}) {}
+
 /**
  * COPY, the fastest way into PostgreSQL, as the ceiling of batch writes: `calls` COPY commands of `size` rows each,
  * in one psql session (the driver has no COPY). The figure includes starting psql, a few milliseconds per round.
  */
 const copyRows = (calls: number, size: number, user: string) =>
-  Effect.callback<void, Error>((resume) => {
+  Effect.callback<void, CopyFailed>((resume) => {
     const lines: Array<string> = []
     for (let call = 0; call < calls; call++) {
       const aggregateId = uuid()
@@ -286,9 +293,9 @@ const copyRows = (calls: number, size: number, user: string) =>
     const psql = spawn("psql", ["-q", "-v", "ON_ERROR_STOP=1", url], { stdio: ["pipe", "ignore", "pipe"] })
     let stderr = ""
     psql.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()))
-    psql.on("error", (error) => resume(Effect.fail(error)))
+    psql.on("error", (error) => resume(Effect.fail(new CopyFailed({ reason: error.message }))))
     psql.on("close", (code) =>
-      resume(code === 0 ? Effect.void : Effect.fail(new Error(`psql exited with ${code}: ${stderr}`)))
+      resume(code === 0 ? Effect.void : Effect.fail(new CopyFailed({ reason: `psql exited with ${code}: ${stderr}` })))
     )
     psql.stdin.end(lines.join("\n") + "\n")
   })
@@ -521,7 +528,6 @@ const readsAtScale = Effect.gen(function* () {
       })
     )
   )(stdout.trim().split("\n").at(-1))
-  const mb = (bytes: number) => `${(bytes / 2 ** 20).toFixed(0)} MB`
   rows.push({
     section: `peak RSS of a process streaming all ${measured.events.toLocaleString("en-US")} events`,
     contender: "EventStore.stream",
