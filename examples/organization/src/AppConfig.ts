@@ -27,6 +27,11 @@ export interface AppConfig {
   readonly statementTimeout: Duration.Duration
 }
 
+/** A bound on statements and requests: 0 would time out every request, and PostgreSQL reads 0 as "none". */
+const PositiveDuration = Schema.DurationFromString.check(
+  Schema.makeFilter((duration) => Duration.toMillis(duration) > 0 || "must be longer than 0")
+)
+
 /** A port to listen on; 0 picks a free one. */
 const Port = Schema.Int.check(Schema.isBetween({ minimum: 0, maximum: 65535 }))
 
@@ -37,5 +42,7 @@ export const config: Config.Config<AppConfig> = Config.all({
   database: Database.config,
   tokens: Config.option(ApiTokens.config),
   shutdownTimeout: Config.Duration("ANNAL_SHUTDOWN_TIMEOUT").pipe(Config.withDefault(Duration.seconds(10))),
-  statementTimeout: Config.Duration("ANNAL_STATEMENT_TIMEOUT").pipe(Config.withDefault(Duration.seconds(5)))
+  statementTimeout: Config.schema(PositiveDuration, "ANNAL_STATEMENT_TIMEOUT").pipe(
+    Config.withDefault(Duration.seconds(5))
+  )
 })

@@ -415,6 +415,18 @@ const validateLimit = (limit: number): Effect.Effect<number, InvalidQuery> =>
 
 const invalidQuery = (field: string, reason: string) => Effect.fail(new InvalidQuery({ field, reason }))
 
+/**
+ * Whether an instant is one a filter can send: years 0001 to 9999 in UTC, the ones its ISO text names without a sign
+ * or a fifth digit, which is what PostgreSQL reads as a timestamp. No event is stored outside them.
+ */
+const isStorableInstant = (instant: DateTime.Utc): boolean => {
+  const millis = DateTime.toEpochMillis(instant)
+  return millis >= firstInstant && millis <= lastInstant
+}
+// Parsed rather than built with Date.UTC, which reads the years 0 to 99 as 1900 to 1999.
+const firstInstant = Date.parse("0001-01-01T00:00:00.000Z")
+const lastInstant = Date.parse("9999-12-31T23:59:59.999Z")
+
 const validateFilter = (filter: EventFilter): Effect.Effect<Filter, InvalidQuery> => {
   const invalid = invalidQuery
   if (filter.eventTypes !== undefined && filter.eventTypes.length === 0) {
@@ -423,6 +435,15 @@ const validateFilter = (filter: EventFilter): Effect.Effect<Filter, InvalidQuery
   for (const field of ["aggregateId", "userId"] as const) {
     const value = filter[field]
     if (value !== undefined && !Event.isUuid(value)) return invalid(field, "must be a UUID")
+  }
+  if (filter.correlationId !== undefined && filter.correlationId.includes("\u0000")) {
+    return invalid("correlationId", "contains \\u0000, which no stored correlation id can")
+  }
+  for (const field of ["from", "to"] as const) {
+    const value = filter[field]
+    if (value !== undefined && !isStorableInstant(value)) {
+      return invalid(field, "must be between 0001-01-01T00:00:00Z and 9999-12-31T23:59:59.999Z")
+    }
   }
   if (filter.from !== undefined && filter.to !== undefined && DateTime.isGreaterThan(filter.from, filter.to)) {
     return invalid("from", "must not be after to")

@@ -345,6 +345,11 @@ export const validateFilter = (filter: Filter): Effect.Effect<FeedFilter, Invali
       return Effect.fail(new InvalidQuery({ field, reason: "must be a UUID" }))
     }
   }
+  if (filter.correlationId !== undefined && filter.correlationId.includes("\u0000")) {
+    return Effect.fail(
+      new InvalidQuery({ field: "correlationId", reason: "contains \\u0000, which no stored correlation id can" })
+    )
+  }
   return Effect.succeed({
     eventTypes: filter.eventTypes,
     aggregateTypes: filter.aggregateTypes,

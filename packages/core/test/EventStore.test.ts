@@ -6,7 +6,9 @@ import * as SqlClient from "effect/sql/SqlClient"
 import * as Stream from "effect/Stream"
 import * as EventRegistry from "../src/EventRegistry.ts"
 import { EventStore } from "../src/EventStore.ts"
+import * as Feed from "../src/Feed.ts"
 import { GstAdded, OrganizationCreated, OrganizationEvents, uuid } from "./support/Fixtures.ts"
+import * as FeedDatabase from "./support/FeedDatabase.ts"
 import * as TestDatabase from "./support/TestDatabase.ts"
 
 const schema = TestDatabase.uniqueSchema()
@@ -23,7 +25,7 @@ const at = (iso: string) => DateTime.makeUnsafe(iso)
 const gst = (aggregateId: string, userId: string, gstin: string) =>
   GstAdded.make({ aggregateId, userId, data: { gstin, state: "KA" } })
 
-layer(TestDatabase.layerWith(schema))(`EventStore (${TestDatabase.engine})`, (it) => {
+layer(FeedDatabase.layerWith(schema))(`EventStore (${TestDatabase.engine})`, (it) => {
   describe("append", () => {
     it.effect("stores events with contiguous stream versions and reads them back decoded", () =>
       Effect.gen(function* () {
@@ -379,6 +381,36 @@ layer(TestDatabase.layerWith(schema))(`EventStore (${TestDatabase.engine})`, (it
           )
         )
         assert.strictEqual(range._tag, "InvalidQuery")
+      })
+    )
+
+    it.effect("filters the database cannot take are InvalidQuery naming the field, not a StorageError", () =>
+      Effect.gen(function* () {
+        const store = yield* EventStore
+        const feed = yield* Feed.Feed
+        // PostgreSQL refuses NUL in text, and instants outside its timestamp range: before, both reached the server.
+        const nul = yield* Effect.flip(store.query(OrganizationEvents, { correlationId: "a\u0000b" }))
+        assert.deepStrictEqual([nul._tag, "field" in nul ? nul.field : undefined], ["InvalidQuery", "correlationId"])
+        const feedNul = yield* Effect.flip(feed.read(OrganizationEvents, { correlationId: "a\u0000b" }))
+        assert.deepStrictEqual(
+          [feedNul._tag, "field" in feedNul ? feedNul.field : undefined],
+          ["InvalidQuery", "correlationId"]
+        )
+        for (const [field, instant] of [
+          ["from", "-271821-04-20T00:00:00Z"],
+          ["from", "0000-06-01T00:00:00Z"],
+          ["to", "+275760-09-13T00:00:00Z"],
+          ["to", "+010000-01-01T00:00:00Z"]
+        ] as const) {
+          const error = yield* Effect.flip(store.query(OrganizationEvents, { [field]: DateTime.makeUnsafe(instant) }))
+          assert.deepStrictEqual([error._tag, "field" in error ? error.field : undefined], ["InvalidQuery", field])
+        }
+        // The widest range accepted still reads.
+        const wide = yield* store.query(OrganizationEvents, {
+          from: DateTime.makeUnsafe("0001-01-01T00:00:00Z"),
+          to: DateTime.makeUnsafe("9999-12-31T23:59:59.999Z")
+        })
+        assert.isArray(wide.events)
       })
     )
   })
