@@ -4,6 +4,8 @@
  * Results are medians over the rounds, with min and max, and ratios are taken between medians of the same run.
  */
 import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as SqlClient from "effect/sql/SqlClient"
 
 /** One way of doing the measured work: `run` does `ops` operations. */
 export interface Contender {
@@ -89,4 +91,24 @@ export const parallel = <E, R>(
         for (let i = worker; i < ops; i += concurrency) yield* work(worker, i)
       }),
     { concurrency: "unbounded", discard: true }
+  )
+
+/** One line of the results table, formatted. */
+export interface Row {
+  readonly section: string
+  readonly contender: string
+  readonly value: string
+  readonly range: string
+  readonly ratio: string
+  readonly target: string
+  readonly met: string
+}
+
+/** Nothing, but drops `schema` (a bench table's) when the layer's scope closes. */
+export const dropSchemaAtEnd = (schema: string): Layer.Layer<never, never, SqlClient.SqlClient> =>
+  Layer.effectDiscard(
+    Effect.gen(function* () {
+      const sql = yield* SqlClient.SqlClient
+      yield* Effect.addFinalizer(() => sql`DROP SCHEMA IF EXISTS ${sql(schema)} CASCADE`.pipe(Effect.ignore))
+    })
   )

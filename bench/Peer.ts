@@ -22,7 +22,7 @@ import * as EventRegistry from "../packages/core/src/EventRegistry.ts"
 import * as EventStore from "../packages/core/src/EventStore.ts"
 import * as EventTable from "../packages/core/src/EventTable.ts"
 import * as Migrations from "../packages/core/src/Migrations.ts"
-import { compare, type Contender, type Result } from "./Harness.ts"
+import { compare, type Contender, dropSchemaAtEnd, type Result } from "./Harness.ts"
 
 /** One table of the comparison, as `record` in bench/run.ts takes it: Emmett first, as the baseline. */
 export interface PeerTable {
@@ -158,14 +158,7 @@ const promise = <A>(run: () => Promise<A>) => Effect.tryPromise(run)
 const annalLayer = (url: string, schema: string) =>
   Layer.mergeAll(Migrations.layer, EventStore.layer).pipe(
     Layer.provide(EventTable.layer({ schema })),
-    Layer.provideMerge(
-      Layer.effectDiscard(
-        Effect.gen(function* () {
-          const sql = yield* SqlClient.SqlClient
-          yield* Effect.addFinalizer(() => sql`DROP SCHEMA IF EXISTS ${sql(schema)} CASCADE`.pipe(Effect.ignore))
-        })
-      )
-    ),
+    Layer.provideMerge(dropSchemaAtEnd(schema)),
     // The same pool size as Emmett's (node-postgres' default of 10); the calls below are sequential anyway.
     Layer.provideMerge(PgClient.layer({ url: Redacted.make(url), maxConnections: 10 }))
   )

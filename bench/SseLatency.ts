@@ -39,7 +39,7 @@ import * as EventStore from "../packages/core/src/EventStore.ts"
 import * as App from "../examples/organization/src/App.ts"
 import * as DemoUsers from "../examples/organization/src/DemoUsers.ts"
 import { OrganizationUpdated } from "../examples/organization/src/Events.ts"
-import { percentile } from "./Harness.ts"
+import { percentile, type Row } from "./Harness.ts"
 
 /** How to run the benchmark. */
 export interface Options {
@@ -70,23 +70,12 @@ export interface LatencyRow {
   readonly values: ReadonlyArray<number>
 }
 
-/** A line of `bench/run.ts`'s results table, already formatted. */
-export interface TableRow {
-  readonly section: string
-  readonly contender: string
-  readonly value: string
-  readonly range: string
-  readonly ratio: string
-  readonly target: string
-  readonly met: string
-}
-
 /** What the benchmark found. */
 export interface SseLatencyResult {
   /** The floor first, then the SSE stream. */
   readonly rows: ReadonlyArray<LatencyRow>
   /** The same as lines of `bench/run.ts`'s table: `rows.push(...result.table)`. */
-  readonly table: ReadonlyArray<TableRow>
+  readonly table: ReadonlyArray<Row>
   /** Whether every client received every event, once each, in order. */
   readonly complete: boolean
   /** What the run was: rate achieved, how the append itself took. */
@@ -362,7 +351,7 @@ const summarise = (section: string, contender: string, samples: ReadonlyArray<Sa
 const isComplete = (row: LatencyRow) => row.received === row.written && row.duplicated === 0 && row.outOfOrder === 0
 
 /** The rows as lines of `bench/run.ts`'s table: ratios of p50 and p99 to the floor's. */
-const toTable = (rows: ReadonlyArray<LatencyRow>): ReadonlyArray<TableRow> => {
+const toTable = (rows: ReadonlyArray<LatencyRow>): ReadonlyArray<Row> => {
   const floor = rows[0]!
   return rows.map((row) => ({
     section: row.section,

@@ -27,7 +27,7 @@ import * as EventTable from "../packages/core/src/EventTable.ts"
 import * as Feed from "../packages/core/src/Feed.ts"
 import * as Cursor from "../packages/core/src/internal/cursor.ts"
 import * as Migrations from "../packages/core/src/Migrations.ts"
-import { compare, latencies, parallel, percentile, type Result } from "./Harness.ts"
+import { compare, dropSchemaAtEnd, latencies, parallel, percentile, type Result, type Row } from "./Harness.ts"
 import { peerComparisons } from "./Peer.ts"
 import { sseLatency } from "./SseLatency.ts"
 
@@ -49,16 +49,6 @@ const GstAdded = EventDefinition.make("organization.gst.added", {
 })
 const Events = EventRegistry.make(GstAdded)
 
-/** One line of the results table. */
-interface Row {
-  readonly section: string
-  readonly contender: string
-  readonly value: string
-  readonly range: string
-  readonly ratio: string
-  readonly target: string
-  readonly met: string
-}
 const rows: Array<Row> = []
 const fmt = (n: number) => (n >= 100 ? Math.round(n).toLocaleString("en-US") : n.toFixed(2))
 
@@ -614,14 +604,7 @@ const Annal = Layer.mergeAll(
   Feed.layer
 ).pipe(
   Layer.provide(EventTable.layer({ schema })),
-  Layer.provideMerge(
-    Layer.effectDiscard(
-      Effect.gen(function* () {
-        const sql = yield* SqlClient.SqlClient
-        yield* Effect.addFinalizer(() => sql`DROP SCHEMA IF EXISTS ${sql(schema)} CASCADE`.pipe(Effect.ignore))
-      })
-    )
-  ),
+  Layer.provideMerge(dropSchemaAtEnd(schema)),
   Layer.provideMerge(Sql)
 )
 

@@ -91,21 +91,25 @@ export class Timeout extends Schema.TaggedError<Timeout>("@annal/http/Timeout")(
 ) {}
 
 /**
+ * Logs `message` and `cause` with `log`, annotated with the request's correlation id, and gives that id as the field
+ * of an error body.
+ */
+const logWithCorrelationId = (log: typeof Effect.logError, message: string, cause: unknown) =>
+  Effect.gen(function* () {
+    const { correlationId } = (yield* EventContext.EventContext).metadata
+    const field = correlationId === undefined ? {} : { correlationId }
+    yield* log(message, cause).pipe(Effect.annotateLogs(field))
+    return field
+  })
+
+/**
  * Logs a failure with the request's correlation id, and fails with an `InternalError` that carries only that id:
  * the cause stays in the server's logs.
  */
 export const internal = (doing: string, cause: unknown): Effect.Effect<never, InternalError> =>
-  Effect.gen(function* () {
-    const { metadata } = yield* EventContext.EventContext
-    const correlationId = metadata.correlationId
-    yield* Effect.logError(`Failed ${doing}`, cause).pipe(
-      Effect.annotateLogs(correlationId === undefined ? {} : { correlationId })
-    )
-    return yield* new InternalError({
-      message: "The server failed; quote the correlation id",
-      ...(correlationId === undefined ? {} : { correlationId })
-    })
-  })
+  Effect.flatMap(logWithCorrelationId(Effect.logError, `Failed ${doing}`, cause), (field) =>
+    Effect.fail(new InternalError({ message: "The server failed; quote the correlation id", ...field }))
+  )
 
 /**
  * `internal` for a failure of the database, except a statement the database cancelled (PostgreSQL's
@@ -114,17 +118,14 @@ export const internal = (doing: string, cause: unknown): Effect.Effect<never, In
  */
 export const storage = (doing: string, cause: unknown): Effect.Effect<never, InternalError | Timeout> =>
   isCancelled(cause)
-    ? Effect.gen(function* () {
-        const { metadata } = yield* EventContext.EventContext
-        const correlationId = metadata.correlationId
-        yield* Effect.logWarning(`Cancelled ${doing}`, cause).pipe(
-          Effect.annotateLogs(correlationId === undefined ? {} : { correlationId })
+    ? Effect.flatMap(logWithCorrelationId(Effect.logWarning, `Cancelled ${doing}`, cause), (field) =>
+        Effect.fail(
+          new Timeout({
+            message: "The database stopped the request after its time limit; retry, or narrow the query",
+            ...field
+          })
         )
-        return yield* new Timeout({
-          message: "The database stopped the request after its time limit; retry, or narrow the query",
-          ...(correlationId === undefined ? {} : { correlationId })
-        })
-      })
+      )
     : internal(doing, cause)
 
 /**

@@ -9,7 +9,8 @@ import { AnnalError, EventStore } from "@annal/core"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
-import type { Principal } from "./Principal.ts"
+import { Forbidden, type InternalError, storage, type Timeout } from "./ApiError.ts"
+import { isAuditor, type Principal } from "./Principal.ts"
 
 /** The policy. */
 export class AuditAccess extends Context.Service<
@@ -51,3 +52,31 @@ export const layerParticipants: Layer.Layer<AuditAccess, never, EventStore.Event
 /** A policy from a function. */
 export const layer = (canReadEntity: AuditAccess["Service"]["canReadEntity"]): Layer.Layer<AuditAccess> =>
   Layer.succeed(AuditAccess, AuditAccess.of({ canReadEntity }))
+
+/** What a list, a count or a stream of events is restricted to. */
+export interface Restriction {
+  readonly userId?: string | undefined
+  readonly entityType?: string | undefined
+  readonly entityId?: string | undefined
+}
+
+/**
+ * Fails with `Forbidden` (saying `refusal`) unless `principal` may read what `restriction` leaves: an auditor
+ * anything; anyone else their own events, or those of one entity the policy lets them read.
+ */
+export const authorizeRestricted = Effect.fnUntraced(function* (
+  access: AuditAccess["Service"],
+  principal: Principal,
+  restriction: Restriction,
+  refusal: string
+): Effect.fn.Return<void, Forbidden | InternalError | Timeout> {
+  if (isAuditor(principal)) return
+  if (restriction.userId !== undefined && restriction.userId.toLowerCase() === principal.userId) return
+  if (restriction.entityType !== undefined && restriction.entityId !== undefined) {
+    const allowed = yield* access
+      .canReadEntity(principal, restriction.entityType, restriction.entityId)
+      .pipe(Effect.catch((error) => storage("checking access", error)))
+    if (allowed) return
+  }
+  return yield* new Forbidden({ message: refusal })
+})

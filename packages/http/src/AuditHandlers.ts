@@ -18,10 +18,10 @@ import type * as HttpApiGroup from "effect/http-api/HttpApiGroup"
 import type * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import { Forbidden, type InternalError, InvalidRequest, storage, type Timeout } from "./ApiError.ts"
-import { AuditAccess } from "./AuditAccess.ts"
+import { AuditAccess, authorizeRestricted } from "./AuditAccess.ts"
 import type { AuditApi } from "./AuditApi.ts"
 import { defaultPageSize } from "./AuditApi.ts"
-import { AuditRead } from "./AuditRead.ts"
+import * as AuditReadEvents from "./AuditRead.ts"
 import { makeToAuditEvent, withAuditRead } from "./EventJson.ts"
 import { PageCursor } from "./PageCursor.ts"
 import { CurrentPrincipal, isAuditor, type Principal } from "./Principal.ts"
@@ -99,47 +99,34 @@ const build = (api: typeof AuditApi, options: Options) =>
         returned: number
       ) {
         const principal = yield* CurrentPrincipal
-        if (!isAuditor(principal)) return
-        yield* emitter
-          .emit(
-            AuditRead.make({
-              aggregateId: principal.userId,
-              data: { endpoint, parameters: defined(parameters), continued, returned }
-            })
-          )
-          .pipe(Effect.catch((error) => storage("recording an auditor's read", error)))
+        yield* AuditReadEvents.record(emitter, principal, {
+          endpoint,
+          parameters: definedParameters(parameters),
+          continued,
+          returned
+        })
       })
 
       /** Fails unless the caller may read a list or count restricted by `query`. */
-      const authorizeFilter = Effect.fnUntraced(function* (principal: Principal, query: FilterQuery) {
-        if (isAuditor(principal)) return
-        if (query.userId !== undefined && query.userId.toLowerCase() === principal.userId) return
-        if (query.entityType !== undefined && query.entityId !== undefined) {
-          const allowed = yield* access
-            .canReadEntity(principal, query.entityType, query.entityId)
-            .pipe(Effect.catch((error) => storage("checking access", error)))
-          if (allowed) return
-        }
-        return yield* new Forbidden({
-          message:
-            "Only auditors read beyond their own events: restrict the query to userId=<your user id>, or to an " +
+      const authorizeFilter = (principal: Principal, query: FilterQuery) =>
+        authorizeRestricted(
+          access,
+          principal,
+          query,
+          "Only auditors read beyond their own events: restrict the query to userId=<your user id>, or to an " +
             "entityType and entityId you may see"
-        })
-      })
+        )
 
       return handlers
         .handle(
           "entityHistory",
           Effect.fn("AuditApi.entityHistory")(function* ({ params, query }) {
-            const principal = yield* CurrentPrincipal
-            if (!isAuditor(principal)) {
-              const allowed = yield* access
-                .canReadEntity(principal, params.entityType, params.entityId)
-                .pipe(Effect.catch((error) => storage("checking access", error)))
-              if (!allowed) {
-                return yield* new Forbidden({ message: "You may not read the history of this entity" })
-              }
-            }
+            yield* authorizeRestricted(
+              access,
+              yield* CurrentPrincipal,
+              params,
+              "You may not read the history of this entity"
+            )
             const page = yield* readPage(
               "entityHistory",
               { entityType: params.entityType, entityId: params.entityId.toLowerCase() },
@@ -249,7 +236,8 @@ const toFilter = (query: FilterQuery): Effect.Effect<EventStore.EventFilter, Inv
   })
 }
 
-const filterParameters = (query: FilterQuery): Parameters => ({
+/** The parameters of a filtered read, as recorded and bound into its cursors; ids in lowercase. */
+export const filterParameters = (query: FilterQuery): Parameters => ({
   eventType: query.eventType,
   entityType: query.entityType,
   entityId: query.entityId?.toLowerCase(),
@@ -260,7 +248,7 @@ const filterParameters = (query: FilterQuery): Parameters => ({
 })
 
 /** The parameters that are set. */
-const defined = (parameters: Parameters): Record<string, string | ReadonlyArray<string>> => {
+export const definedParameters = (parameters: Parameters): Record<string, string | ReadonlyArray<string>> => {
   const result: Record<string, string | ReadonlyArray<string>> = {}
   for (const [key, value] of Object.entries(parameters)) if (value !== undefined) result[key] = value
   return result
@@ -268,7 +256,10 @@ const defined = (parameters: Parameters): Record<string, string | ReadonlyArray<
 
 /** What a cursor is bound to: the endpoint and every parameter of the query, in a canonical order. */
 const scopeOf = (endpoint: string, parameters: Parameters): string =>
-  JSON.stringify([endpoint, Object.entries(defined(parameters)).toSorted(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))])
+  JSON.stringify([
+    endpoint,
+    Object.entries(definedParameters(parameters)).toSorted(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+  ])
 
 /**
  * The store's refusals as 400s; a statement the database cancelled as a 503 `Timeout`; its other failures, and rows

@@ -5,8 +5,11 @@
  *
  * @since 0.1.0
  */
-import { EventDefinition, EventRegistry } from "@annal/core"
+import { EventDefinition, type EventEmitter, EventRegistry } from "@annal/core"
+import * as Effect from "effect/Effect"
 import * as Schema from "effect/Schema"
+import { type InternalError, storage, type Timeout } from "./ApiError.ts"
+import { isAuditor, type Principal } from "./Principal.ts"
 
 /** `audit.read`: an auditor read events through the audit API. */
 export const AuditRead = EventDefinition.make("audit.read", {
@@ -25,3 +28,19 @@ export const AuditRead = EventDefinition.make("audit.read", {
 
 /** The events the audit API itself writes. */
 export const events = EventRegistry.make(AuditRead)
+
+/**
+ * Records an auditor's read with `emitter`, before its answer leaves (no record, no data); reads by anyone else are
+ * not recorded.
+ */
+export const record = (
+  emitter: EventEmitter.EventEmitter["Service"],
+  principal: Principal,
+  read: typeof AuditRead.schema.Type
+): Effect.Effect<void, InternalError | Timeout> =>
+  isAuditor(principal)
+    ? emitter.emit(AuditRead.make({ aggregateId: principal.userId, data: read })).pipe(
+        Effect.asVoid,
+        Effect.catch((error) => storage("recording an auditor's read", error))
+      )
+    : Effect.void

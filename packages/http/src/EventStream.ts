@@ -43,13 +43,13 @@ import * as Ref from "effect/Ref"
 import * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
 import { Forbidden, InternalError, InvalidRequest, storage, type Timeout } from "./ApiError.ts"
-import { AuditAccess } from "./AuditAccess.ts"
+import { AuditAccess, authorizeRestricted } from "./AuditAccess.ts"
 import { AuditEvent, eventsQuery } from "./AuditApi.ts"
-import { maxEventTypes } from "./AuditHandlers.ts"
-import { AuditRead } from "./AuditRead.ts"
+import { definedParameters, filterParameters, maxEventTypes } from "./AuditHandlers.ts"
+import * as AuditRead from "./AuditRead.ts"
 import { Authentication } from "./Authentication.ts"
 import * as EventJson from "./EventJson.ts"
-import { CurrentPrincipal, isAuditor, type Principal } from "./Principal.ts"
+import { CurrentPrincipal } from "./Principal.ts"
 import * as RequestTimeout from "./RequestTimeout.ts"
 import * as RequestValidation from "./RequestValidation.ts"
 
@@ -198,38 +198,6 @@ const build = (api: typeof EventStreamApi, options: Options) =>
           )
         )
 
-      /** Fails unless the caller may read what `query` restricts the stream to. */
-      const authorize = Effect.fnUntraced(function* (principal: Principal, query: StreamQuery) {
-        if (isAuditor(principal)) return
-        if (query.userId !== undefined && query.userId.toLowerCase() === principal.userId) return
-        if (query.entityType !== undefined && query.entityId !== undefined) {
-          const allowed = yield* access
-            .canReadEntity(principal, query.entityType, query.entityId)
-            .pipe(Effect.catch((error) => storage("checking access", error)))
-          if (allowed) return
-        }
-        return yield* new Forbidden({
-          message:
-            "Only auditors stream everyone's events: restrict the stream to userId=<your user id>, or to an " +
-            "entityType and entityId you may see"
-        })
-      })
-
-      /** Records an auditor's opening of a stream, before anything is sent. */
-      const recordRead = Effect.fnUntraced(function* (principal: Principal, query: StreamQuery, resumed: boolean) {
-        if (!isAuditor(principal)) return
-        yield* emitter
-          .emit(
-            AuditRead.make({
-              aggregateId: principal.userId,
-              // `returned` is 0: the record is written before the stream sends anything, and what it will send is
-              // not known then; the parameters say what the auditor watched.
-              data: { endpoint: "eventStream", parameters: parametersOf(query), continued: resumed, returned: 0 }
-            })
-          )
-          .pipe(Effect.catch((error) => storage("recording an auditor's read", error)))
-      })
-
       /** The stream's messages, as text: the feed from `after`, through a bounded buffer, with heartbeats. */
       const messages = (
         after: Feed.Checkpoint,
@@ -285,9 +253,22 @@ const build = (api: typeof EventStreamApi, options: Options) =>
               : yield* Feed.decodeCheckpoint(lastEventId).pipe(
                   Effect.mapError(() => InvalidRequest.field(field, "is not an event id this server sent"))
                 )
-          yield* authorize(principal, query)
+          yield* authorizeRestricted(
+            access,
+            principal,
+            query,
+            "Only auditors stream everyone's events: restrict the stream to userId=<your user id>, or to an " +
+              "entityType and entityId you may see"
+          )
           yield* holdSlot(principal.userId)
-          yield* recordRead(principal, query, resumeFrom !== undefined)
+          // `returned` is 0: the record is written before the stream sends anything, and what it will send is not
+          // known then; the parameters say what the auditor watched.
+          yield* AuditRead.record(emitter, principal, {
+            endpoint: "eventStream",
+            parameters: definedParameters(filterParameters(query)),
+            continued: resumeFrom !== undefined,
+            returned: 0
+          })
           const after =
             resumeFrom ?? (yield* feed.head.pipe(Effect.catch((error) => storage("reading the feed's head", error))))
           // The body is read after this handler returns, outside the request's event context: it takes it along, so
@@ -372,20 +353,6 @@ const toFilter = (query: StreamQuery): Effect.Effect<Feed.Filter, InvalidRequest
     ...(query.userId === undefined ? {} : { userId: query.userId }),
     ...(query.correlationId === undefined ? {} : { correlationId: query.correlationId })
   })
-}
-
-/** The parameters an auditor's stream is recorded with: the filters that are set. */
-const parametersOf = (query: StreamQuery): Record<string, string | ReadonlyArray<string>> => {
-  const parameters: Record<string, string | ReadonlyArray<string> | undefined> = {
-    eventType: query.eventType,
-    entityType: query.entityType,
-    entityId: query.entityId?.toLowerCase(),
-    userId: query.userId?.toLowerCase(),
-    correlationId: query.correlationId
-  }
-  const result: Record<string, string | ReadonlyArray<string>> = {}
-  for (const [key, value] of Object.entries(parameters)) if (value !== undefined) result[key] = value
-  return result
 }
 
 /** The limits, checked once when the layer is built: a bad one is the application's defect. */
