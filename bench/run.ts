@@ -19,6 +19,7 @@ import { existsSync, readFileSync, writeFileSync } from "node:fs"
 import * as os from "node:os"
 import { promisify } from "node:util"
 import * as AuditService from "../packages/core/src/AuditService.ts"
+import * as Checkpoint from "../packages/core/src/Checkpoint.ts"
 import * as EventDefinition from "../packages/core/src/EventDefinition.ts"
 import * as EventEmitter from "../packages/core/src/EventEmitter.ts"
 import * as EventRegistry from "../packages/core/src/EventRegistry.ts"
@@ -450,20 +451,21 @@ const readsAtScale = Effect.gen(function* () {
   const feedResults = yield* compare(
     [
       {
-        name: "hand-written keyset read (transaction_id, global_position)",
+        name: "hand-written keyset read in commit order (commit_sequence, global_position)",
         run: () =>
           Effect.gen(function* () {
-            let after = { tx: "0", gp: "0" }
+            let after = { seq: "0", gp: "0" }
             for (;;) {
-              const page = yield* sql<{ readonly tx: string; readonly gp: string }>`SELECT id, event_type,
-                aggregate_id, aggregate_type, user_id, "timestamp", version, data, metadata, stream_version,
-                global_position::text AS gp, transaction_id::text AS tx, recorded_at
-                FROM ${sql(table)} e
-                WHERE (e.transaction_id, e.global_position) > (${after.tx}::xid8, ${after.gp}::bigint)
-                  AND e.transaction_id < pg_snapshot_xmin(pg_current_snapshot())
-                ORDER BY e.transaction_id, e.global_position LIMIT 1000`
+              const page = yield* sql<{ readonly seq: string; readonly gp: string }>`SELECT
+                c.commit_sequence::text AS seq, e.id, e.event_type, e.aggregate_id, e.aggregate_type, e.user_id,
+                e."timestamp", e.version, e.data, e.metadata, e.stream_version, e.global_position::text AS gp,
+                e.transaction_id::text AS tx, e.recorded_at
+                FROM ${sql(`${table}_commits`)} c JOIN ${sql(table)} e ON e.transaction_id = c.transaction_id
+                WHERE c.commit_sequence >= ${after.seq}::bigint
+                  AND (c.commit_sequence, e.global_position) > (${after.seq}::bigint, ${after.gp}::bigint)
+                ORDER BY c.commit_sequence, e.global_position LIMIT 1000`
               if (page.length === 0) break
-              after = { tx: page.at(-1)!.tx, gp: page.at(-1)!.gp }
+              after = { seq: page.at(-1)!.seq, gp: page.at(-1)!.gp }
             }
           })
       },
@@ -480,10 +482,11 @@ const readsAtScale = Effect.gen(function* () {
   })
   // Flat as the table grows: the feed's first tenth against its last, each read from its own checkpoint.
   const tenth = Math.max(1, Math.floor(scale / 10))
-  const [late] = yield* sql<{ readonly tx: string; readonly gp: string }>`SELECT transaction_id::text AS tx,
-    global_position::text AS gp FROM ${sql(table)} e ORDER BY e.transaction_id, e.global_position
+  const [late] = yield* sql<{ readonly seq: string; readonly gp: string }>`SELECT c.commit_sequence::text AS seq,
+    e.global_position::text AS gp FROM ${sql(`${table}_commits`)} c
+    JOIN ${sql(table)} e ON e.transaction_id = c.transaction_id ORDER BY c.commit_sequence, e.global_position
     OFFSET ${scale - tenth - 1} LIMIT 1`
-  const lateCheckpoint: Feed.Checkpoint = { transactionId: BigInt(late!.tx), globalPosition: BigInt(late!.gp) }
+  const lateCheckpoint = Checkpoint.make(BigInt(late!.seq), BigInt(late!.gp))
   const flatness = yield* compare(
     [
       {

@@ -101,7 +101,7 @@ export const make = Effect.gen(function* () {
   ) =>
     sql.withTransaction(effect).pipe(
       Effect.catchTag("SqlError", (error) => conflictOrInternal(name, error)),
-      Effect.catchTag(["InvalidEvent", "ConcurrencyConflict", "StorageError"], (error) =>
+      Effect.catchTag(["InvalidEvent", "ConcurrencyConflict", "EventIdConflict", "StorageError"], (error) =>
         ApiError.storage(name, error)
       ),
       Effect.withSpan(`Organizations.${name}`)

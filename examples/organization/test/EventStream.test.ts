@@ -6,7 +6,7 @@
  * connections are capped; a client that stops reading is dropped, which frees its slot; an idle stream sends
  * heartbeats.
  */
-import { EventStore, Feed } from "@annal/core"
+import { Checkpoint, EventStore } from "@annal/core"
 import { AuditApi } from "@annal/http"
 import { assert, describe, layer } from "@effect/vitest"
 import * as Cause from "effect/Cause"
@@ -15,6 +15,7 @@ import * as FetchHttpClient from "effect/http/FetchHttpClient"
 import * as Layer from "effect/Layer"
 import * as Queue from "effect/Queue"
 import * as Schema from "effect/Schema"
+import * as SqlClient from "effect/sql/SqlClient"
 import type * as HttpServer from "effect/http/HttpServer"
 import type * as Scope from "effect/Scope"
 import * as http from "node:http"
@@ -211,12 +212,13 @@ const eventsOf = (correlationId: string) =>
     return (response.body as { readonly events: ReadonlyArray<Record<string, unknown>> }).events
   })
 
-/** The checkpoint id the stream gives an event, from the event's JSON. */
-const checkpointId = (event: Record<string, unknown>): string =>
-  Feed.encodeCheckpoint({
-    transactionId: BigInt(String(event["transactionId"])),
-    globalPosition: BigInt(String(event["globalPosition"]))
-  })
+/** The checkpoint id the stream gives an event: its transaction's commit sequence and its global position. */
+const checkpointId = Effect.fnUntraced(function* (event: Record<string, unknown>) {
+  const sql = yield* SqlClient.SqlClient
+  const [commit] = yield* sql<{ readonly commit_sequence: string }>`SELECT commit_sequence::text AS commit_sequence
+    FROM events_commits WHERE transaction_id = ${String(event["transactionId"])}::xid8`
+  return Checkpoint.encode(Checkpoint.make(BigInt(commit!.commit_sequence), BigInt(String(event["globalPosition"]))))
+})
 
 const ErrorJson = Schema.Struct({
   _tag: Schema.String,
@@ -260,13 +262,13 @@ layer(appLayer, TestApp.layerOptions)("GET /events/stream", (it) => {
           assert.strictEqual(written.length, 2)
           assert.deepStrictEqual(
             [created, updated].map((message) => [message.event, message.id]),
-            written.map((event) => [event["eventType"], checkpointId(event)])
+            yield* Effect.forEach(written, (event) => Effect.map(checkpointId(event), (id) => [event["eventType"], id]))
           )
           // The data is the audit API's JSON of the event, exactly.
           assert.deepStrictEqual(JSON.parse(created.data), written[0])
           assert.deepStrictEqual(JSON.parse(updated.data), written[1])
           // An id is a checkpoint the feed reads after.
-          const checkpoint = yield* Feed.decodeCheckpoint(updated.id ?? "")
+          const checkpoint = yield* Checkpoint.decode(updated.id ?? "")
           assert.strictEqual(checkpoint.globalPosition, BigInt(String(written[1]!["globalPosition"])))
         })
       )
@@ -340,7 +342,7 @@ layer(appLayer, TestApp.layerOptions)("GET /events/stream", (it) => {
             assert.strictEqual(byQuery.status, 200)
 
             yield* rename(id, "Resumed Traders Seven", "alice", correlationId)
-            const all = (yield* eventsOf(correlationId)).map(checkpointId)
+            const all = yield* Effect.forEach(yield* eventsOf(correlationId), checkpointId)
             assert.strictEqual(all.length, 8, "created, then seven renames")
 
             // Nothing missed, nothing twice: the two connections together are every event after the creation.
@@ -529,8 +531,8 @@ layer(appLayer, TestApp.layerOptions)("GET /events/stream", (it) => {
             const resumed = yield* connect(path, { as: "bob", headers: { "last-event-id": lastSeen } })
             assert.strictEqual(resumed.status, 200)
             const rest = yield* nextEvents(resumed, total - received.length)
-            const ids = yield* Effect.forEach([lastSeen, ...rest.map((message) => message.id!)], Feed.decodeCheckpoint)
-            for (let i = 1; i < ids.length; i++) assert.strictEqual(Feed.compare(ids[i - 1]!, ids[i]!), -1)
+            const ids = yield* Effect.forEach([lastSeen, ...rest.map((message) => message.id!)], Checkpoint.decode)
+            for (let i = 1; i < ids.length; i++) assert.strictEqual(Checkpoint.compare(ids[i - 1]!, ids[i]!), -1)
             // And then nothing more: the next message is a heartbeat.
             assert.strictEqual((yield* Queue.take(resumed.messages)).kind, "comment")
           })

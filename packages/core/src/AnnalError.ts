@@ -22,6 +22,25 @@ export class ConcurrencyConflict extends Schema.TaggedError<ConcurrencyConflict>
   }
 }
 
+/**
+ * An append reused an event id for a different event: an id is the identity of one event, and the same event again
+ * is a duplicate, but anything else under a stored id (another stream, type, version, user, payload or metadata) is
+ * refused, and nothing of the append is written.
+ */
+export class EventIdConflict extends Schema.TaggedError<EventIdConflict>("@annal/core/EventIdConflict")(
+  "EventIdConflict",
+  {
+    eventId: Schema.String,
+    /** The stream of the event stored under the id. */
+    aggregateType: Schema.String,
+    aggregateId: Schema.String
+  }
+) {
+  override get message(): string {
+    return `Event id ${this.eventId} is already stored, for a different event in stream ${this.aggregateType}/${this.aggregateId}`
+  }
+}
+
 /** An event was refused before anything was written: the field that is wrong and why. */
 export class InvalidEvent extends Schema.TaggedError<InvalidEvent>("@annal/core/InvalidEvent")("InvalidEvent", {
   eventType: Schema.String,

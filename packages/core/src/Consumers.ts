@@ -24,6 +24,7 @@ import * as SqlClient from "effect/sql/SqlClient"
 import { isSqlError } from "effect/sql/SqlError"
 import * as Stream from "effect/Stream"
 import { InvalidCursor, type InvalidQuery, type StorageError } from "./AnnalError.ts"
+import * as Checkpoint from "./Checkpoint.ts"
 import type { Consumer } from "./Consumer.ts"
 import type * as Event from "./Event.ts"
 import { EventTable } from "./EventTable.ts"
@@ -44,7 +45,7 @@ export class LeaseLost extends Schema.TaggedError<LeaseLost>("@annal/core/LeaseL
 /** Where a replay stands. */
 export interface ReplayProgress {
   readonly consumer: string
-  readonly checkpoint: Feed.Checkpoint
+  readonly checkpoint: Checkpoint.Checkpoint
   /** Events handled so far. */
   readonly processed: number
   /** Events between the start and the head the replay runs to, counted when it began. */
@@ -71,7 +72,7 @@ export interface ReplayOptions<E, R> {
 /** One consumer's position and lag. */
 export interface Lag {
   readonly name: string
-  readonly checkpoint: Feed.Checkpoint
+  readonly checkpoint: Checkpoint.Checkpoint
   /** The lease holder, while a lease is held and not expired. */
   readonly owner: Option.Option<string>
   readonly leaseExpiresAt: Option.Option<DateTime.Utc>
@@ -137,7 +138,7 @@ export const make = Effect.gen(function* () {
    */
   const withLease = <A, E, R>(
     consumer: LeaseSettings,
-    use: (checkpoint: Feed.Checkpoint, owner: string) => Effect.Effect<A, E, R>
+    use: (checkpoint: Checkpoint.Checkpoint, owner: string) => Effect.Effect<A, E, R>
   ): Effect.Effect<A, E | LeaseLost | StorageError, R> => {
     const owner = crypto.randomUUID()
     const attempt = Effect.acquireUseRelease(
@@ -161,7 +162,7 @@ export const make = Effect.gen(function* () {
   const commitBatch = <E extends Event.Event, DecodeErr, HandleErr, R>(
     consumer: Consumer<E, DecodeErr, HandleErr, R>,
     owner: string,
-    from: Feed.Checkpoint,
+    from: Checkpoint.Checkpoint,
     batch: Feed.Batch<E>
   ): Effect.Effect<void, HandleErr | LeaseLost | StorageError, R> => {
     const handle = batch.events.length > 0 ? consumer.handle(batch) : Effect.void
@@ -181,12 +182,12 @@ export const make = Effect.gen(function* () {
   const follow = <E extends Event.Event, DecodeErr, HandleErr, R, R2 = never>(
     consumer: Consumer<E, DecodeErr, HandleErr, R>,
     owner: string,
-    from: Feed.Checkpoint,
+    from: Checkpoint.Checkpoint,
     options: {
-      readonly until?: Feed.Checkpoint
+      readonly until?: Checkpoint.Checkpoint
       readonly onBatch?: (batch: Feed.Batch<E>) => Effect.Effect<void, never, R2>
     }
-  ): Effect.Effect<Feed.Checkpoint, DecodeErr | HandleErr | LeaseLost | ConsumerError, R | R2> =>
+  ): Effect.Effect<Checkpoint.Checkpoint, DecodeErr | HandleErr | LeaseLost | ConsumerError, R | R2> =>
     Effect.suspend(() => {
       let position = from
       const until = options.until
@@ -198,7 +199,9 @@ export const make = Effect.gen(function* () {
         pollInterval: consumer.pollInterval
       })
       return batches.pipe(
-        until === undefined ? (self) => self : Stream.takeUntil((batch) => Feed.compare(batch.checkpoint, until) >= 0),
+        until === undefined
+          ? (self) => self
+          : Stream.takeUntil((batch) => Checkpoint.compare(batch.checkpoint, until) >= 0),
         Stream.runForEach((batch) =>
           Effect.gen(function* () {
             yield* commitBatch(consumer, owner, position, batch)
@@ -241,7 +244,7 @@ export const make = Effect.gen(function* () {
         )
         const reset = Effect.andThen(
           options?.reset ?? Effect.void,
-          Effect.flatMap(statements.reset(consumer.name, owner, Feed.start), (done) =>
+          Effect.flatMap(statements.reset(consumer.name, owner, Checkpoint.start), (done) =>
             done ? Effect.void : Effect.fail(new LeaseLost({ consumer: consumer.name }))
           )
         )
@@ -249,12 +252,12 @@ export const make = Effect.gen(function* () {
           Effect.fail(fromSqlError("Consumers.replay", error))
         )
         // The head as of now: the replay ends there even if writes go on, and it counts what lies before it.
-        const fence = yield* feedStatements.fence
-        const until = (yield* feedStatements.lastBelow(Feed.start, fence)) ?? Feed.start
-        const total = yield* feedStatements.count(filter, Feed.start, fence)
+        const { fence } = yield* feedStatements.fence(0n, true)
+        const until = (yield* feedStatements.lastBelow(fence)) ?? Checkpoint.start
+        const total = yield* feedStatements.count(filter, Checkpoint.start, fence)
         const startedAt = yield* Clock.currentTimeMillis
         let processed = 0
-        let checkpoint = Feed.start
+        let checkpoint = Checkpoint.start
         let reportedAt = startedAt
         const progress = (now: number, done: boolean): ReplayProgress => {
           const elapsed = Math.max(0, now - startedAt)
@@ -270,8 +273,8 @@ export const make = Effect.gen(function* () {
           }
         }
         const report = options?.onProgress
-        if (Feed.compare(until, Feed.start) > 0) {
-          yield* follow(consumer, owner, Feed.start, {
+        if (Checkpoint.compare(until, Checkpoint.start) > 0) {
+          yield* follow(consumer, owner, Checkpoint.start, {
             until,
             onBatch: (batch) =>
               Effect.gen(function* () {
@@ -295,7 +298,7 @@ export const make = Effect.gen(function* () {
     Effect.map((rows) =>
       rows.map((row): Lag => ({
         name: row.name,
-        checkpoint: { transactionId: BigInt(row.transaction_id), globalPosition: BigInt(row.global_position) },
+        checkpoint: Checkpoint.make(BigInt(row.commit_sequence), BigInt(row.global_position)),
         owner: row.lease_active ? Option.fromNullishOr(row.owner) : Option.none(),
         leaseExpiresAt: Option.fromNullishOr(row.lease_expires_at),
         checkpointUpdatedAt: row.checkpoint_updated_at,

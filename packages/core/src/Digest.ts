@@ -4,9 +4,10 @@
  * later that nothing at or before its checkpoint was changed, removed, or rewritten, even by someone who could
  * recompute every hash of the chain: they cannot sign.
  *
- * A checkpoint is a feed position, `(transaction id, global position)`: a digest covers the events at or before
- * it in that order. It is only taken among transactions that have all ended (below the oldest one still running),
- * so no event can later appear at or before it; a transaction left open anywhere on the server holds it back. Digests are made on demand (`create`, `annal digest`) or on a
+ * A checkpoint is a position in the log's commit order (`Checkpoint`): a digest covers the events at or before it.
+ * It is only taken at or below the feed's fence, where every commit is visible or gone for good, so no event can
+ * later appear at or before it; only transactions in their commit can hold it back. Digests are made on demand
+ * (`create`, `annal digest`) or on a
  * schedule (`layerSchedule`); each is stored in the `<table>_digests` table and returned as a small JSON document
  * (`encode`) to keep elsewhere.
  *
@@ -29,22 +30,22 @@ import * as SqlClient from "effect/sql/SqlClient"
 import type { SqlError } from "effect/sql/SqlError"
 import type { StorageError } from "./AnnalError.ts"
 import * as CanonicalJson from "./CanonicalJson.ts"
+import * as LogCheckpoint from "./Checkpoint.ts"
 import { EventTable, qualify } from "./EventTable.ts"
 import { format, makeDigestTables, rootOf } from "./internal/integrityDigest.ts"
+import { commitObjects } from "./internal/commitOrder.ts"
+import { makeFeedRead } from "./internal/feedRead.ts"
 import { fromSqlError } from "./internal/sqlErrors.ts"
 import { validateIdentifier } from "./Migrations.ts"
 
 // Ed25519 runs on WebCrypto, which Node 24 provides.
 const signatureLayer = Signature.layerWebCrypto.pipe(Layer.provide(SecureRandom.layerWebCrypto))
 
-/** A feed position: a digest covers every event at or before it, ordered by transaction id then global position. */
-export const Checkpoint = Schema.Struct({
-  transactionId: Schema.String.check(Schema.isPattern(/^\d{1,20}$/)),
-  globalPosition: Schema.String.check(Schema.isPattern(/^-?\d{1,19}$/))
-})
+/** A position in the log, as documents carry it: a digest covers every event at or before it. */
+export const Checkpoint = LogCheckpoint.Json
 
-/** A feed position. */
-export type Checkpoint = typeof Checkpoint.Type
+/** A position in the log, as documents carry it. */
+export type Checkpoint = LogCheckpoint.Json
 
 /**
  * The exported digest. `signature` is Ed25519 over the UTF-8 bytes of the RFC 8785 form of every other field;
@@ -120,7 +121,14 @@ export const encode = (document: Document): string => `${JSON.stringify(document
 /** Reads a document from its JSON text. */
 export const decode = (text: string): Effect.Effect<Document, DigestError> =>
   Schema.decodeUnknownEffect(Schema.fromJsonString(Document))(text).pipe(
-    Effect.mapError((error) => new DigestError({ reason: `not a digest document: ${error.message}` }))
+    Effect.mapError(
+      (error) =>
+        new DigestError({
+          reason: /"format"\s*:\s*"annal\.digest\.v1"/.test(text)
+            ? "an annal.digest.v1 document, made before the log had a commit order (migration 6): its checkpoint names a transaction id, which this version does not verify against; make a new digest after migrating"
+            : `not a digest document: ${error.message}`
+        })
+    )
   )
 
 /**
@@ -216,64 +224,54 @@ export const make = Effect.gen(function* () {
   yield* validateIdentifier(config.table)
   const table = sql(qualify(config, config.table))
   const tables = makeDigestTables(sql, config)
+  const feed = makeFeedRead(sql, config)
+  const commits = sql(commitObjects(config).commits)
   const tableName = `${config.schema}.${config.table}`
 
   const chooseCheckpoint = Effect.fnUntraced(function* (
-    previous: Checkpoint | undefined,
-    requested: Checkpoint | undefined
+    previous: LogCheckpoint.Checkpoint | undefined,
+    requested: LogCheckpoint.Checkpoint | undefined
   ) {
-    const [snapshot] = yield* sql<{
-      readonly xmin: string
-    }>`SELECT pg_snapshot_xmin(pg_current_snapshot())::text AS xmin`.withoutTransform
-    const xmin = BigInt(snapshot!.xmin)
+    // Every commit at or below the fence is visible or gone for good: nothing can appear at or before it later.
+    const { fence } = yield* feed.fence(0n, true)
     if (requested !== undefined) {
-      if (BigInt(requested.transactionId) >= xmin) {
+      if (requested.commitSequence > fence) {
         return yield* new DigestError({
-          reason: `checkpoint transaction ${requested.transactionId} is not stable yet: transactions from ${xmin} on may still be running`
+          reason: `checkpoint commit ${requested.commitSequence} is not stable yet: commits after ${fence} may still be in flight`
         })
       }
-      if (previous !== undefined && compare(requested, previous) < 0) {
+      if (previous !== undefined && LogCheckpoint.compare(requested, previous) < 0) {
         return yield* new DigestError({
-          reason: `checkpoint (${requested.transactionId}, ${requested.globalPosition}) is before the previous digest's (${previous.transactionId}, ${previous.globalPosition})`
+          reason: `checkpoint (${requested.commitSequence}, ${requested.globalPosition}) is before the previous digest's (${previous.commitSequence}, ${previous.globalPosition})`
         })
       }
       return requested
     }
-    // The latest event of a transaction below the oldest one still running: nothing can commit at or before it.
-    const [latest] = yield* sql<{
-      readonly transaction_id: string
-      readonly global_position: string
-    }>`SELECT e.transaction_id::text AS transaction_id, e.global_position::text AS global_position FROM ${table} e
-WHERE e.transaction_id < ${xmin.toString()}::xid8
-ORDER BY e.transaction_id DESC, e.global_position DESC LIMIT 1`.withoutTransform
-    const found =
-      latest === undefined
-        ? undefined
-        : { transactionId: latest.transaction_id, globalPosition: latest.global_position }
-    if (found !== undefined && (previous === undefined || compare(found, previous) > 0)) return found
-    return previous ?? { transactionId: "0", globalPosition: "0" }
+    // The latest event at or below the fence.
+    const found = yield* feed.lastBelow(fence)
+    if (found !== undefined && (previous === undefined || LogCheckpoint.compare(found, previous) > 0)) return found
+    return previous ?? LogCheckpoint.start
   })
 
-  const createInTransaction = Effect.fnUntraced(function* (requested: Checkpoint | undefined) {
+  const createInTransaction = Effect.fnUntraced(function* (requested: LogCheckpoint.Checkpoint | undefined) {
     yield* sql`SELECT pg_advisory_xact_lock(hashtext(${`annal:digest:${tableName}`}))`
     const [last] = yield* tables.readDigests()
-    const previous =
-      last === undefined
-        ? undefined
-        : { transactionId: last.transactionId.toString(), globalPosition: last.globalPosition.toString() }
+    const previous = last?.checkpoint
     const checkpoint = yield* chooseCheckpoint(previous, requested)
     const id = (last?.id ?? 0) + 1
-    const from = previous ?? { transactionId: "0", globalPosition: "0" }
-    // The heads that moved since the previous digest. A head can only move up: an event of a later transaction may
-    // carry a lower stream version than one already signed (transaction ids are taken at first write, not at
-    // commit), and then the signed head stays.
+    const from = previous ?? LogCheckpoint.start
+    // The heads that moved since the previous digest: the last version of each stream among the events after the
+    // previous checkpoint and at or before this one. In commit order a stream's versions only go up, so a signed
+    // head never moves down; the NOT EXISTS keeps it so even for a log that was tampered with.
     yield* sql`INSERT INTO ${tables.heads} (digest_id, aggregate_type, aggregate_id, stream_version, hash)
 SELECT ${id}::bigint, d.aggregate_type, d.aggregate_id, d.stream_version, e.hash
 FROM (
-  SELECT aggregate_type, aggregate_id, max(stream_version) AS stream_version FROM ${table}
-  WHERE (transaction_id, global_position) > (${from.transactionId}::xid8, ${from.globalPosition}::bigint)
-    AND (transaction_id, global_position) <= (${checkpoint.transactionId}::xid8, ${checkpoint.globalPosition}::bigint)
-  GROUP BY aggregate_type, aggregate_id
+  SELECT x.aggregate_type, x.aggregate_id, max(x.stream_version) AS stream_version
+  FROM ${commits} c JOIN ${table} x ON x.transaction_id = c.transaction_id
+  WHERE c.commit_sequence >= ${from.commitSequence.toString()}::bigint
+    AND (c.commit_sequence, x.global_position) > (${from.commitSequence.toString()}::bigint, ${from.globalPosition.toString()}::bigint)
+    AND (c.commit_sequence, x.global_position) <= (${checkpoint.commitSequence.toString()}::bigint, ${checkpoint.globalPosition.toString()}::bigint)
+  GROUP BY x.aggregate_type, x.aggregate_id
 ) d
 JOIN ${table} e ON e.aggregate_type = d.aggregate_type AND e.aggregate_id = d.aggregate_id
   AND e.stream_version = d.stream_version
@@ -291,7 +289,7 @@ WHERE NOT EXISTS (
       format,
       table: tableName,
       id,
-      checkpoint,
+      checkpoint: LogCheckpoint.toJson(checkpoint),
       streams: heads.length,
       events: heads.reduce((sum, head) => sum + head.streamVersion, 0),
       root: rootOf(heads),
@@ -300,15 +298,16 @@ WHERE NOT EXISTS (
     }
     const signature = yield* signer.sign(key.privateKey, signedBytes(unsigned)).pipe(Effect.mapError(cryptoFailure))
     const document: Document = { ...unsigned, signature: Base64Url.encode(signature) }
-    yield* sql`INSERT INTO ${tables.digests} (id, checkpoint_transaction_id, checkpoint_global_position, root, document)
-VALUES (${id}::bigint, ${checkpoint.transactionId}::xid8, ${checkpoint.globalPosition}::bigint,
+    yield* sql`INSERT INTO ${tables.digests} (id, checkpoint_commit_sequence, checkpoint_global_position, root, document)
+VALUES (${id}::bigint, ${checkpoint.commitSequence.toString()}::bigint, ${checkpoint.globalPosition.toString()}::bigint,
   decode(${unsigned.root}, 'hex'), ${encode(document)})`
     return document
   })
 
   const create = Effect.fn("Digest.create")(
     function* (options?: { readonly checkpoint?: Checkpoint }) {
-      return yield* sql.withTransaction(createInTransaction(options?.checkpoint))
+      const requested = options?.checkpoint === undefined ? undefined : LogCheckpoint.fromJson(options.checkpoint)
+      return yield* sql.withTransaction(createInTransaction(requested))
     },
     Effect.catchTag("SqlError", stored("Digest.create"))
   )
@@ -357,14 +356,6 @@ const decodeKeyBytes = (text: string): Effect.Effect<Uint8Array, DigestError> =>
   return Result.isSuccess(bytes)
     ? Effect.succeed(bytes.success)
     : Effect.fail(new DigestError({ reason: "a key must be PEM, or 32 bytes in base64url or base64" }))
-}
-
-/** Orders checkpoints as the feed does: by transaction id, then global position. */
-export const compare = (a: Checkpoint, b: Checkpoint): number => {
-  const byTransaction = BigInt(a.transactionId) - BigInt(b.transactionId)
-  if (byTransaction !== 0n) return byTransaction < 0n ? -1 : 1
-  const byPosition = BigInt(a.globalPosition) - BigInt(b.globalPosition)
-  return byPosition === 0n ? 0 : byPosition < 0n ? -1 : 1
 }
 
 const stored = (operation: string) => (error: SqlError) => Effect.fail(fromSqlError(operation, error))

@@ -13,12 +13,26 @@ import * as Option from "effect/Option"
 import * as SqlClient from "effect/sql/SqlClient"
 import type { SqlError } from "effect/sql/SqlError"
 import * as Stream from "effect/Stream"
-import { ConcurrencyConflict, InvalidCursor, InvalidEvent, InvalidQuery, type StorageError } from "./AnnalError.ts"
+import {
+  ConcurrencyConflict,
+  EventIdConflict,
+  InvalidCursor,
+  InvalidEvent,
+  InvalidQuery,
+  StorageError
+} from "./AnnalError.ts"
 import * as Event from "./Event.ts"
 import type * as EventDefinition from "./EventDefinition.ts"
 import * as EventRegistry from "./EventRegistry.ts"
 import { EventTable } from "./EventTable.ts"
-import { type AppendOutcome, type AppendRow, makeAppend, makeAppendOne, makeStreamHead } from "./internal/append.ts"
+import {
+  type AppendOutcome,
+  type AppendRow,
+  makeAppend,
+  makeAppendOne,
+  makeLockStreams,
+  streamLockText
+} from "./internal/append.ts"
 import { channelOf } from "./internal/feedMigration.ts"
 import * as Notifier from "./internal/feedNotifier.ts"
 import { canonicalParts, microsOfMillis } from "./internal/integrityChain.ts"
@@ -74,7 +88,7 @@ export interface Page<E> {
 }
 
 /** The errors an append can fail with. */
-export type AppendError = ConcurrencyConflict | InvalidEvent | StorageError
+export type AppendError = ConcurrencyConflict | EventIdConflict | InvalidEvent | StorageError
 
 /** The errors a query can fail with, besides the registry's decoding errors. */
 export type QueryError = InvalidCursor | InvalidQuery | StorageError
@@ -143,7 +157,7 @@ export const make = Effect.gen(function* () {
   const runAppend = makeAppend(sql, config)
   const runAppendOne = makeAppendOne(sql, config)
   const notifier = yield* Notifier.make(sql, channelOf(config))
-  const streamHead = makeStreamHead(sql, config)
+  const lockStreams = makeLockStreams(sql)
   const read = makeRead(sql, config)
   const countRows = makeCount(sql, config)
 
@@ -168,11 +182,41 @@ export const make = Effect.gen(function* () {
           reason: "an expected version other than any needs all the events of the append in one stream"
         })
       }
-      const run = appendRows(rows, expected)
-      // A batch that spans streams may need more than one statement (see appendRows); its own transaction keeps it
-      // atomic. Inside the caller's transaction that one already does.
-      const inTransaction = Option.isSome(yield* Effect.serviceOption(sql.transactionService))
-      const outcomes = yield* streams.size > 1 && !inTransaction ? sql.withTransaction(run) : run
+      const [single] = rows
+      const fast = rows.length === 1 && single !== undefined ? yield* runAppendOne(single, expected) : []
+      const outcomes: ReadonlyArray<AppendOutcome> =
+        fast[0] !== undefined
+          ? [
+              {
+                ...fastOutcome,
+                ord: 0,
+                stream_version: fast[0].stream_version,
+                global_position: fast[0].global_position,
+                head: fast[0].stream_version - 1
+              }
+            ]
+          : yield* Effect.gen(function* () {
+              // The locks and the statement after them must share a transaction: the locks are what make the
+              // statement's fresh snapshot the latest state of its streams. Inside the caller's one, that one does.
+              const inTransaction = Option.isSome(yield* Effect.serviceOption(sql.transactionService))
+              const general = Effect.andThen(
+                lockStreams(rows.map((row) => streamLockText(config, row.aggregate_type, row.aggregate_id))),
+                runAppend(rows, expected)
+              )
+              return yield* inTransaction ? general : sql.withTransaction(general)
+            })
+      for (const [index, outcome] of outcomes.entries()) {
+        const row = rows[index]!
+        if (outcome.duplicate && outcome.same === false) {
+          return yield* new EventIdConflict({
+            eventId: row.id,
+            aggregateType: outcome.stored_aggregate_type ?? "",
+            aggregateId: outcome.stored_aggregate_id ?? ""
+          })
+        }
+      }
+      const refused = outcomes.findIndex((outcome) => !outcome.ok)
+      if (refused >= 0) return yield* conflict(rows[refused]!, expectedVersion, outcomes[refused]!.head ?? 0)
       if (outcomes.some((outcome) => !outcome.duplicate)) yield* notifier.afterCommit
       return rows.map((row, index): Appended => {
         const outcome = outcomes[index]!
@@ -186,52 +230,8 @@ export const make = Effect.gen(function* () {
         }
       })
     },
-    Effect.catchTag("SqlError", stored("EventStore.append"))
+    Effect.catchTag("SqlError", (error) => Effect.fail(appendFailure(error)))
   )
-
-  /**
-   * Runs the append statement until every event is stored or a conflict is certain. An event is skipped when another
-   * transaction stored the same event id, or took its stream's next version, first. The skipped events then go
-   * through the statement again, on a fresh snapshot: one stored meanwhile is a duplicate, so the same append
-   * delivered twice at once is answered as the original whatever its expected version; a stream that moved is a
-   * conflict with an expected version, and is appended to again on its new head with "any".
-   */
-  const appendRows = (
-    rows: ReadonlyArray<AppendRow>,
-    expected: number
-  ): Effect.Effect<ReadonlyArray<AppendOutcome>, ConcurrencyConflict | SqlError> =>
-    Effect.gen(function* () {
-      if (rows.length === 1) {
-        const [written] = yield* runAppendOne(rows[0]!, expected)
-        if (written !== undefined) {
-          return [{ ord: rows[0]!.ord, ...written, duplicate: false, head: written.stream_version - 1, ok: true }]
-        }
-      }
-      const outcomes = new Map<number, AppendOutcome>()
-      let pending = rows
-      for (let attempt = 0; pending.length > 0; attempt++) {
-        const results = yield* runAppend(pending, expected)
-        const skipped: Array<AppendRow> = []
-        for (const [index, result] of results.entries()) {
-          const row = pending[index]!
-          if (result.stream_version !== null) {
-            outcomes.set(row.ord, result)
-            continue
-          }
-          if (!result.ok) {
-            return yield* conflict(row, expectedVersionOf(expected), result.head ?? 0)
-          }
-          skipped.push(row)
-        }
-        if (skipped.length > 0 && attempt >= maxAttempts) {
-          const [row] = skipped
-          const [head] = yield* streamHead(row!.aggregate_type, row!.aggregate_id)
-          return yield* conflict(row!, expectedVersionOf(expected), head?.head ?? 0)
-        }
-        pending = skipped
-      }
-      return rows.map((row) => outcomes.get(row.ord)!)
-    })
 
   const query = <E extends Event.Event, Err>(
     registry: EventRegistry.EventRegistry<E, Err>,
@@ -320,7 +320,20 @@ export const make = Effect.gen(function* () {
 /** The store, built when the layer is. */
 export const layer: Layer.Layer<EventStore, never, SqlClient.SqlClient> = Layer.effect(EventStore, make)
 
-const maxAttempts = 100
+/** What the fast path's written event reports, but for its position. */
+const fastOutcome = { duplicate: false, same: null, stored_aggregate_type: null, stored_aggregate_id: null, ok: true }
+
+/**
+ * A failed append. A unique violation there is a writer that took no stream lock (hand-written SQL) or a snapshot
+ * older than the stream's head (REPEATABLE READ or SERIALIZABLE): the transaction is aborted, and running it again
+ * is what helps, so it is retryable whatever the driver says.
+ */
+const appendFailure = (error: SqlError): StorageError => {
+  const failure = fromSqlError("EventStore.append", error)
+  return error.reason._tag === "UniqueViolation"
+    ? new StorageError({ ...failure, reason: "ConcurrentWrite", retryable: true })
+    : failure
+}
 
 const stored = (operation: string) => (error: SqlError) => Effect.fail(fromSqlError(operation, error))
 
@@ -336,9 +349,6 @@ const split = (options: (EventFilter & PageOptions) | undefined): readonly [Even
     }
   ]
 }
-
-const expectedVersionOf = (expected: number): ExpectedVersion =>
-  expected < 0 ? "any" : expected === 0 ? "no_stream" : expected
 
 const conflict = (row: AppendRow, expectedVersion: ExpectedVersion, actualVersion: number) =>
   Effect.fail(
@@ -375,6 +385,9 @@ const prepare = Effect.fnUntraced(function* (events: ReadonlyArray<EventDefiniti
     const problem = findProblem(data, "data") ?? findProblem(metadata, "metadata")
     if (problem !== undefined) return yield* invalid(problem.path, problem.reason)
     const timestamp = event.timestamp ?? now
+    if (!isStorableInstant(timestamp)) {
+      return yield* invalid("timestamp", "must be between 0001-01-01T00:00:00Z and 9999-12-31T23:59:59.999Z")
+    }
     const row = {
       ord,
       id: eventId.toLowerCase(),

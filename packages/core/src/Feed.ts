@@ -1,25 +1,27 @@
 /**
- * The global feed: every event in commit order, resumable from a checkpoint, without ever skipping one. It reads
- * in `(transaction_id, global_position)` order and only below the oldest running transaction, so an event whose
- * transaction commits late is read late rather than passed over, as a reader of `global_position > last` would.
- * `batches` and `stream` catch up page by page, then follow live: a notification sent on commit wakes them, and
- * they poll as well, so a lost notification delays an event but never loses it. Pages are read only when the
- * stream is pulled, so a slow consumer slows the reads and nothing is buffered beyond one page.
+ * The global feed: every event in the log's commit order, resumable from a checkpoint, without ever skipping one.
+ * Transactions come in the order of the commit sequence the database takes at each one's commit (migration 6), and
+ * the events of each in the order they were appended; so a stream's events come in version order, and a transaction
+ * that could see another's events comes after it. A reader reads only up to the fence, below which every commit is
+ * visible or gone for good, and waits only for transactions that are committing: an idle or long transaction
+ * anywhere on the server holds no reader back (see `docs/ordering.md`).
  *
- * A long transaction anywhere on the server holds every reader back until it ends; `status` shows how far and why.
+ * `batches` and `stream` catch up page by page, then follow live: a notification sent after each commit wakes them,
+ * and they poll as well, so a lost notification delays an event but never loses it. Pages are read only when the
+ * stream is pulled, so a slow consumer slows the reads and nothing is buffered beyond one page.
  *
  * @since 0.1.0
  */
 import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import * as Base64Url from "effect/encoding/Base64Url"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
-import * as Result from "effect/Result"
+import * as Semaphore from "effect/Semaphore"
 import * as SqlClient from "effect/sql/SqlClient"
 import * as Stream from "effect/Stream"
 import { InvalidCursor, InvalidQuery, type StorageError } from "./AnnalError.ts"
+import * as Checkpoint from "./Checkpoint.ts"
 import * as Event from "./Event.ts"
 import * as EventRegistry from "./EventRegistry.ts"
 import { EventTable } from "./EventTable.ts"
@@ -29,57 +31,8 @@ import * as Wakeups from "./internal/feedWakeups.ts"
 import { validateIdentifier } from "./Migrations.ts"
 
 /**
- * A position in the feed: everything up to and including the event of this transaction id and global position has
- * been read. A checkpoint may also name a transaction id with position 0: everything before that transaction.
- */
-export interface Checkpoint {
-  readonly transactionId: bigint
-  readonly globalPosition: bigint
-}
-
-/** The checkpoint before the first event. */
-export const start: Checkpoint = { transactionId: 0n, globalPosition: 0n }
-
-/** The checkpoint of one event: resuming from it reads what follows the event. */
-export const checkpointOf = (event: Event.Event): Checkpoint => ({
-  transactionId: event.transactionId,
-  globalPosition: event.globalPosition
-})
-
-/** Orders checkpoints as the feed does: by transaction id, then by global position. */
-export const compare = (self: Checkpoint, that: Checkpoint): -1 | 0 | 1 =>
-  self.transactionId !== that.transactionId
-    ? self.transactionId < that.transactionId
-      ? -1
-      : 1
-    : self.globalPosition === that.globalPosition
-      ? 0
-      : self.globalPosition < that.globalPosition
-        ? -1
-        : 1
-
-const prefix = "annal.feed.v1:"
-
-/** The checkpoint as an opaque string, for an SSE event id or anything else a client hands back. */
-export const encodeCheckpoint = (checkpoint: Checkpoint): string =>
-  Base64Url.encode(`${prefix}${checkpoint.transactionId}:${checkpoint.globalPosition}`)
-
-/** The checkpoint a string from `encodeCheckpoint` names, or `InvalidCursor` for anything else. */
-export const decodeCheckpoint = (text: string): Effect.Effect<Checkpoint, InvalidCursor> => {
-  const decoded = Base64Url.decodeString(text)
-  const match = Result.isSuccess(decoded) ? /^annal\.feed\.v1:([0-9]{1,20}):([0-9]{1,19})$/.exec(decoded.success) : null
-  if (match === null) return Effect.fail(new InvalidCursor({ cursor: text }))
-  const transactionId = BigInt(match[1]!)
-  const globalPosition = BigInt(match[2]!)
-  // xid8 is unsigned 64-bit, global_position a bigint.
-  return transactionId <= 18446744073709551615n && globalPosition <= 9223372036854775807n
-    ? Effect.succeed({ transactionId, globalPosition })
-    : Effect.fail(new InvalidCursor({ cursor: text }))
-}
-
-/**
- * Which events to read: all filters are optional, and combine. The feed reads in transaction order whatever the
- * filter, so a narrow filter scans the events between its matches; they are passed once, not on every read.
+ * Which events to read: all filters are optional, and combine. The feed reads in commit order whatever the filter,
+ * so a narrow filter scans the events between its matches; they are passed once, not on every read.
  */
 export interface Filter {
   readonly eventTypes?: ReadonlyArray<string>
@@ -91,8 +44,8 @@ export interface Filter {
 
 /** Where a read starts, and which events it reads. */
 export interface ReadOptions extends Filter {
-  /** Read what follows this checkpoint, given as a value or as the string `encodeCheckpoint` made; default `start`. */
-  readonly after?: Checkpoint | string
+  /** Read what follows this checkpoint, given as a value or as the string `Checkpoint.encode` made; default start. */
+  readonly after?: Checkpoint.Checkpoint | string
   /** The page size: at most this many events per read (default 500). */
   readonly limit?: number
 }
@@ -105,30 +58,32 @@ export interface StreamOptions extends ReadOptions {
   readonly pollInterval?: Duration.Input
 }
 
+/** One event with its checkpoint. */
+export interface Entry<E> {
+  readonly event: E
+  readonly checkpoint: Checkpoint.Checkpoint
+}
+
 /**
  * Events read together, and the checkpoint to resume from after them. With a filter the checkpoint can be past the
  * last event, as events that do not match are passed too; a batch can then have no events at all.
  */
 export interface Batch<E> {
   readonly events: ReadonlyArray<E>
-  readonly checkpoint: Checkpoint
+  /** The same events, each with its checkpoint. */
+  readonly entries: ReadonlyArray<Entry<E>>
+  readonly checkpoint: Checkpoint.Checkpoint
 }
 
-/** One event with its checkpoint. */
-export interface Entry<E> {
-  readonly event: E
-  readonly checkpoint: Checkpoint
-}
-
-/** The oldest running transaction with a transaction id on the server: the one that holds the fence. */
-export interface OpenTransaction {
+/** A transaction in its commit, which readers wait for. */
+export interface CommittingTransaction {
   readonly pid: number
   readonly database: Option.Option<string>
   readonly applicationName: Option.Option<string>
-  /** `active`, `idle in transaction`, ...; as `pg_stat_activity` reports it. */
+  /** As `pg_stat_activity` reports it. */
   readonly state: Option.Option<string>
   /** Its 32-bit transaction id, as `pg_stat_activity` reports it. */
-  readonly transactionId: string
+  readonly transactionId: Option.Option<string>
   /** How long since the transaction began. */
   readonly age: Duration.Duration
   /** Its current or last statement, cut to 500 characters; hidden unless the role may see it. */
@@ -137,16 +92,18 @@ export interface OpenTransaction {
 
 /** How far the feed is behind what has committed, and why. */
 export interface Status {
-  /** Events of transactions below this id are readable; all others wait until the transactions before them end. */
+  /** Every transaction with this commit sequence or a smaller one is visible, or rolled back for good. */
   readonly fence: bigint
-  /** The last readable event, or `start` when there is none. */
-  readonly head: Checkpoint
-  /** Committed events that readers cannot reach yet because an older transaction is still running. */
+  /** The last commit sequence taken, by a transaction that has committed, is committing, or rolled back after it. */
+  readonly lastCommit: bigint
+  /** The last readable event, or `Checkpoint.start` when there is none. */
+  readonly head: Checkpoint.Checkpoint
+  /** Committed events that readers cannot reach yet because a commit before theirs is still in flight. */
   readonly pending: number
-  /** How long the oldest of those has waited. */
+  /** How long ago the oldest of them committed. */
   readonly oldestPendingAge: Option.Option<Duration.Duration>
-  /** The running transaction that holds the fence, when there is one. */
-  readonly oldestTransaction: Option.Option<OpenTransaction>
+  /** The transactions in their commit that readers wait for, oldest first: only these can hold the feed back. */
+  readonly committing: ReadonlyArray<CommittingTransaction>
 }
 
 /** The errors of the feed's reads, besides the registry's decoding errors. */
@@ -163,7 +120,7 @@ export const defaultPollInterval: Duration.Duration = Duration.seconds(1)
 export class Feed extends Context.Service<
   Feed,
   {
-    /** One page of the feed after a checkpoint: the events readable now, and where to resume. */
+    /** One page of the feed after a checkpoint: events that committed before the call, and where to resume. */
     readonly read: <E extends Event.Event, Err>(
       registry: EventRegistry.EventRegistry<E, Err>,
       options?: ReadOptions
@@ -178,10 +135,18 @@ export class Feed extends Context.Service<
       registry: EventRegistry.EventRegistry<E, Err>,
       options?: StreamOptions
     ) => Stream.Stream<Entry<E>, Err | FeedError>
-    /** The checkpoint of the last readable event: reading after it gives only what commits from now on. */
-    readonly head: Effect.Effect<Checkpoint, StorageError>
-    /** How far the feed is behind, and the transaction that holds it there. */
+    /**
+     * The checkpoint of the last event that committed before the call: reading after it gives only what commits
+     * from then on.
+     */
+    readonly head: Effect.Effect<Checkpoint.Checkpoint, StorageError>
+    /** How far the feed is behind, and the commits it waits for. */
     readonly status: Effect.Effect<Status, StorageError>
+    /**
+     * The checkpoint a string names: one `Checkpoint.encode` made, or one of the first format, which named a
+     * transaction id and is converted to commit order as migration 6 converted stored checkpoints.
+     */
+    readonly resolve: (text: string) => Effect.Effect<Checkpoint.Checkpoint, InvalidCursor | StorageError>
   }
 >()("@annal/core/Feed") {}
 
@@ -194,36 +159,81 @@ export const make = Effect.gen(function* () {
   const statements = makeFeedRead(sql, config)
   const wakeups = yield* Wakeups.make(channelOf(config))
 
-  /** Reads one page; `full` tells whether more may be readable right away. */
+  // The fence, shared by every reader of this feed: it only ever moves up, and any value it took stays true. Readers
+  // that ask while it is being moved wait for the next move instead of each running the fence function, so a hundred
+  // SSE clients woken by one commit cost one call. A request is served by a computation that began after it.
+  let known = 0n
+  let requested = 0
+  let covered = 0
+  let coveredComplete = 0
+  const fenceLock = yield* Semaphore.make(1)
+  const fence = (complete: boolean): Effect.Effect<bigint, StorageError> =>
+    Effect.suspend(() => {
+      const ticket = ++requested
+      return fenceLock.withPermits(1)(
+        Effect.suspend(() => {
+          if ((complete ? coveredComplete : covered) >= ticket) return Effect.succeed(known)
+          const upTo = requested
+          return Effect.map(statements.fence(known, complete), (result) => {
+            if (result.fence > known) known = result.fence
+            covered = Math.max(covered, upTo)
+            if (result.complete) coveredComplete = Math.max(coveredComplete, upTo)
+            return known
+          })
+        })
+      )
+    })
+
+  /**
+   * Reads one page after `after`, up to `until` when given (a fence already taken), else up to a fence taken now
+   * when `after` has reached the last one known. `full` tells whether more may be readable right away.
+   */
   const readPage = Effect.fnUntraced(function* <E extends Event.Event, Err>(
     registry: EventRegistry.EventRegistry<E, Err>,
     filter: FeedFilter,
-    after: Checkpoint,
-    limit: number
+    after: Checkpoint.Checkpoint,
+    limit: number,
+    until: bigint | undefined
   ) {
-    const fence = yield* statements.fence
-    const rows = yield* statements.page(filter, after, fence, limit)
-    const events = yield* EventRegistry.decodeAll(registry, rows)
-    const last = rows.at(-1)
-    let checkpoint = last === undefined ? after : checkpointOf(last)
-    const full = rows.length === limit
-    if (!full && isFiltered(filter)) {
-      // Every event below the fence was looked at: pass the ones that did not match too, so that a filtered reader
-      // does not scan them again. The checkpoint stays an event's position, never the fence itself: a consumer
-      // that stores it writes a transaction, which moves the fence, which would be progress without end.
-      const passed = yield* statements.lastBelow(checkpoint, fence)
-      if (passed !== undefined) checkpoint = passed
-    }
-    return { batch: { events, checkpoint }, full }
+    const fenceAt = until ?? (known > after.commitSequence ? known : yield* fence(false))
+    const page = yield* statements.page(filter, after, fenceAt, limit)
+    const events = yield* EventRegistry.decodeAll(registry, page.events)
+    const entries = events.map((event, index): Entry<E> => ({ event, checkpoint: page.checkpoints[index]! }))
+    const last = page.checkpoints.at(-1) ?? after
+    const full = page.events.length === limit
+    // A filtered reader that read everything below the fence has passed the events that did not match too: resume
+    // after the whole of the fence's commit, so that they are not scanned again.
+    const checkpoint =
+      !full && isFiltered(filter) && fenceAt > after.commitSequence
+        ? Checkpoint.max(last, Checkpoint.make(fenceAt, Checkpoint.endOfCommit))
+        : last
+    return { batch: { events, entries, checkpoint }, full, fenceAt }
   })
+
+  const resolve = (text: string): Effect.Effect<Checkpoint.Checkpoint, InvalidCursor | StorageError> => {
+    const legacy = Checkpoint.decodeLegacy(text)
+    return legacy === undefined
+      ? Checkpoint.decode(text)
+      : statements.legacy(legacy.transactionId, legacy.globalPosition)
+  }
+
+  const resolveAfter = (after: Checkpoint.Checkpoint | string | undefined) =>
+    after === undefined
+      ? Effect.succeed(Checkpoint.start)
+      : typeof after === "string"
+        ? resolve(after)
+        : Effect.succeed(after)
 
   const read = <E extends Event.Event, Err>(
     registry: EventRegistry.EventRegistry<E, Err>,
     options?: ReadOptions
   ): Effect.Effect<Batch<E>, Err | FeedError> =>
     Effect.gen(function* () {
-      const { after, filter, limit } = yield* validate(options)
-      const { batch } = yield* readPage(registry, filter, after, limit)
+      const { filter, limit } = yield* validate(options)
+      const after = yield* resolveAfter(options?.after)
+      // Everything that committed before the call is readable by this read.
+      const until = yield* fence(true)
+      const { batch } = yield* readPage(registry, filter, after, limit, until)
       return batch
     }).pipe(Effect.withSpan("Feed.read"))
 
@@ -233,19 +243,22 @@ export const make = Effect.gen(function* () {
   ): Stream.Stream<Batch<E>, Err | FeedError> =>
     Stream.unwrap(
       Effect.gen(function* () {
-        const { after, filter, limit } = yield* validate(options)
+        const { filter, limit } = yield* validate(options)
+        const after = yield* resolveAfter(options?.after)
         const live = options?.live ?? true
         const pollInterval = yield* validatePollInterval(options?.pollInterval)
+        // A stream that ends once caught up reads to everything that committed before it began.
+        const until = live ? undefined : yield* fence(true)
         interface State {
-          readonly after: Checkpoint
+          readonly after: Checkpoint.Checkpoint
           /** Set once caught up: the wake-up taken before the read that found nothing more. */
           readonly wait: Effect.Effect<void> | undefined
         }
         const step = Effect.fnUntraced(function* (state: State) {
           if (state.wait !== undefined) yield* Effect.raceFirst(state.wait, Effect.sleep(pollInterval))
           const wake = yield* wakeups.next
-          const { batch, full } = yield* readPage(registry, filter, state.after, limit)
-          const moved = compare(batch.checkpoint, state.after) > 0
+          const { batch, full } = yield* readPage(registry, filter, state.after, limit, until)
+          const moved = Checkpoint.compare(batch.checkpoint, state.after) > 0
           const emitted: ReadonlyArray<Batch<E>> = moved ? [batch] : []
           if (full) return [emitted, Option.some<State>({ after: batch.checkpoint, wait: undefined })] as const
           if (!live) return [emitted, Option.none<State>()] as const
@@ -261,40 +274,49 @@ export const make = Effect.gen(function* () {
     options?: StreamOptions
   ): Stream.Stream<Entry<E>, Err | FeedError> =>
     batches(registry, options).pipe(
-      Stream.map((batch) => batch.events.map((event): Entry<E> => ({ event, checkpoint: checkpointOf(event) }))),
+      Stream.map((batch) => batch.entries),
       Stream.flattenIterable
     )
 
-  const head: Effect.Effect<Checkpoint, StorageError> = Effect.gen(function* () {
-    const fence = yield* statements.fence
-    return (yield* statements.lastBelow(start, fence)) ?? start
+  const head: Effect.Effect<Checkpoint.Checkpoint, StorageError> = Effect.gen(function* () {
+    const fenceAt = yield* fence(true)
+    return (yield* statements.lastBelow(fenceAt)) ?? Checkpoint.start
   }).pipe(Effect.withSpan("Feed.head"))
 
   const status: Effect.Effect<Status, StorageError> = Effect.gen(function* () {
-    const fence = yield* statements.fence
-    const [last, pending, oldest] = yield* Effect.all([
-      statements.lastBelow(start, fence),
-      statements.pending(fence),
-      statements.oldestTransaction
+    const fenceAt = yield* fence(false)
+    const [last, lastCommit, pending, committing] = yield* Effect.all([
+      statements.lastBelow(fenceAt),
+      statements.lastTaken,
+      statements.pending(fenceAt),
+      statements.committing
     ])
     return {
-      fence,
-      head: last ?? start,
+      fence: fenceAt,
+      lastCommit,
+      head: last ?? Checkpoint.start,
       pending: Number(pending.count),
       oldestPendingAge: Option.map(Option.fromNullishOr(pending.oldest_millis), Duration.millis),
-      oldestTransaction: Option.map(Option.fromUndefinedOr(oldest), (row): OpenTransaction => ({
+      committing: committing.map((row): CommittingTransaction => ({
         pid: row.pid,
         database: Option.fromNullishOr(row.database),
         applicationName: Option.fromNullishOr(row.applicationName),
         state: Option.fromNullishOr(row.state),
-        transactionId: row.transactionId,
+        transactionId: Option.fromNullishOr(row.transactionId),
         age: Duration.millis(row.ageMillis),
         query: Option.fromNullishOr(row.query)
       }))
     }
   }).pipe(Effect.withSpan("Feed.status"))
 
-  return Feed.of({ read, batches, stream, head, status })
+  return Feed.of({
+    read,
+    batches,
+    stream,
+    head,
+    status,
+    resolve: (text) => resolve(text).pipe(Effect.withSpan("Feed.resolve"))
+  })
 })
 
 /**
@@ -303,26 +325,17 @@ export const make = Effect.gen(function* () {
  */
 export const layer: Layer.Layer<Feed, never, SqlClient.SqlClient> = Layer.effect(Feed, make)
 
-/** Checks a read's options and resolves its starting checkpoint. */
+/** Checks a read's options: its page size and filter. */
 export const validate = (
   options: ReadOptions | undefined
-): Effect.Effect<
-  { readonly after: Checkpoint; readonly filter: FeedFilter; readonly limit: number },
-  InvalidCursor | InvalidQuery
-> =>
+): Effect.Effect<{ readonly filter: FeedFilter; readonly limit: number }, InvalidQuery> =>
   Effect.gen(function* () {
-    const after =
-      options?.after === undefined
-        ? start
-        : typeof options.after === "string"
-          ? yield* decodeCheckpoint(options.after)
-          : options.after
     const limit = options?.limit ?? defaultLimit
     if (!Number.isSafeInteger(limit) || limit < 1 || limit > maxLimit) {
       return yield* new InvalidQuery({ field: "limit", reason: `must be an integer from 1 to ${maxLimit}` })
     }
     const filter = yield* validateFilter(options ?? {})
-    return { after, filter, limit }
+    return { filter, limit }
   })
 
 /** Checks the filter: each list, when given, names at least one well-formed type; ids are UUIDs. */

@@ -26,6 +26,7 @@ import { type ChainedEvent, genesis, type HashScheme, scheme } from "./internal/
 import { type Break, type BreakKind, findBreak } from "./internal/integrityDiagnosis.ts"
 import { compareHeads, type Head, makeDigestTables, rootOf, streamKey } from "./internal/integrityDigest.ts"
 import { makeReadPage, makeReadStream, type Position, positionOf } from "./internal/integrityRead.ts"
+import { commitObjects } from "./internal/commitOrder.ts"
 import { fromSqlError } from "./internal/sqlErrors.ts"
 import { validateIdentifier } from "./Migrations.ts"
 
@@ -169,6 +170,20 @@ export const makeWith = (parts: Verifier) =>
     const readPage = makeReadPage(sql, table)
     const readStream = makeReadStream(sql, table)
     const tables = makeDigestTables(sql, config)
+    const commits = sql(commitObjects(config).commits)
+    // One anti-join over the table; each stream's first such event. The verifier's own transaction, when it has
+    // written events, has no commit yet: those are not counted.
+    const unordered = sql<{
+      readonly aggregate_type: string
+      readonly aggregate_id: string
+      readonly stream_version: number
+      readonly id: string
+      readonly transaction_id: string
+    }>`SELECT DISTINCT ON (e.aggregate_type, e.aggregate_id) e.aggregate_type, e.aggregate_id::text AS aggregate_id,
+  e.stream_version, e.id::text AS id, e.transaction_id::text AS transaction_id
+FROM ${table} e WHERE NOT EXISTS (SELECT 1 FROM ${commits} c WHERE c.transaction_id = e.transaction_id)
+  AND e.transaction_id IS DISTINCT FROM pg_current_xact_id_if_assigned()
+ORDER BY e.aggregate_type, e.aggregate_id, e.stream_version`.withoutTransform
 
     const verifyEntity = Effect.fn("Integrity.verifyEntity")(
       function* (aggregateType: string, aggregateId: string) {
@@ -256,7 +271,7 @@ export const makeWith = (parts: Verifier) =>
               "changed",
               head.streamVersion,
               row.id,
-              `event ${row.id} is as signed, but its transaction id or global position was changed: it no longer falls at or before the checkpoint of ${digestName}`
+              `event ${row.id} is as signed, but its transaction id, global position or commit was changed: it no longer falls at or before the checkpoint of ${digestName}`
             )
           )
         } else {
@@ -309,7 +324,8 @@ export const makeWith = (parts: Verifier) =>
         const within =
           trusted === undefined
             ? sql`false`
-            : sql`(e.transaction_id, e.global_position) <= (${trusted.checkpoint.transactionId}::xid8, ${trusted.checkpoint.globalPosition}::bigint)`
+            : sql`EXISTS (SELECT 1 FROM ${commits} c WHERE c.transaction_id = e.transaction_id
+                AND (c.commit_sequence, e.global_position) <= (${trusted.checkpoint.commitSequence}::bigint, ${trusted.checkpoint.globalPosition}::bigint))`
 
         // Counted only for a progress display: it costs a scan of its own.
         const total =
@@ -382,11 +398,31 @@ export const makeWith = (parts: Verifier) =>
         endStream()
 
         const findings = new Map<string, Finding>()
+        /** Keeps a stream's earliest finding; on a tie the one already there, which is the more precise. */
+        const keep = (finding: Finding) => {
+          const key = streamKey(finding.aggregateType, finding.aggregateId)
+          const earlier = findings.get(key)
+          if (earlier === undefined || finding.streamVersion < earlier.streamVersion) findings.set(key, finding)
+        }
         for (const [aggregateType, aggregateId] of broken) {
           const found = findBreak(parts, yield* readStream(aggregateType, aggregateId))
           if (found !== undefined) {
             findings.set(streamKey(aggregateType, aggregateId), findingOf(aggregateType, aggregateId, found))
           }
+        }
+
+        // Events that have no place in the commit order: their transaction id names no commit, so they were written
+        // around the database's bookkeeping (a forged transaction id, or triggers switched off), and no reader of the
+        // feed ever sees them. Their hashes can be valid; this check does not depend on them.
+        for (const row of yield* unordered) {
+          keep({
+            kind: "unordered",
+            aggregateType: row.aggregate_type,
+            aggregateId: row.aggregate_id,
+            streamVersion: row.stream_version,
+            eventId: row.id,
+            detail: `event ${row.id} names transaction ${row.transaction_id}, which has no place in the log's commit order: no reader of the feed sees it`
+          })
         }
 
         let digest: DigestCheck | undefined
@@ -411,15 +447,8 @@ export const makeWith = (parts: Verifier) =>
                   detail: `the log at or before the checkpoint differs from what digest #${document.id} signed, and the stored heads of the digest were altered too, so the stream cannot be named`
                 })
               } else {
-                for (const finding of yield* compareWithDigest(document, heads, signed)) {
-                  const key = streamKey(finding.aggregateType, finding.aggregateId)
-                  const earlier = findings.get(key)
-                  // The stream's first bad event is the earliest one either check found; on a tie the chain's
-                  // finding is the more precise.
-                  if (earlier === undefined || finding.streamVersion < earlier.streamVersion) {
-                    findings.set(key, finding)
-                  }
-                }
+                // The stream's first bad event is the earliest one either check found.
+                for (const finding of yield* compareWithDigest(document, heads, signed)) keep(finding)
               }
             }
           }

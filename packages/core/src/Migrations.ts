@@ -14,6 +14,7 @@ import { EventTable, type EventTableConfig, qualify } from "./EventTable.ts"
 import { fromSqlError } from "./internal/sqlErrors.ts"
 import { dropNotifyTrigger, feedMigration } from "./internal/feedMigration.ts"
 import { integrity } from "./internal/integrityMigration.ts"
+import { commitOrderMigration } from "./internal/commitOrder.ts"
 
 /** The migrations for one events table, by `<id>_<name>`. */
 export const migrations = (
@@ -23,7 +24,8 @@ export const migrations = (
   "2_append_only": appendOnly(config),
   "3_feed": feedMigration(config),
   "4_integrity": integrity(config),
-  "5_notify_after_commit": dropNotifyTrigger(config)
+  "5_notify_after_commit": dropNotifyTrigger(config),
+  "6_commit_order": commitOrderMigration(config)
 })
 
 /** Applies every pending migration of the configured events table and returns the ones it applied. */

@@ -6,6 +6,7 @@
 export * as AnnalError from "./AnnalError.ts"
 export * as AuditService from "./AuditService.ts"
 export * as CanonicalJson from "./CanonicalJson.ts"
+export * as Checkpoint from "./Checkpoint.ts"
 export * as Cli from "./Cli.ts"
 export * as Consumer from "./Consumer.ts"
 export * as Consumers from "./Consumers.ts"

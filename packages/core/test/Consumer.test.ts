@@ -12,7 +12,7 @@ import * as Consumers from "../src/Consumers.ts"
 import type * as Event from "../src/Event.ts"
 import * as EventRegistry from "../src/EventRegistry.ts"
 import { EventStore } from "../src/EventStore.ts"
-import * as Feed from "../src/Feed.ts"
+import * as Checkpoint from "../src/Checkpoint.ts"
 import { uuid } from "./support/Fixtures.ts"
 import * as FeedDatabase from "./support/FeedDatabase.ts"
 import * as TestDatabase from "./support/TestDatabase.ts"
@@ -218,7 +218,7 @@ layer(FeedDatabase.layerWith(schema), { excludeTestServices: true })(`Consumers 
         )
       )
       const waiting = yield* lagOf(name)
-      assert.deepStrictEqual(waiting.checkpoint, Feed.start)
+      assert.deepStrictEqual(waiting.checkpoint, Checkpoint.start)
       yield* caughtUp(name)
       yield* Fiber.interrupt(survivor)
       const all = (yield* allEvents).map((event) => event.eventId)
@@ -260,7 +260,7 @@ layer(FeedDatabase.layerWith(schema), { excludeTestServices: true })(`Consumers 
       // Time for the instance to try its commit; it must not move the checkpoint.
       yield* Effect.sleep("300 millis")
       const after = yield* lagOf(name)
-      assert.deepStrictEqual(after.checkpoint, Feed.start)
+      assert.deepStrictEqual(after.checkpoint, Checkpoint.start)
       // The intruder goes away; the instance takes the lease back and delivers the batch again.
       yield* sql`UPDATE ${sql(`${schema}.events_consumers`)} SET owner = NULL, lease_expires_at = NULL WHERE name = ${name}`
       yield* caughtUp(name)
@@ -330,7 +330,7 @@ layer(FeedDatabase.layerWith(schema), { excludeTestServices: true })(`Consumers 
       assert.deepStrictEqual(reports.at(-1), final)
       assert.isAbove(reports.length, 1)
       for (const [previous, next] of reports.slice(1).map((report, i) => [reports[i]!, report] as const)) {
-        assert.isAtLeast(Feed.compare(next.checkpoint, previous.checkpoint), 0)
+        assert.isAtLeast(Checkpoint.compare(next.checkpoint, previous.checkpoint), 0)
         assert.isAtMost(next.remaining, previous.remaining)
       }
       assert.isAbove(final.eventsPerSecond, 0)

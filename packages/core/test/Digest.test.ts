@@ -73,18 +73,17 @@ const asAttacker = <A, E, R>(body: Effect.Effect<A, E, R>) =>
 const coveringDigest = Effect.gen(function* () {
   const digest = yield* Digest.Digest
   const sql = yield* SqlClient.SqlClient
-  const [latest] = yield* sql<{ readonly transaction_id: string; readonly global_position: string }>`SELECT
-      e.transaction_id::text AS transaction_id, e.global_position::text AS global_position FROM ${sql(events)} e
-    ORDER BY e.transaction_id DESC, e.global_position DESC LIMIT 1`
-  const target = { transactionId: latest!.transaction_id, globalPosition: latest!.global_position }
-  return yield* digest.create().pipe(
-    Effect.repeat({
-      until: (document) => Digest.compare(document.checkpoint, target) >= 0,
-      schedule: Schedule.spaced("50 millis")
-    }),
-    Effect.timeout("60 seconds"),
-    TestClock.withLive
-  )
+  const [latest] = yield* sql<{ readonly commit_sequence: string; readonly global_position: string }>`SELECT
+      c.commit_sequence::text AS commit_sequence, e.global_position::text AS global_position
+    FROM ${sql(`${events}_commits`)} c JOIN ${sql(events)} e ON e.transaction_id = c.transaction_id
+    ORDER BY c.commit_sequence DESC, e.global_position DESC LIMIT 1`
+  // Everything committed before the call is covered at once: no transaction elsewhere holds a digest back.
+  const document = yield* digest.create()
+  assert.deepStrictEqual(document.checkpoint, {
+    commitSequence: latest!.commit_sequence,
+    globalPosition: latest!.global_position
+  })
+  return document
 })
 
 const verifyWith = (document: Digest.Document) =>
@@ -104,7 +103,7 @@ layer(TestLayer, { timeout: 120_000 })(`Digest (${TestDatabase.engine})`, (it) =
       const [a, b] = [uuid(), uuid()]
       yield* store.append([created(a, user), created(b, user), gst(a, user, "1")])
       const document = yield* coveringDigest
-      assert.strictEqual(document.format, "annal.digest.v1")
+      assert.strictEqual(document.format, "annal.digest.v2")
       assert.strictEqual(document.table, events)
       assert.strictEqual(document.publicKey, key.publicKeyId)
       assert.isAtLeast(document.streams, 2)
@@ -138,11 +137,12 @@ layer(TestLayer, { timeout: 120_000 })(`Digest (${TestDatabase.engine})`, (it) =
         ...Array.from({ length: 11 }, (_, n) => gst(org, user, String(n)))
       ])
       const last = appended.at(-1)!
-      const [row] = yield* sql<{ readonly transaction_id: string }>`SELECT transaction_id::text AS transaction_id
-        FROM ${sql(events)} WHERE id = ${last.eventId}::uuid`
+      const [row] = yield* sql<{ readonly commit_sequence: string }>`SELECT c.commit_sequence::text AS commit_sequence
+        FROM ${sql(`${events}_commits`)} c JOIN ${sql(events)} e ON e.transaction_id = c.transaction_id
+        WHERE e.id = ${last.eventId}::uuid`
       const document = yield* coveringDigest
       assert.deepStrictEqual(document.checkpoint, {
-        transactionId: row!.transaction_id,
+        commitSequence: row!.commit_sequence,
         globalPosition: last.globalPosition.toString()
       })
     })
@@ -272,8 +272,19 @@ layer(TestLayer, { timeout: 120_000 })(`Digest (${TestDatabase.engine})`, (it) =
             VALUES (${fields.eventId}::uuid, ${fields.eventType}, ${ghost}::uuid, 'organization', ${fields.userId}::uuid,
               'epoch'::timestamptz + ${fields.timestamp}::bigint * interval '1 microsecond', ${fields.version},
               ${JSON.stringify(fields.data)}::jsonb, ${JSON.stringify(fields.metadata)}::jsonb, 1,
-              decode(${Integrity.link(Integrity.genesis, Integrity.canonical(fields))}, 'hex'), '1'::xid8, -1)`
-          return [rewritten, { ghost, report: yield* verifyWith(document) }] as const
+              decode(${Integrity.link(Integrity.genesis, Integrity.canonical(fields))}, 'hex'),
+              (SELECT transaction_id FROM ${sql(`${events}_commits`)} ORDER BY commit_sequence LIMIT 1), -1)`
+          // Another, whose transaction id names no commit: no reader of the feed would ever see it.
+          const hidden = uuid()
+          const hiddenFields = { ...fields, eventId: uuid(), aggregateId: hidden }
+          yield* sql`INSERT INTO ${sql(events)} (id, event_type, aggregate_id, aggregate_type, user_id, "timestamp",
+              version, data, metadata, stream_version, hash, transaction_id)
+            VALUES (${hiddenFields.eventId}::uuid, ${fields.eventType}, ${hidden}::uuid, 'organization',
+              ${fields.userId}::uuid, 'epoch'::timestamptz + ${fields.timestamp}::bigint * interval '1 microsecond',
+              ${fields.version}, ${JSON.stringify(fields.data)}::jsonb, ${JSON.stringify(fields.metadata)}::jsonb, 1,
+              decode(${Integrity.link(Integrity.genesis, Integrity.canonical(hiddenFields))}, 'hex'),
+              '4611686018427387904'::xid8)`
+          return [rewritten, { ghost, hidden, report: yield* verifyWith(document) }] as const
         })
       )
       assert.deepStrictEqual(
@@ -285,7 +296,8 @@ layer(TestLayer, { timeout: 120_000 })(`Digest (${TestDatabase.engine})`, (it) =
         forged.report.findings.map((finding) => [finding.aggregateId, finding.kind, finding.streamVersion]),
         [
           [org, "rewritten", 3],
-          [forged.ghost, "inserted", 1]
+          [forged.ghost, "inserted", 1],
+          [forged.hidden, "unordered", 1]
         ]
       )
     })
@@ -333,14 +345,12 @@ layer(TestLayer, { timeout: 120_000 })(`Digest (${TestDatabase.engine})`, (it) =
       const sql = yield* SqlClient.SqlClient
       yield* store.append([created(uuid(), uuid())])
       const latest = yield* digest.create()
-      const unstable = yield* sql.withTransaction(
-        Effect.gen(function* () {
-          const [own] = yield* sql<{ readonly xid: string }>`SELECT pg_current_xact_id()::text AS xid`
-          return yield* Effect.flip(digest.create({ checkpoint: { transactionId: own!.xid, globalPosition: "0" } }))
-        })
-      )
+      const [taken] = yield* sql<{ readonly last: string }>`SELECT last_value::text AS last
+        FROM ${sql(`${events}_commit_sequence`)}`
+      const next = (BigInt(taken!.last) + 1n).toString()
+      const unstable = yield* Effect.flip(digest.create({ checkpoint: { commitSequence: next, globalPosition: "0" } }))
       assert.include(unstable.message, "not stable")
-      const earlier = yield* Effect.flip(digest.create({ checkpoint: { transactionId: "1", globalPosition: "0" } }))
+      const earlier = yield* Effect.flip(digest.create({ checkpoint: { commitSequence: "1", globalPosition: "0" } }))
       assert.include(earlier.message, "before the previous digest")
       const same = yield* digest.create({ checkpoint: latest.checkpoint })
       assert.strictEqual(same.root, latest.root)
@@ -394,10 +404,10 @@ describe("Digest keys", () => {
       const fromSpki = yield* Digest.parsePublicKey(spki)
       const fromId = yield* Digest.parsePublicKey(generated.publicKey)
       const unsigned = {
-        format: "annal.digest.v1" as const,
+        format: "annal.digest.v2" as const,
         table: "public.events",
         id: 1,
-        checkpoint: { transactionId: "1", globalPosition: "1" },
+        checkpoint: { commitSequence: "1", globalPosition: "1" },
         streams: 0,
         events: 0,
         root: "0".repeat(64),

@@ -16,6 +16,7 @@ import * as Consumer from "../src/Consumer.ts"
 import * as Consumers from "../src/Consumers.ts"
 import * as EventRegistry from "../src/EventRegistry.ts"
 import { EventStore } from "../src/EventStore.ts"
+import * as Checkpoint from "../src/Checkpoint.ts"
 import * as Feed from "../src/Feed.ts"
 import { uuid } from "./support/Fixtures.ts"
 import * as FeedDatabase from "./support/FeedDatabase.ts"
@@ -129,7 +130,7 @@ layer(FeedDatabase.layerWith(schema), { excludeTestServices: true })(
             }).pipe(
               Effect.repeat({
                 schedule: Schedule.spaced("50 millis"),
-                until: (lag) => lag !== undefined && Feed.compare(lag.checkpoint, final) >= 0
+                until: (lag) => lag !== undefined && Checkpoint.compare(lag.checkpoint, final) >= 0
               })
             )
           )

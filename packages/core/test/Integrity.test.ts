@@ -363,7 +363,8 @@ layer(TestLayer, { timeout: 120_000 })(`Integrity (${TestDatabase.engine})`, (it
         const applied = yield* Migrations.run.pipe(Effect.provide(EventTable.layer({ schema: other })))
         assert.deepStrictEqual(applied, [
           [4, "integrity"],
-          [5, "notify_after_commit"]
+          [5, "notify_after_commit"],
+          [6, "commit_order"]
         ])
         const hashed = yield* sql<{
           readonly n: string

@@ -22,21 +22,25 @@ const schema = TestDatabase.uniqueSchema()
 const suffix = schema.slice("annal_test_".length)
 const roles = { app: `annal_app_${suffix}`, auditor: `annal_auditor_${suffix}`, owner: `annal_owner_${suffix}` }
 
-/** The statements of the `annal:hardening` block of docs/hardening.md, with psql's variables filled in. */
+/**
+ * The statements of `packages/core/sql/hardening.sql`, with psql's variables filled in as psql fills them (a quoted
+ * literal for `:'name'`): a `SELECT` that records them, then one `DO` block.
+ */
 const hardeningStatements = (): ReadonlyArray<string> => {
-  const text = readFileSync(join(import.meta.dirname, "../../../docs/hardening.md"), "utf8")
-  const block = /```sql\n-- annal:hardening\n([\s\S]*?)```/.exec(text)?.[1]
-  if (block === undefined) throw new Error("docs/hardening.md has no annal:hardening block")
-  const filled = block
-    .replaceAll(':"schema"', `"${schema}"`)
-    .replaceAll(':"app_role"', `"${roles.app}"`)
-    .replaceAll(':"auditor_role"', `"${roles.auditor}"`)
-  return filled
+  const text = readFileSync(join(import.meta.dirname, "../sql/hardening.sql"), "utf8")
+  const filled = text
+    .replaceAll(":'schema'", `'${schema}'`)
+    .replaceAll(":'table'", "'events'")
+    .replaceAll(":'app_role'", `'${roles.app}'`)
+    .replaceAll(":'auditor_role'", `'${roles.auditor}'`)
+  const body = filled
     .split("\n")
     .filter((line) => !line.startsWith("--"))
     .join("\n")
-    .split(";")
-    .map((statement) => statement.trim())
+  const block = body.indexOf("DO $hardening$")
+  if (block < 0) throw new Error("hardening.sql has no DO $hardening$ block")
+  return [body.slice(0, block), body.slice(block)]
+    .map((statement) => statement.trim().replace(/;$/, ""))
     .filter((statement) => statement.length > 0)
 }
 
@@ -109,6 +113,34 @@ const attacks = (sql: SqlClient.SqlClient, aggregateId: string) => {
         RETURNS bytea LANGUAGE sql IMMUTABLE AS $$ SELECT link $$`
     ],
     ["session_replication_role", sql`SET LOCAL session_replication_role = replica`],
+    // The columns that place an event in the log are the database's to fill in.
+    [
+      "choose a global position",
+      sql`INSERT INTO ${events} (id, event_type, aggregate_id, aggregate_type, user_id, "timestamp", version, data,
+        stream_version, global_position) OVERRIDING SYSTEM VALUE VALUES (gen_random_uuid(), 'organization.created',
+        ${aggregateId}::uuid, 'organization', gen_random_uuid(), now(), 1, '{}', 99, 1)`
+    ],
+    [
+      "choose a transaction id",
+      sql`INSERT INTO ${events} (id, event_type, aggregate_id, aggregate_type, user_id, "timestamp", version, data,
+        stream_version, transaction_id) VALUES (gen_random_uuid(), 'organization.created', ${aggregateId}::uuid,
+        'organization', gen_random_uuid(), now(), 1, '{}', 99, '4611686018427387904')`
+    ],
+    [
+      "choose recorded_at",
+      sql`INSERT INTO ${events} (id, event_type, aggregate_id, aggregate_type, user_id, "timestamp", version, data,
+        stream_version, recorded_at) VALUES (gen_random_uuid(), 'organization.created', ${aggregateId}::uuid,
+        'organization', gen_random_uuid(), now(), 1, '{}', 99, '2000-01-01')`
+    ],
+    [
+      "choose a commit sequence",
+      sql`INSERT INTO ${sql(`${schema}.events_commits`)} (commit_sequence, transaction_id) VALUES (9000000000, '1')`
+    ],
+    ["take a commit sequence", sql`SELECT nextval(${`${schema}.events_commit_sequence`}::regclass)`],
+    ["move the commit sequence", sql`SELECT setval(${`${schema}.events_commit_sequence`}::regclass, 1)`],
+    ["UPDATE a commit", sql`UPDATE ${sql(`${schema}.events_commits`)} SET commit_sequence = commit_sequence + 1`],
+    ["DELETE a commit", sql`DELETE FROM ${sql(`${schema}.events_commits`)}`],
+    ["mark a commit pending", sql`INSERT INTO ${sql(`${schema}.events_pending_commits`)} VALUES ('1')`],
     ["UPDATE a digest", sql`UPDATE ${sql(`${schema}.events_digests`)} SET document = ''`],
     ["DELETE digest heads", sql`DELETE FROM ${sql(`${schema}.events_digest_heads`)}`]
   ] as const
@@ -162,7 +194,14 @@ layer(TestLayer, { timeout: 120_000 })(`hardening (${TestDatabase.engine})`, (it
       }
       // The same, as the owner the application must not be: each succeeds, which is why the setup exists. The
       // UPDATE and DELETE get past the trigger once the owner has switched it off.
-      const owned = [`${schema}.events`, `${schema}.events_digests`, `${schema}.events_digest_heads`]
+      const owned = [
+        `${schema}.events`,
+        `${schema}.events_digests`,
+        `${schema}.events_digest_heads`,
+        `${schema}.events_commits`,
+        `${schema}.events_pending_commits`,
+        `${schema}.events_commit_sequence`
+      ]
       const succeeded = yield* SqlClient.SqlClient.use((client) => {
         const outcomes: Array<string> = []
         return client
@@ -187,6 +226,9 @@ layer(TestLayer, { timeout: 120_000 })(`hardening (${TestDatabase.engine})`, (it
                   yield* client`ALTER TABLE ${client(`${schema}.events_digest_heads`)} DISABLE TRIGGER events_digest_heads_refuse_update_delete`
                 }
                 if (name === "TRUNCATE") yield* client`ALTER TABLE ${events} DISABLE TRIGGER events_refuse_truncate`
+                if (name === "UPDATE a commit" || name === "DELETE a commit") {
+                  yield* client`ALTER TABLE ${client(`${schema}.events_commits`)} DISABLE TRIGGER events_commits_refuse_update_delete`
+                }
                 yield* client`SAVEPOINT attack`
                 const exit = yield* Effect.exit(attack)
                 yield* client`ROLLBACK TO SAVEPOINT attack`
@@ -209,6 +251,15 @@ layer(TestLayer, { timeout: 120_000 })(`hardening (${TestDatabase.engine})`, (it
         "DISABLE TRIGGER",
         "DROP TRIGGER",
         "replace the chain",
+        "choose a global position",
+        "choose a transaction id",
+        "choose recorded_at",
+        "choose a commit sequence",
+        "take a commit sequence",
+        "move the commit sequence",
+        "UPDATE a commit",
+        "DELETE a commit",
+        "mark a commit pending",
         "UPDATE a digest",
         "DELETE digest heads"
       ])

@@ -23,7 +23,7 @@
  *
  * @since 0.1.0
  */
-import { type Event, EventContext, EventEmitter, type EventRegistry, Feed } from "@annal/core"
+import { Checkpoint, type Event, EventContext, EventEmitter, type EventRegistry, Feed } from "@annal/core"
 import type * as Cause from "effect/Cause"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -200,7 +200,7 @@ const build = (api: typeof EventStreamApi, options: Options) =>
 
       /** The stream's messages, as text: the feed from `after`, through a bounded buffer, with heartbeats. */
       const messages = (
-        after: Feed.Checkpoint,
+        after: Checkpoint.Checkpoint,
         filter: Feed.Filter
       ): Stream.Stream<string, InternalError | Timeout> => {
         const entries = feed
@@ -222,7 +222,7 @@ const build = (api: typeof EventStreamApi, options: Options) =>
                 Effect.map((data) =>
                   Sse.encoder.write({
                     _tag: "Event",
-                    id: Feed.encodeCheckpoint(entry.checkpoint),
+                    id: Checkpoint.encode(entry.checkpoint),
                     event: entry.event.eventType,
                     data
                   })
@@ -250,8 +250,12 @@ const build = (api: typeof EventStreamApi, options: Options) =>
           const resumeFrom =
             lastEventId === undefined
               ? undefined
-              : yield* Feed.decodeCheckpoint(lastEventId).pipe(
-                  Effect.mapError(() => InvalidRequest.field(field, "is not an event id this server sent"))
+              : yield* feed.resolve(lastEventId).pipe(
+                  Effect.catchTags({
+                    InvalidCursor: () =>
+                      Effect.fail(InvalidRequest.field(field, "is not an event id this server sent")),
+                    StorageError: (error) => storage("resolving Last-Event-ID", error)
+                  })
                 )
           yield* authorizeRestricted(
             access,

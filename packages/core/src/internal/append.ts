@@ -1,18 +1,19 @@
 /**
- * The append statement: one round trip that checks the expected version, skips event ids already stored, numbers
- * the new events in their streams and inserts them.
+ * The append statements: the stream locks an append takes, the general statement that checks the expected version,
+ * recognises event ids already stored, numbers the new events in their streams, chains their hashes and inserts them,
+ * and the one-statement fast path for a single event.
  *
- * Conflicts never abort the caller's transaction. The first new event of each stream is inserted with
- * `ON CONFLICT DO NOTHING`: when another transaction holds or took that stream version, PostgreSQL waits for it
- * and then skips the row instead of raising. The stream's remaining events are inserted only where its first one
- * was, so a stream is written whole or not at all, and the caller can read the stream's head afterwards, or retry,
- * in the same transaction.
+ * Every append takes a transaction-level advisory lock per stream before it reads the stream's head, in one
+ * canonical order (by the lock's key), so that two appends to the same streams in opposite orders queue instead of
+ * deadlocking, and so that the general statement, run after the locks in a statement of its own, reads every head
+ * fresh: no other Annal writer can be half-way through a stream it holds. Its single INSERT then writes the events in
+ * the order they were given, which is the order of their global positions and so the order the feed delivers them
+ * in. Conflicts with writers that take no lock (hand-written SQL), or a REPEATABLE READ snapshot that cannot see the
+ * head, are unique violations, which the store reports as retryable.
  *
  * The statement also extends each stream's hash chain. The application sends each event's canonical record split
  * around the stream version, which only the statement knows; `chained` runs the chain aggregate of migration 4 as a
- * window over each stream's new events in order, seeded with the hash of the head row the version check read. No
- * lock or round trip is added: the head is the row the new version is numbered from, and the unique stream key that
- * already serializes appends to a stream makes sure no one else chains from it.
+ * window over each stream's new events in order, seeded with the hash of the head row the version check read.
  */
 import type * as Effect from "effect/Effect"
 import type * as SqlClient from "effect/sql/SqlClient"
@@ -52,15 +53,38 @@ export interface AppendOutcome {
   readonly global_position: string | null
   /** The event id was already stored; its stored position is returned. */
   readonly duplicate: boolean
+  /** For a stored id: whether the stored event is this one (same stream, type, version, user, data, metadata). */
+  readonly same: boolean | null
+  /** For a stored id: the stream the stored event is in. */
+  readonly stored_aggregate_type: string | null
+  readonly stored_aggregate_id: string | null
   /** The stream's version in the statement's snapshot, before this append. */
   readonly head: number | null
   /** Whether every stream was at the expected version. */
   readonly ok: boolean
 }
 
+/** The text each stream's lock key is hashed from: the table and the stream. */
+export const streamLockText = (config: EventTableConfig, aggregateType: string, aggregateId: string): string =>
+  `${config.schema}.${config.table}/${aggregateType}/${aggregateId}`
+
 /**
- * Builds the append statement for one events table. `expected` is -1 for any, 0 for no stream, else the version.
- * `jsonb_to_recordset` reads a payload that is JSON `null` as SQL NULL, so the inserts put it back as jsonb `null`.
+ * Takes the stream locks of an append, in the order of their keys: the canonical order that keeps two appends to the
+ * same streams from deadlocking. Held until the transaction ends.
+ */
+export const makeLockStreams =
+  (sql: SqlClient.SqlClient) =>
+  (lockTexts: ReadonlyArray<string>): Effect.Effect<ReadonlyArray<unknown>, SqlError> =>
+    // OFFSET 0 keeps the sorted subquery a subquery, so the locks are taken in its order.
+    sql`SELECT pg_advisory_xact_lock(s.k) FROM (
+  SELECT DISTINCT hashtextextended(t, 0) AS k FROM jsonb_array_elements_text(${JSON.stringify(lockTexts)}::jsonb) t
+  ORDER BY k OFFSET 0) s`.withoutTransform
+
+/**
+ * Builds the general append statement for one events table, to run after `makeLockStreams` in the same transaction.
+ * `expected` is -1 for any, 0 for no stream, else the version. Nothing is inserted unless every stream is at the
+ * expected version and every stored id is the same event. `jsonb_to_recordset` reads a payload that is JSON `null`
+ * as SQL NULL, so the statement puts it back as jsonb `null`.
  */
 export const makeAppend =
   (sql: SqlClient.SqlClient, config: EventTableConfig) =>
@@ -68,16 +92,24 @@ export const makeAppend =
     const table = sql(qualify(config, config.table))
     const chain = sql(qualify(config, `${config.table}_chain`))
     return sql<AppendOutcome>`WITH input AS (
-  SELECT * FROM jsonb_to_recordset(${JSON.stringify(rows)}::jsonb) AS i(
+  SELECT i.ord, i.id, i.event_type, i.aggregate_type, i.aggregate_id, i.user_id, i."timestamp", i.version,
+    COALESCE(i.data, 'null'::jsonb) AS data, i.metadata, i.correlation_id, i.causation_id, i.canonical_head,
+    i.canonical_tail
+  FROM jsonb_to_recordset(${JSON.stringify(rows)}::jsonb) AS i(
     ord integer, id uuid, event_type text, aggregate_type text, aggregate_id uuid, user_id uuid,
     "timestamp" timestamptz, version integer, data jsonb, metadata jsonb, correlation_id text, causation_id text,
     canonical_head text, canonical_tail text)
 ), existing AS (
   -- One primary-key probe per input event. As a join or semi-join, a plan made while the table was small (plans of
   -- prepared statements are cached) hashes the whole table on every append; the LIMIT keeps the probe a probe.
-  SELECT e.id, e.stream_version, e.global_position FROM input i
+  SELECT i.id, e.stream_version, e.global_position, e.aggregate_type, e.aggregate_id,
+    (e.aggregate_type = i.aggregate_type AND e.aggregate_id = i.aggregate_id AND e.event_type = i.event_type
+      AND e.version = i.version AND e.user_id = i.user_id AND e.data = i.data AND e.metadata = i.metadata) AS same
+  FROM input i
   CROSS JOIN LATERAL (
-    SELECT x.id, x.stream_version, x.global_position FROM ${table} x WHERE x.id = i.id LIMIT 1) e
+    SELECT x.stream_version, x.global_position, x.aggregate_type, x.aggregate_id, x.event_type, x.version, x.user_id,
+      x.data, x.metadata
+    FROM ${table} x WHERE x.id = i.id LIMIT 1) e
 ), fresh AS (
   SELECT i.*, row_number() OVER (PARTITION BY i.aggregate_type, i.aggregate_id ORDER BY i.ord) AS n
   FROM input i WHERE NOT EXISTS (SELECT 1 FROM existing x WHERE x.id = i.id)
@@ -90,14 +122,16 @@ export const makeAppend =
     WHERE e.aggregate_type = s.aggregate_type AND e.aggregate_id = s.aggregate_id
     ORDER BY e.stream_version DESC LIMIT 1) l ON true
 ), verdict AS (
-  SELECT COALESCE(bool_and(${expected}::integer < 0 OR head = ${expected}::integer), true) AS ok FROM heads
+  SELECT COALESCE(bool_and(${expected}::integer < 0 OR head = ${expected}::integer), true) AS ok,
+    NOT EXISTS (SELECT 1 FROM existing WHERE NOT same) AS identical
+  FROM heads
 ), planned AS (
   SELECT f.*, h.head + f.n AS stream_version FROM fresh f
   JOIN heads h ON h.aggregate_type = f.aggregate_type AND h.aggregate_id = f.aggregate_id
-  WHERE (SELECT ok FROM verdict)
+  WHERE (SELECT ok AND identical FROM verdict)
 ), chained AS (
   -- Every planned event with its hash, computed by the chain aggregate as a running window over each stream, seeded
-  -- with the head's hash (the n = 0 rows). The planned columns ride along, so the inserts below need no join, which
+  -- with the head's hash (the n = 0 rows). The planned columns ride along, so the insert below needs no join, which
   -- the planner, blind to these CTEs' sizes, would run as a nested loop.
   SELECT c.*, ${chain}(c.link, c.seed) OVER (
     PARTITION BY c.aggregate_type, c.aggregate_id ORDER BY c.n ROWS UNBOUNDED PRECEDING) AS hash
@@ -109,39 +143,31 @@ export const makeAppend =
     FROM heads h
     UNION ALL
     SELECT p.aggregate_type, p.aggregate_id, p.n, p.ord, p.id, p.event_type, p.user_id, p."timestamp", p.version,
-      COALESCE(p.data, 'null'::jsonb), p.metadata, p.stream_version, p.correlation_id, p.causation_id,
+      p.data, p.metadata, p.stream_version, p.correlation_id, p.causation_id,
       convert_to(p.canonical_head || p.stream_version::text || p.canonical_tail, 'UTF8'),
       false
     FROM planned p
   ) c
-), inserted_first AS (
+), inserted AS (
+  -- One INSERT in the order the events were given: their global positions follow it, across streams.
   INSERT INTO ${table} (id, event_type, aggregate_id, aggregate_type, user_id, "timestamp", version, data, metadata,
     stream_version, correlation_id, causation_id, hash)
   SELECT id, event_type, aggregate_id, aggregate_type, user_id, "timestamp", version, data, metadata,
     stream_version, correlation_id, causation_id, hash
-  FROM chained WHERE n = 1 ORDER BY ord
-  ON CONFLICT DO NOTHING
-  RETURNING id, aggregate_type, aggregate_id, stream_version, global_position
-), inserted_rest AS (
-  INSERT INTO ${table} (id, event_type, aggregate_id, aggregate_type, user_id, "timestamp", version, data, metadata,
-    stream_version, correlation_id, causation_id, hash)
-  SELECT p.id, p.event_type, p.aggregate_id, p.aggregate_type, p.user_id, p."timestamp", p.version, p.data, p.metadata,
-    p.stream_version, p.correlation_id, p.causation_id, p.hash
-  FROM chained p
-  WHERE p.n > 1 AND EXISTS (
-    SELECT 1 FROM inserted_first w WHERE w.aggregate_type = p.aggregate_type AND w.aggregate_id = p.aggregate_id)
-  ORDER BY p.ord
+  FROM chained WHERE n > 0 ORDER BY ord
   RETURNING id, stream_version, global_position
 )
 SELECT i.ord,
-  COALESCE(w.stream_version, r.stream_version, x.stream_version) AS stream_version,
-  COALESCE(w.global_position, r.global_position, x.global_position)::text AS global_position,
+  COALESCE(w.stream_version, x.stream_version) AS stream_version,
+  COALESCE(w.global_position, x.global_position)::text AS global_position,
   x.id IS NOT NULL AS duplicate,
+  x.same,
+  x.aggregate_type AS stored_aggregate_type,
+  x.aggregate_id::text AS stored_aggregate_id,
   h.head,
   (SELECT ok FROM verdict) AS ok
 FROM input i
-LEFT JOIN inserted_first w ON w.id = i.id
-LEFT JOIN inserted_rest r ON r.id = i.id
+LEFT JOIN inserted w ON w.id = i.id
 LEFT JOIN existing x ON x.id = i.id
 LEFT JOIN heads h ON h.aggregate_type = i.aggregate_type AND h.aggregate_id = i.aggregate_id
 ORDER BY i.ord`.withoutTransform
@@ -150,9 +176,10 @@ ORDER BY i.ord`.withoutTransform
 /**
  * The append of one event, for the common case where it goes straight in: the stream's head, the version check and
  * the hash are one INSERT ... SELECT over one index probe, without the general statement's CTEs, which cost several
- * times the insert itself. When the event is not written (the stream is not at the expected version, or a unique key
- * stopped it: its id is already stored, or a concurrent writer took the version), no row comes back and the caller
- * runs the general statement, which tells which of these it was.
+ * times the insert itself. It takes the stream's lock in the statement; when it had to wait for it, its snapshot is
+ * older than the head the last holder wrote, the insert meets that head's version and does nothing. When the event is
+ * not written (that, or the stream is not at the expected version, or its id is already stored), no row comes back
+ * and the caller runs the general statement, which tells which of these it was.
  */
 export const makeAppendOne =
   (sql: SqlClient.SqlClient, config: EventTableConfig) =>
@@ -161,7 +188,9 @@ export const makeAppendOne =
     expected: number
   ): Effect.Effect<ReadonlyArray<{ readonly stream_version: number; readonly global_position: string }>, SqlError> => {
     const table = sql(qualify(config, config.table))
-    return sql<{ readonly stream_version: number; readonly global_position: string }>`WITH head AS (
+    return sql<{ readonly stream_version: number; readonly global_position: string }>`WITH locked AS MATERIALIZED (
+  SELECT pg_advisory_xact_lock(hashtextextended(${streamLockText(config, row.aggregate_type, row.aggregate_id)}, 0))
+), head AS (
   SELECT COALESCE(l.stream_version, 0) AS version,
     CASE WHEN l.stream_version IS NULL THEN decode(repeat('00', 32), 'hex') ELSE l.hash END AS hash
   FROM (SELECT 1) one LEFT JOIN LATERAL (
@@ -176,16 +205,8 @@ SELECT ${row.id}::uuid, ${row.event_type}, ${row.aggregate_id}::uuid, ${row.aggr
   ${JSON.stringify(row.metadata)}::jsonb, h.version + 1, ${row.correlation_id}::text, ${row.causation_id}::text,
   pg_catalog.sha256(h.hash || convert_to(${row.canonical_head}::text || (h.version + 1)::text
     || ${row.canonical_tail}::text, 'UTF8'))
-FROM head h
+FROM head h, locked
 WHERE ${expected}::integer < 0 OR h.version = ${expected}::integer
 ON CONFLICT DO NOTHING
 RETURNING stream_version, global_position::text AS global_position`.withoutTransform
   }
-
-/** The current version of one stream, 0 when it has no events. */
-export const makeStreamHead =
-  (sql: SqlClient.SqlClient, config: EventTableConfig) =>
-  (aggregateType: string, aggregateId: string): Effect.Effect<ReadonlyArray<{ readonly head: number }>, SqlError> =>
-    sql<{ readonly head: number }>`SELECT COALESCE(max(stream_version), 0)::integer AS head FROM ${sql(
-      qualify(config, config.table)
-    )} WHERE aggregate_type = ${aggregateType} AND aggregate_id = ${aggregateId}::uuid`.withoutTransform

@@ -11,7 +11,9 @@ import type { StorageError } from "../AnnalError.ts"
 import type { EventTableConfig } from "../EventTable.ts"
 import { qualify } from "../EventTable.ts"
 import { consumersTable } from "./feedMigration.ts"
-import { decode, type Position, toPosition } from "./feedRead.ts"
+import type * as Checkpoint from "../Checkpoint.ts"
+import { commitObjects } from "./commitOrder.ts"
+import { CheckpointRows, checkpointOfRow, decode } from "./feedRead.ts"
 import { Timestamp } from "./read.ts"
 import { fromSqlError } from "./sqlErrors.ts"
 
@@ -22,6 +24,7 @@ export type LagRow = typeof LagRow.Type
 export const makeConsumerStatements = (sql: SqlClient.SqlClient, config: EventTableConfig) => {
   const consumers = sql(consumersTable(config))
   const events = sql(qualify(config, config.table))
+  const commits = sql(commitObjects(config).commits)
   // The lease's end, on the database's clock, which all processes share.
   const leaseEnd = (millis: number) =>
     sql`clock_timestamp() + ${Math.max(1, Math.round(millis))}::float8 * interval '1 millisecond'`
@@ -34,13 +37,13 @@ export const makeConsumerStatements = (sql: SqlClient.SqlClient, config: EventTa
     name: string,
     owner: string,
     leaseMillis: number
-  ): Effect.Effect<Position | undefined, StorageError> =>
+  ): Effect.Effect<Checkpoint.Checkpoint | undefined, StorageError> =>
     sql`INSERT INTO ${consumers} AS c (name, owner, lease_expires_at) VALUES (${name}, ${owner}, ${leaseEnd(leaseMillis)})
 ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, lease_expires_at = excluded.lease_expires_at
 WHERE c.owner IS NULL OR c.owner = excluded.owner OR c.lease_expires_at IS NULL OR c.lease_expires_at < clock_timestamp()
-RETURNING c.checkpoint_transaction_id::text AS transaction_id, c.checkpoint_global_position::text AS global_position`.withoutTransform.pipe(
-      Effect.flatMap((rows) => decode(PositionRows, rows)),
-      Effect.map((rows) => (rows[0] === undefined ? undefined : toPosition(rows[0]))),
+RETURNING c.checkpoint_commit_sequence::text AS commit_sequence, c.checkpoint_global_position::text AS global_position`.withoutTransform.pipe(
+      Effect.flatMap((rows) => decode(CheckpointRows, rows)),
+      Effect.map((rows) => (rows[0] === undefined ? undefined : checkpointOfRow(rows[0]))),
       stored("Consumer.acquire")
     )
 
@@ -64,15 +67,15 @@ WHERE name = ${name} AND owner = ${owner}`.withoutTransform.pipe(Effect.asVoid, 
   const commit = (
     name: string,
     owner: string,
-    from: Position,
-    to: Position,
+    from: Checkpoint.Checkpoint,
+    to: Checkpoint.Checkpoint,
     leaseMillis: number
   ): Effect.Effect<boolean, StorageError> =>
-    sql`UPDATE ${consumers} SET checkpoint_transaction_id = ${to.transactionId.toString()}::xid8,
+    sql`UPDATE ${consumers} SET checkpoint_commit_sequence = ${to.commitSequence.toString()}::bigint,
   checkpoint_global_position = ${to.globalPosition.toString()}::bigint, checkpoint_updated_at = clock_timestamp(),
   lease_expires_at = ${leaseEnd(leaseMillis)}
 WHERE name = ${name} AND owner = ${owner}
-  AND checkpoint_transaction_id = ${from.transactionId.toString()}::xid8
+  AND checkpoint_commit_sequence = ${from.commitSequence.toString()}::bigint
   AND checkpoint_global_position = ${from.globalPosition.toString()}::bigint
 RETURNING name`.withoutTransform.pipe(
       Effect.map((rows) => rows.length > 0),
@@ -80,8 +83,8 @@ RETURNING name`.withoutTransform.pipe(
     )
 
   /** Sets the checkpoint to `to` whatever it was, if the lease is ours; false otherwise. */
-  const reset = (name: string, owner: string, to: Position): Effect.Effect<boolean, StorageError> =>
-    sql`UPDATE ${consumers} SET checkpoint_transaction_id = ${to.transactionId.toString()}::xid8,
+  const reset = (name: string, owner: string, to: Checkpoint.Checkpoint): Effect.Effect<boolean, StorageError> =>
+    sql`UPDATE ${consumers} SET checkpoint_commit_sequence = ${to.commitSequence.toString()}::bigint,
   checkpoint_global_position = ${to.globalPosition.toString()}::bigint, checkpoint_updated_at = clock_timestamp()
 WHERE name = ${name} AND owner = ${owner} RETURNING name`.withoutTransform.pipe(
       Effect.map((rows) => rows.length > 0),
@@ -93,14 +96,15 @@ WHERE name = ${name} AND owner = ${owner} RETURNING name`.withoutTransform.pipe(
    * recorded. Events held back by the fence count too: they are unprocessed, and their age is how a stuck feed shows.
    */
   const lag: Effect.Effect<ReadonlyArray<LagRow>, StorageError> = sql`SELECT c.name,
-  c.checkpoint_transaction_id::text AS transaction_id, c.checkpoint_global_position::text AS global_position,
+  c.checkpoint_commit_sequence::text AS commit_sequence, c.checkpoint_global_position::text AS global_position,
   c.owner, c.lease_expires_at, COALESCE(c.lease_expires_at > clock_timestamp(), false) AS lease_active,
   c.checkpoint_updated_at, b.behind::text AS behind, b.oldest_millis
 FROM ${consumers} c CROSS JOIN LATERAL (
   SELECT count(*) AS behind,
-    (extract(epoch FROM clock_timestamp() - min(e.recorded_at)) * 1000)::float8 AS oldest_millis
-  FROM ${events} e
-  WHERE (e.transaction_id, e.global_position) > (c.checkpoint_transaction_id, c.checkpoint_global_position)
+    (extract(epoch FROM clock_timestamp() - min(m.committed_at)) * 1000)::float8 AS oldest_millis
+  FROM ${commits} m JOIN ${events} e ON e.transaction_id = m.transaction_id
+  WHERE m.commit_sequence >= c.checkpoint_commit_sequence
+    AND (m.commit_sequence, e.global_position) > (c.checkpoint_commit_sequence, c.checkpoint_global_position)
 ) b
 ORDER BY c.name`.withoutTransform.pipe(
     Effect.flatMap((rows) => decode(LagRows, rows)),
@@ -115,11 +119,9 @@ const stored =
   <A>(effect: Effect.Effect<A, SqlError | StorageError>): Effect.Effect<A, StorageError> =>
     Effect.catchTag(effect, "SqlError", (error) => Effect.fail(fromSqlError(operation, error)))
 
-const PositionRows = Schema.Array(Schema.Struct({ transaction_id: Schema.String, global_position: Schema.String }))
-
 const LagRow = Schema.Struct({
   name: Schema.String,
-  transaction_id: Schema.String,
+  commit_sequence: Schema.String,
   global_position: Schema.String,
   owner: Schema.NullOr(Schema.String),
   lease_expires_at: Schema.NullOr(Timestamp),

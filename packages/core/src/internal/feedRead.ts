@@ -1,28 +1,24 @@
 /**
- * The feed's statements. Rows are read in `(transaction_id, global_position)` order and only below the fence,
- * `pg_snapshot_xmin(pg_current_snapshot())`: every transaction with a smaller id has ended, and any transaction
- * still to write gets a larger one, so no row can ever appear behind a position already read. `global_position`
- * alone has no such property: it is taken at insert, and a transaction that inserts first may commit last.
+ * The feed's statements. Transactions are read in commit order, the sequence migration 6 takes at each appending
+ * transaction's commit (`commitOrder.ts`), and the events of each in global position order, and only up to the
+ * fence: a commit sequence at or below which every transaction is visible or gone for good, so that no event can
+ * ever appear behind a position already read.
  *
- * Both id columns are selected as text, so that neither driver's integer parsing matters, and compared in SQL.
+ * The numbers are selected as text, so that neither driver's integer parsing matters, and compared in SQL.
  */
 import * as Effect from "effect/Effect"
 import * as Schema from "effect/Schema"
 import type * as SqlClient from "effect/sql/SqlClient"
 import type { SqlError } from "effect/sql/SqlError"
-import { fromSqlError } from "./sqlErrors.ts"
 import type * as Statement from "effect/sql/Statement"
 import { StorageError } from "../AnnalError.ts"
-import * as Event from "../Event.ts"
+import * as Checkpoint from "../Checkpoint.ts"
+import type * as Event from "../Event.ts"
 import type { EventTableConfig } from "../EventTable.ts"
 import { qualify } from "../EventTable.ts"
+import { commitLockClass, commitObjects, tableKey } from "./commitOrder.ts"
 import { decodeRows, eventColumns } from "./read.ts"
-
-/** A feed position: everything at or before it, in feed order. */
-export interface Position {
-  readonly transactionId: bigint
-  readonly globalPosition: bigint
-}
+import { fromSqlError } from "./sqlErrors.ts"
 
 /** Which events a feed reads; all optional, and combined. */
 export interface FeedFilter {
@@ -41,13 +37,25 @@ export const isFiltered = (filter: FeedFilter): boolean =>
   filter.userId !== undefined ||
   filter.correlationId !== undefined
 
-/** The oldest transaction that holds a transaction id, as `pg_stat_activity` shows it. */
-export interface OpenTransactionRow {
+/** The fence as the fence function returns it: the number, and whether every commit taken so far is below it. */
+export interface Fence {
+  readonly fence: bigint
+  readonly complete: boolean
+}
+
+/** A page of events, each with its checkpoint. */
+export interface Page {
+  readonly events: ReadonlyArray<Event.RawEvent>
+  readonly checkpoints: ReadonlyArray<Checkpoint.Checkpoint>
+}
+
+/** A transaction that holds the commit lock: one in its commit, which readers wait for. */
+export interface CommittingRow {
   readonly pid: number
   readonly database: string | null
   readonly applicationName: string | null
   readonly state: string | null
-  readonly transactionId: string
+  readonly transactionId: string | null
   readonly ageMillis: number
   readonly query: string | null
 }
@@ -55,92 +63,137 @@ export interface OpenTransactionRow {
 /** Builds the feed's statements for one events table; database failures are `StorageError`s named after them. */
 export const makeFeedRead = (sql: SqlClient.SqlClient, config: EventTableConfig) => {
   const table = sql(qualify(config, config.table))
-  const after = (position: Position) =>
-    sql`(e.transaction_id, e.global_position) > (${position.transactionId.toString()}::xid8, ${position.globalPosition.toString()}::bigint)`
-  const below = (fence: bigint) => sql`e.transaction_id < ${fence.toString()}::xid8`
+  const objects = commitObjects(config)
+  const commits = sql(objects.commits)
+  const after = (checkpoint: Checkpoint.Checkpoint) => [
+    sql`c.commit_sequence >= ${checkpoint.commitSequence.toString()}::bigint`,
+    sql`(c.commit_sequence, e.global_position) > (${checkpoint.commitSequence.toString()}::bigint, ${checkpoint.globalPosition.toString()}::bigint)`
+  ]
+  const below = (fence: bigint) => sql`c.commit_sequence <= ${fence.toString()}::bigint`
+  const joined = sql`${commits} c JOIN ${table} e ON e.transaction_id = c.transaction_id`
 
-  /** The fence: every row of a smaller transaction id is committed or gone for good. */
-  const fence: Effect.Effect<bigint, SqlError | StorageError> = sql<{
-    readonly fence: string
-  }>`SELECT pg_snapshot_xmin(pg_current_snapshot())::text AS fence`.withoutTransform.pipe(
-    Effect.flatMap((rows) => decode(FenceRows, rows)),
-    Effect.map((rows) => BigInt(rows[0]?.fence ?? "0"))
-  )
-
-  /** At most `limit` matching events after `from` and below `fence`, in feed order. */
-  const page = (
-    filter: FeedFilter,
-    from: Position,
-    fenceId: bigint,
-    limit: number
-  ): Effect.Effect<ReadonlyArray<Event.RawEvent>, SqlError | StorageError> =>
-    sql`SELECT ${eventColumns(sql)}
-FROM ${table} e
-WHERE ${sql.and([after(from), below(fenceId), ...clauses(sql, filter)])}
-ORDER BY e.transaction_id, e.global_position
-LIMIT ${limit}`.withoutTransform.pipe(Effect.flatMap((rows) => decodeRows(rows, "Feed.read")))
-
-  /** The position of the last event after `from` and below `fence`, whatever its type. */
-  const lastBelow = (from: Position, fenceId: bigint): Effect.Effect<Position | undefined, SqlError | StorageError> =>
-    sql`SELECT transaction_id::text AS transaction_id, global_position::text AS global_position
-FROM ${table} e WHERE ${after(from)} AND ${below(fenceId)}
-ORDER BY e.transaction_id DESC, e.global_position DESC LIMIT 1`.withoutTransform.pipe(
-      Effect.flatMap((rows) => decode(PositionRows, rows)),
-      Effect.map((rows) => (rows[0] === undefined ? undefined : toPosition(rows[0])))
+  /**
+   * The fence above `known` (see the fence function of migration 6): with `complete`, every commit taken before the
+   * call is below it, waiting for the ones in flight; without, it waits only when nothing more is readable.
+   */
+  const fence = (known: bigint, complete: boolean): Effect.Effect<Fence, SqlError | StorageError> =>
+    sql`SELECT f.fence::text AS fence, f.complete FROM ${sql(objects.fence)}(${known.toString()}::bigint, ${complete}) f`.withoutTransform.pipe(
+      Effect.flatMap((rows) => decode(FenceRows, rows)),
+      Effect.map((rows) => ({ fence: BigInt(rows[0]?.fence ?? known), complete: rows[0]?.complete ?? false }))
     )
 
-  /** How many matching events lie after `from` and below `fence`. */
-  const count = (filter: FeedFilter, from: Position, fenceId: bigint): Effect.Effect<number, SqlError | StorageError> =>
-    sql`SELECT count(*)::text AS count FROM ${table} e
-WHERE ${sql.and([after(from), below(fenceId), ...clauses(sql, filter)])}`.withoutTransform.pipe(
+  /** At most `limit` matching events after `from` and at or below `fence`, in feed order. */
+  const page = (
+    filter: FeedFilter,
+    from: Checkpoint.Checkpoint,
+    fenceAt: bigint,
+    limit: number
+  ): Effect.Effect<Page, SqlError | StorageError> =>
+    sql`SELECT c.commit_sequence::text AS commit_sequence, ${eventColumns(sql)}
+FROM ${joined}
+WHERE ${sql.and([...after(from), below(fenceAt), ...clauses(sql, filter)])}
+ORDER BY c.commit_sequence, e.global_position
+LIMIT ${limit}`.withoutTransform.pipe(
+      Effect.flatMap((rows) =>
+        Effect.flatMap(decodeRows(rows, "Feed.read"), (events) => {
+          const checkpoints: Array<Checkpoint.Checkpoint> = []
+          for (const [index, event] of events.entries()) {
+            const commitSequence = commitSequenceOf(rows[index])
+            if (commitSequence === undefined) return Effect.fail(unexpectedRow("a feed row without its commit"))
+            checkpoints.push(Checkpoint.make(commitSequence, event.globalPosition))
+          }
+          return Effect.succeed({ events, checkpoints })
+        })
+      )
+    )
+
+  /** The checkpoint of the last event at or below `fence`, whatever its type. */
+  const lastBelow = (fenceAt: bigint): Effect.Effect<Checkpoint.Checkpoint | undefined, SqlError | StorageError> =>
+    sql`SELECT c.commit_sequence::text AS commit_sequence, e.global_position::text AS global_position
+FROM ${joined} WHERE ${below(fenceAt)}
+ORDER BY c.commit_sequence DESC, e.global_position DESC LIMIT 1`.withoutTransform.pipe(
+      Effect.flatMap((rows) => decode(CheckpointRows, rows)),
+      Effect.map((rows) => (rows[0] === undefined ? undefined : checkpointOfRow(rows[0])))
+    )
+
+  /** How many matching events lie after `from` and at or below `fence`. */
+  const count = (
+    filter: FeedFilter,
+    from: Checkpoint.Checkpoint,
+    fenceAt: bigint
+  ): Effect.Effect<number, SqlError | StorageError> =>
+    sql`SELECT count(*)::text AS count FROM ${joined}
+WHERE ${sql.and([...after(from), below(fenceAt), ...clauses(sql, filter)])}`.withoutTransform.pipe(
       Effect.flatMap((rows) => decode(CountRows, rows)),
       Effect.map((rows) => Number(rows[0]?.count ?? "0"))
     )
 
-  /** The committed events at or above the fence, which readers cannot pass yet, and the age of the oldest. */
-  const pending = (fenceId: bigint): Effect.Effect<BacklogRow, SqlError | StorageError> =>
+  /** The committed events above the fence, which readers cannot pass yet, and how long ago the oldest committed. */
+  const pending = (fenceAt: bigint): Effect.Effect<BacklogRow, SqlError | StorageError> =>
     sql`SELECT count(*)::text AS count,
-  (extract(epoch FROM clock_timestamp() - min(e.recorded_at)) * 1000)::float8 AS oldest_millis
-FROM ${table} e WHERE e.transaction_id >= ${fenceId.toString()}::xid8`.withoutTransform.pipe(
+  (extract(epoch FROM clock_timestamp() - min(c.committed_at)) * 1000)::float8 AS oldest_millis
+FROM ${joined} WHERE c.commit_sequence > ${fenceAt.toString()}::bigint`.withoutTransform.pipe(
       Effect.flatMap((rows) => decode(BacklogRows, rows)),
       Effect.map((rows) => rows[0] ?? { count: "0", oldest_millis: null })
     )
 
-  /**
-   * The running transaction with the smallest transaction id on the whole server, which is what holds the fence:
-   * any writing transaction does, whether or not it touches the events table.
-   */
-  const oldestTransaction: Effect.Effect<OpenTransactionRow | undefined, SqlError | StorageError> = sql`SELECT pid,
-  datname::text AS database, application_name, state, backend_xid::text AS transaction_id,
-  COALESCE((extract(epoch FROM clock_timestamp() - xact_start) * 1000)::float8, 0) AS age_millis,
-  left(query, 500) AS query
-FROM pg_stat_activity WHERE backend_xid IS NOT NULL
-ORDER BY age(backend_xid) DESC LIMIT 1`.withoutTransform.pipe(
-    Effect.flatMap((rows) => decode(OpenTransactionRows, rows)),
-    Effect.map((rows) => {
-      const row = rows[0]
-      return row === undefined
-        ? undefined
-        : {
-            pid: row.pid,
-            database: row.database,
-            applicationName: row.application_name,
-            state: row.state,
-            transactionId: row.transaction_id,
-            ageMillis: row.age_millis,
-            query: row.query
-          }
-    })
+  /** The last commit sequence taken, committed or not. */
+  const lastTaken: Effect.Effect<bigint, SqlError | StorageError> = sql`SELECT
+  (CASE WHEN s.is_called THEN s.last_value ELSE 0 END)::text AS last FROM ${sql(objects.sequence)} s`.withoutTransform.pipe(
+    Effect.flatMap((rows) => decode(LastRows, rows)),
+    Effect.map((rows) => BigInt(rows[0]?.last ?? "0"))
   )
 
+  /**
+   * The transactions in their commit that hold the commit lock, oldest first: the only ones a reader can wait for.
+   * Idle or running transactions never appear here, whatever they hold.
+   */
+  const committing: Effect.Effect<ReadonlyArray<CommittingRow>, SqlError | StorageError> = sql`SELECT a.pid,
+  a.datname::text AS database, a.application_name, a.state, a.backend_xid::text AS transaction_id,
+  COALESCE((extract(epoch FROM clock_timestamp() - a.xact_start) * 1000)::float8, 0) AS age_millis,
+  left(a.query, 500) AS query
+FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+WHERE l.locktype = 'advisory' AND l.classid = ${commitLockClass}::oid AND l.objid = ${tableKey(config) >>> 0}::oid
+  AND l.objsubid = 2 AND l.mode = 'ShareLock' AND l.granted AND l.database = (
+    SELECT oid FROM pg_database WHERE datname = current_database())
+ORDER BY a.xact_start`.withoutTransform.pipe(
+    Effect.flatMap((rows) => decode(CommittingRows, rows)),
+    Effect.map((rows) =>
+      rows.map((row) => ({
+        pid: row.pid,
+        database: row.database,
+        applicationName: row.application_name,
+        state: row.state,
+        transactionId: row.transaction_id,
+        ageMillis: row.age_millis,
+        query: row.query
+      }))
+    )
+  )
+
+  /** A checkpoint of the first format, `(transaction id, global position)`, in commit order (migration 6). */
+  const legacy = (
+    transactionId: bigint,
+    globalPosition: bigint
+  ): Effect.Effect<Checkpoint.Checkpoint, SqlError | StorageError> =>
+    sql`SELECT l.commit_sequence::text AS commit_sequence, l.global_position::text AS global_position
+FROM ${sql(objects.legacyCheckpoint)}(${transactionId.toString()}::xid8, ${globalPosition.toString()}::bigint) l`.withoutTransform.pipe(
+      Effect.flatMap((rows) => decode(CheckpointRows, rows)),
+      Effect.map((rows) => (rows[0] === undefined ? Checkpoint.start : checkpointOfRow(rows[0])))
+    )
+
   return {
-    fence: stored("Feed.fence", fence),
-    page: (filter: FeedFilter, from: Position, fenceId: bigint, limit: number) =>
-      stored("Feed.page", page(filter, from, fenceId, limit)),
-    lastBelow: (from: Position, fenceId: bigint) => stored("Feed.lastBelow", lastBelow(from, fenceId)),
-    count: (filter: FeedFilter, from: Position, fenceId: bigint) => stored("Feed.count", count(filter, from, fenceId)),
-    pending: (fenceId: bigint) => stored("Feed.pending", pending(fenceId)),
-    oldestTransaction: stored("Feed.oldestTransaction", oldestTransaction)
+    fence: (known: bigint, complete: boolean) => stored("Feed.fence", fence(known, complete)),
+    page: (filter: FeedFilter, from: Checkpoint.Checkpoint, fenceAt: bigint, limit: number) =>
+      stored("Feed.page", page(filter, from, fenceAt, limit)),
+    lastBelow: (fenceAt: bigint) => stored("Feed.lastBelow", lastBelow(fenceAt)),
+    count: (filter: FeedFilter, from: Checkpoint.Checkpoint, fenceAt: bigint) =>
+      stored("Feed.count", count(filter, from, fenceAt)),
+    pending: (fenceAt: bigint) => stored("Feed.pending", pending(fenceAt)),
+    lastTaken: stored("Feed.lastTaken", lastTaken),
+    committing: stored("Feed.committing", committing),
+    legacy: (transactionId: bigint, globalPosition: bigint) =>
+      stored("Feed.resolve", legacy(transactionId, globalPosition))
   }
 }
 
@@ -150,7 +203,8 @@ const stored = <A>(
 ): Effect.Effect<A, StorageError> =>
   Effect.catchTag(effect, "SqlError", (error) => Effect.fail(fromSqlError(operation, error)))
 
-const clauses = (sql: SqlClient.SqlClient, filter: FeedFilter): Array<Statement.Fragment> => {
+/** The filter's conditions on the events table, aliased `e`. */
+export const clauses = (sql: SqlClient.SqlClient, filter: FeedFilter): Array<Statement.Fragment> => {
   const where: Array<Statement.Fragment> = []
   if (filter.eventTypes !== undefined) where.push(sql`e.event_type IN ${sql.in(filter.eventTypes)}`)
   if (filter.aggregateTypes !== undefined) where.push(sql`e.aggregate_type IN ${sql.in(filter.aggregateTypes)}`)
@@ -162,31 +216,43 @@ const clauses = (sql: SqlClient.SqlClient, filter: FeedFilter): Array<Statement.
 
 /** Decodes rows the database returned; a row of another shape is a storage fault, not the caller's. */
 export const decode = <A, I>(schema: Schema.Codec<A, I>, rows: unknown): Effect.Effect<A, StorageError> =>
-  Schema.decodeUnknownEffect(schema)(rows).pipe(
-    Effect.mapError(
-      (error) =>
-        new StorageError({ operation: "Feed.read", reason: "UnexpectedRow", detail: error.message, retryable: false })
-    )
-  )
+  Schema.decodeUnknownEffect(schema)(rows).pipe(Effect.mapError((error) => unexpectedRow(error.message)))
 
-export const toPosition = (row: { readonly transaction_id: string; readonly global_position: string }): Position => ({
-  transactionId: BigInt(row.transaction_id),
-  globalPosition: BigInt(row.global_position)
-})
+/** A checkpoint selected as `commit_sequence` and `global_position` text. */
+export const checkpointOfRow = (row: {
+  readonly commit_sequence: string
+  readonly global_position: string
+}): Checkpoint.Checkpoint => Checkpoint.make(BigInt(row.commit_sequence), BigInt(row.global_position))
 
-const FenceRows = Schema.Array(Schema.Struct({ fence: Schema.String }))
-const PositionRows = Schema.Array(Schema.Struct({ transaction_id: Schema.String, global_position: Schema.String }))
+/** The commit sequence a page row was selected with. */
+const commitSequenceOf = (row: unknown): bigint | undefined =>
+  typeof row === "object" &&
+  row !== null &&
+  "commit_sequence" in row &&
+  typeof row.commit_sequence === "string" &&
+  /^[0-9]{1,19}$/.test(row.commit_sequence)
+    ? BigInt(row.commit_sequence)
+    : undefined
+
+const unexpectedRow = (detail: string) =>
+  new StorageError({ operation: "Feed.read", reason: "UnexpectedRow", detail, retryable: false })
+
+const FenceRows = Schema.Array(Schema.Struct({ fence: Schema.String, complete: Schema.Boolean }))
+export const CheckpointRows = Schema.Array(
+  Schema.Struct({ commit_sequence: Schema.String, global_position: Schema.String })
+)
 const CountRows = Schema.Array(Schema.Struct({ count: Schema.String }))
+const LastRows = Schema.Array(Schema.Struct({ last: Schema.String }))
 const BacklogRow = Schema.Struct({ count: Schema.String, oldest_millis: Schema.NullOr(Schema.Number) })
 type BacklogRow = typeof BacklogRow.Type
 const BacklogRows = Schema.Array(BacklogRow)
-const OpenTransactionRows = Schema.Array(
+const CommittingRows = Schema.Array(
   Schema.Struct({
     pid: Schema.Number,
     database: Schema.NullOr(Schema.String),
     application_name: Schema.NullOr(Schema.String),
     state: Schema.NullOr(Schema.String),
-    transaction_id: Schema.String,
+    transaction_id: Schema.NullOr(Schema.String),
     age_millis: Schema.Number,
     query: Schema.NullOr(Schema.String)
   })

@@ -81,7 +81,7 @@ export const verifyCommand = Effect.fnUntraced(function* (flags: VerifyFlags, ta
     if (report.digest !== undefined) {
       const { id, checkpoint, verified } = report.digest
       yield* Console.log(
-        `Digest #${id}, checkpoint (${checkpoint.transactionId}, ${checkpoint.globalPosition}): ${verified ? "the stream heads are the signed ones." : "NOT verified."}`
+        `Digest #${id}, checkpoint (commit ${checkpoint.commitSequence}, position ${checkpoint.globalPosition}): ${verified ? "the stream heads are the signed ones." : "NOT verified."}`
       )
       for (const problem of report.digest.problems)
         yield* Console.log(`FOUND digest ${problem.kind}: ${problem.detail}`)

@@ -6,7 +6,7 @@
 import { type ChainedEvent, genesis, type HashScheme } from "./integrityChain.ts"
 
 /** How a stream differs from what was written. */
-export type BreakKind = "changed" | "missing" | "inserted" | "swapped" | "truncated" | "rewritten"
+export type BreakKind = "changed" | "missing" | "inserted" | "swapped" | "truncated" | "rewritten" | "unordered"
 
 /** The first bad position of a stream, and what is wrong there. */
 export interface Break {

@@ -2,7 +2,7 @@
  * The root of a digest and the tables that keep digests: a digest signs, for every stream, its head as of a
  * checkpoint (the last version written at or before it, and that event's hash), through one SHA-256 root.
  *
- * `root = SHA-256("annal.digest.v1\n" ‖ for each stream, ordered by aggregate type then aggregate id, bytewise:
+ * `root = SHA-256("annal.digest.v2\n" ‖ for each stream, ordered by aggregate type then aggregate id, bytewise:
  * "<aggregate type> <aggregate id> <head version> <head hash in hex>\n")`. A stream's head hash commits to its
  * whole chain, so the root commits to every event of every stream up to its head.
  */
@@ -12,10 +12,11 @@ import * as Schema from "effect/Schema"
 import type * as SqlClient from "effect/sql/SqlClient"
 import type { SqlError } from "effect/sql/SqlError"
 import { StorageError } from "../AnnalError.ts"
+import * as Checkpoint from "../Checkpoint.ts"
 import { type EventTableConfig, qualify } from "../EventTable.ts"
 
 /** The format tag of digests, in the root's preimage and in every document. */
-export const format = "annal.digest.v1"
+export const format = "annal.digest.v2"
 
 /** A stream's head as a digest signs it. */
 export interface Head {
@@ -56,8 +57,7 @@ export const streamKey = (aggregateType: string, aggregateId: string): string =>
 /** A digest as its table stores it. */
 export interface StoredDigest {
   readonly id: number
-  readonly transactionId: bigint
-  readonly globalPosition: bigint
+  readonly checkpoint: Checkpoint.Checkpoint
   readonly root: string
   readonly document: string
 }
@@ -87,15 +87,14 @@ ORDER BY h.aggregate_type, h.aggregate_id, h.digest_id DESC`.withoutTransform.pi
   /** Stored digests, the latest first, or only the one with `id`. */
   const readDigests = (id?: number): Effect.Effect<ReadonlyArray<StoredDigest>, SqlError | StorageError> =>
     // Qualified: the select list renames id to its text form, which an unqualified ORDER BY would sort by.
-    sql`SELECT d.id::text AS id, d.checkpoint_transaction_id::text AS transaction_id,
+    sql`SELECT d.id::text AS id, d.checkpoint_commit_sequence::text AS commit_sequence,
   d.checkpoint_global_position::text AS global_position, encode(d.root, 'hex') AS root, d.document
 FROM ${digests} d ${id === undefined ? sql`` : sql`WHERE d.id = ${id}::bigint`} ORDER BY d.id DESC`.withoutTransform.pipe(
       Effect.flatMap(decodeDigestRows),
       Effect.map((rows) =>
         rows.map((row): StoredDigest => ({
           id: Number(row.id),
-          transactionId: BigInt(row.transaction_id),
-          globalPosition: BigInt(row.global_position),
+          checkpoint: Checkpoint.make(BigInt(row.commit_sequence), BigInt(row.global_position)),
           root: row.root,
           document: row.document
         }))
@@ -120,7 +119,7 @@ const decodeHeadRows = Schema.decodeUnknownEffect(Schema.Array(HeadRow))
 
 const DigestRow = Schema.Struct({
   id: Schema.String,
-  transaction_id: Schema.String,
+  commit_sequence: Schema.String,
   global_position: Schema.String,
   root: Schema.String,
   document: Schema.String

@@ -57,10 +57,14 @@ FROM ${table} e WHERE ${sql.and(where)} ${order} LIMIT ${range.limit}`.withoutTr
   }
 }
 
-/** The columns `decodeRows` reads, the bigints as text so that neither driver's integer parsing matters. */
+/**
+ * The columns `decodeRows` reads, of the events table aliased `e`, the bigints as text so that neither driver's
+ * integer parsing matters.
+ */
 export const eventColumns = (sql: SqlClient.SqlClient): Statement.Fragment =>
-  sql`id, event_type, aggregate_id, aggregate_type, user_id, "timestamp", version, data, metadata, stream_version,
-  global_position::text AS global_position, transaction_id::text AS transaction_id, recorded_at`
+  sql`e.id, e.event_type, e.aggregate_id, e.aggregate_type, e.user_id, e."timestamp", e.version, e.data, e.metadata,
+  e.stream_version, e.global_position::text AS global_position, e.transaction_id::text AS transaction_id,
+  e.recorded_at`
 
 const clauses = (sql: SqlClient.SqlClient, filter: Filter): Array<Statement.Fragment> => {
   const where: Array<Statement.Fragment> = []

@@ -10,6 +10,7 @@ import * as SqlClient from "effect/sql/SqlClient"
 import * as Consumers from "../../src/Consumers.ts"
 import * as EventStore from "../../src/EventStore.ts"
 import * as EventTable from "../../src/EventTable.ts"
+import * as Checkpoint from "../../src/Checkpoint.ts"
 import * as Feed from "../../src/Feed.ts"
 import { GstAdded, OrganizationCreated, uuid } from "./Fixtures.ts"
 import * as TestDatabase from "./TestDatabase.ts"
@@ -58,18 +59,24 @@ export const readable = Effect.gen(function* () {
 })
 
 /**
- * Every committed event of the table in `schema`, in feed order, read from the table itself. The ORDER BY names the
- * columns qualified: unqualified, it would sort by the text the select list renames them to.
+ * Every committed event of the table in `schema`, in feed order (commit sequence, then global position), read from
+ * the tables themselves. The ORDER BY names the columns qualified: unqualified, it would sort by the text the select
+ * list renames them to.
  */
 export const committed = (schema: string) =>
   Effect.gen(function* () {
     const sql = yield* SqlClient.SqlClient
-    const rows = yield* sql<{ readonly id: string; readonly transaction_id: string; readonly global_position: string }>`
-      SELECT id, transaction_id::text AS transaction_id, global_position::text AS global_position
-      FROM ${sql(`${schema}.events`)} e ORDER BY e.transaction_id, e.global_position`
+    const rows = yield* sql<{
+      readonly id: string
+      readonly commit_sequence: string
+      readonly global_position: string
+    }>`
+      SELECT e.id, c.commit_sequence::text AS commit_sequence, e.global_position::text AS global_position
+      FROM ${sql(`${schema}.events_commits`)} c JOIN ${sql(`${schema}.events`)} e ON e.transaction_id = c.transaction_id
+      ORDER BY c.commit_sequence, e.global_position`
     return rows.map((row) => ({
       eventId: row.id,
-      checkpoint: { transactionId: BigInt(row.transaction_id), globalPosition: BigInt(row.global_position) }
+      checkpoint: Checkpoint.make(BigInt(row.commit_sequence), BigInt(row.global_position))
     }))
   })
 
@@ -77,13 +84,14 @@ export const committed = (schema: string) =>
 export const lastCommitted = (schema: string) =>
   Effect.gen(function* () {
     const sql = yield* SqlClient.SqlClient
-    const rows = yield* sql<{ readonly transaction_id: string; readonly global_position: string }>`SELECT
-      transaction_id::text AS transaction_id, global_position::text AS global_position FROM ${sql(`${schema}.events`)} e
-      ORDER BY e.transaction_id DESC, e.global_position DESC LIMIT 1`
+    const rows = yield* sql<{ readonly commit_sequence: string; readonly global_position: string }>`SELECT
+      c.commit_sequence::text AS commit_sequence, e.global_position::text AS global_position
+      FROM ${sql(`${schema}.events_commits`)} c JOIN ${sql(`${schema}.events`)} e ON e.transaction_id = c.transaction_id
+      ORDER BY c.commit_sequence DESC, e.global_position DESC LIMIT 1`
     const row = rows[0]
     return row === undefined
-      ? Feed.start
-      : { transactionId: BigInt(row.transaction_id), globalPosition: BigInt(row.global_position) }
+      ? Checkpoint.start
+      : Checkpoint.make(BigInt(row.commit_sequence), BigInt(row.global_position))
   })
 
 /** One consumer's lag, once it has a row. */
@@ -103,7 +111,7 @@ export const caughtUp = (schema: string, name: string) =>
     return yield* lagOf(name).pipe(
       Effect.repeat({
         schedule: Schedule.spaced("20 millis"),
-        until: (lag) => Feed.compare(lag.checkpoint, last) >= 0
+        until: (lag) => Checkpoint.compare(lag.checkpoint, last) >= 0
       })
     )
   })
