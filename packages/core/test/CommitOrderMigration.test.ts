@@ -19,6 +19,8 @@ import { GstAdded, uuid } from "./support/Fixtures.ts"
 import * as TestDatabase from "./support/TestDatabase.ts"
 
 const schema = TestDatabase.uniqueSchema()
+const tx = (rows: ReadonlyArray<{ readonly transaction_id: string }>) => BigInt(rows[0]!.transaction_id)
+const gp = (row: { readonly global_position: string }) => BigInt(row.global_position)
 const config = { schema, table: "events" }
 
 /** The client, with the schema dropped at the end; the migrations are run by the test itself. */
@@ -60,8 +62,6 @@ layer(TestLayer, { excludeTestServices: true })(`migration 6 (${TestDatabase.eng
       const t1 = yield* write(2)
       const t2 = yield* write(1)
       const t3 = yield* write(1)
-      const tx = (rows: ReadonlyArray<{ readonly transaction_id: string }>) => BigInt(rows[0]!.transaction_id)
-      const gp = (row: { readonly global_position: string }) => BigInt(row.global_position)
       // Stored checkpoints of the first format: the start, inside T1, before T3, before everything, after everything.
       const stored = [
         ["start", 0n, 0n],
