@@ -19,10 +19,10 @@ const shared = {
  */
 export const projects: ReadonlyArray<TestProjectInlineConfiguration> = [
   {
-    test: { ...shared, name: "pglite", env: { ANNAL_ENGINE: "pglite" } }
+    test: { ...shared, name: "pglite", env: { ANNAL_ENGINE: "pglite" }, sequence: { groupOrder: 0 } }
   },
   {
-    test: { ...shared, name: "postgres", env: { ANNAL_ENGINE: "postgres" } }
+    test: { ...shared, name: "postgres", env: { ANNAL_ENGINE: "postgres" }, sequence: { groupOrder: 0 } }
   },
   {
     test: {
@@ -30,6 +30,8 @@ export const projects: ReadonlyArray<TestProjectInlineConfiguration> = [
       include: ["test/reliability/**/*.test.ts"],
       env: { ANNAL_ENGINE: "postgres" },
       maxWorkers: 1,
+      // Its own phase, after the engine suites: it loads the machine on purpose, and must not load theirs.
+      sequence: { groupOrder: 1 },
       testTimeout: 300_000,
       hookTimeout: 120_000
     }

@@ -1,10 +1,11 @@
 /**
  * A vitest reporter that counts results per test project (one per engine, and the reliability battery), prints them
- * with a closing `tests: N passed, N failed` line, and writes them to `.ci/engines.json` so that CI can refuse a run
+ * with a closing `tests: N passed, N failed` line, and writes them to `.ci/engines.json` (or `ANNAL_TEST_SUMMARY`) so that CI can refuse a run
  * in which a project's suite did not run at all. For the `reliability` project it also prints the battery's table:
  * each test, how many cases it ran and how many failures its checker found, from what the test recorded in its meta.
  */
 import { mkdirSync, writeFileSync } from "node:fs"
+import { dirname } from "node:path"
 import type { Reporter, TestCase, TestModule } from "vitest/node"
 
 type Counts = { passed: number; failed: number; skipped: number }
@@ -53,8 +54,10 @@ export default class EngineSummary implements Reporter {
       .filter((module) => module.project.name === reliabilityProject)
       .flatMap((module) => [...module.children.allTests()])
     if (battery.length > 0) console.log(reliabilityTable(battery))
-    mkdirSync(".ci", { recursive: true })
-    writeFileSync(".ci/engines.json", JSON.stringify(byProject, null, 2))
+    // A run of its own (test:stress runs two at once in one clone) names its own file.
+    const file = process.env["ANNAL_TEST_SUMMARY"] ?? ".ci/engines.json"
+    mkdirSync(dirname(file), { recursive: true })
+    writeFileSync(file, JSON.stringify(byProject, null, 2))
     console.log(`tests: ${total.passed} passed, ${total.failed} failed`)
   }
 }

@@ -142,19 +142,26 @@ layer(FeedDatabase.layerWith(schema), { excludeTestServices: true })(`commit ord
             })
           )
         )
-        // As psql's BEGIN; SELECT pg_current_xact_id(); left idle: a transaction that holds an id and waits.
-        const opened = yield* Deferred.make<void>()
+        // As psql's BEGIN; SELECT pg_current_xact_id(); left idle: a transaction that holds an id and waits. The id
+        // is cast to text: @effect/sql-pg reads an xid8's binary form as UTF-8 text, which fails once a byte of the id
+        // is 0x80 or more (a busy server's ids). A failure of the
+        // transaction fails `opened`, so that the test fails with it rather than wait for ever.
+        const opened = yield* Deferred.make<void, unknown>()
         const release = yield* Deferred.make<void>()
         let ended = false
         const idle = yield* sql
           .withTransaction(
             Effect.gen(function* () {
-              yield* sql`SELECT pg_current_xact_id()`
+              yield* sql`SELECT pg_current_xact_id()::text`
               yield* Deferred.succeed(opened, undefined)
               yield* Deferred.await(release)
             })
           )
-          .pipe(Effect.ensuring(Effect.sync(() => (ended = true))), Effect.forkChild)
+          .pipe(
+            Effect.onError((cause) => Deferred.failCause(opened, cause)),
+            Effect.ensuring(Effect.sync(() => (ended = true))),
+            Effect.forkChild
+          )
         yield* Deferred.await(opened)
         const appended = yield* FeedDatabase.appendMany(20)
         // Every one is delivered while the transaction stays open.

@@ -41,7 +41,8 @@ const admin = (statement: (sql: SqlClient.SqlClient) => Effect.Effect<unknown, u
 /** A PostgreSQL database of its own for the scope, dropped (with any connection left) when the scope closes. */
 export const postgresDatabase = Effect.acquireRelease(
   Effect.gen(function* () {
-    const name = `annal_org_${crypto.randomUUID().replaceAll("-", "").slice(0, 16)}`
+    // Named after the run (test/support/RunDatabase.ts), so that a killed run's databases are dropped by the next.
+    const name = `${process.env["ANNAL_TEST_RUN"] ?? "annal"}_org_${crypto.randomUUID().replaceAll("-", "").slice(0, 16)}`
     yield* admin((sql) => sql`CREATE DATABASE ${sql(name)}`)
     return name
   }),
