@@ -106,7 +106,11 @@ layer(TestApp.layer, TestApp.layerOptions)("malformed requests", (it) => {
         ["position only", position!],
         ["the store's own, unsigned, cursor", forgedPosition],
         ["another position with this signature", `${forgedPosition}.${signature}`],
-        ["a flipped signature", `${position}.${signature!.slice(0, -1)}${signature!.endsWith("A") ? "B" : "A"}`],
+        // The 11th character: all 6 of its bits are the signature's (the last one's lowest 2 are padding).
+        [
+          "a flipped signature",
+          `${position}.${signature!.slice(0, 10)}${signature![10] === "A" ? "B" : "A"}${signature!.slice(11)}`
+        ],
         ["too long", "a".repeat(600)]
       ]
       for (const [what, forged] of cases) {
