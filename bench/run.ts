@@ -460,9 +460,12 @@ const readsAtScale = Effect.gen(function* () {
                 c.commit_sequence::text AS seq, e.id, e.event_type, e.aggregate_id, e.aggregate_type, e.user_id,
                 e."timestamp", e.version, e.data, e.metadata, e.stream_version, e.global_position::text AS gp,
                 e.transaction_id::text AS tx, e.recorded_at
-                FROM ${sql(`${table}_commits`)} c JOIN ${sql(table)} e ON e.transaction_id = c.transaction_id
+                FROM ${sql(`${table}_commits`)} c CROSS JOIN LATERAL (
+                  SELECT * FROM ${sql(table)} x WHERE x.transaction_id = c.transaction_id
+                    AND x.global_position > CASE WHEN c.commit_sequence = ${after.seq}::bigint
+                      THEN ${after.gp}::bigint ELSE 0 END
+                  ORDER BY x.global_position LIMIT 1000) e
                 WHERE c.commit_sequence >= ${after.seq}::bigint
-                  AND (c.commit_sequence, e.global_position) > (${after.seq}::bigint, ${after.gp}::bigint)
                 ORDER BY c.commit_sequence, e.global_position LIMIT 1000`
               if (page.length === 0) break
               after = { seq: page.at(-1)!.seq, gp: page.at(-1)!.gp }

@@ -82,7 +82,14 @@ export const makeFeedRead = (sql: SqlClient.SqlClient, config: EventTableConfig)
       Effect.map((rows) => ({ fence: BigInt(rows[0]?.fence ?? known), complete: rows[0]?.complete ?? false }))
     )
 
-  /** At most `limit` matching events after `from` and at or below `fence`, in feed order. */
+  /**
+   * At most `limit` matching events after `from` and at or below `fence`, in feed order.
+   *
+   * Each commit's events come from a `LATERAL` range of the `(transaction_id, global_position)` index that starts
+   * after `from` and stops at `limit`. A plain join cannot push the row comparison into that index, and its sort
+   * reads the whole rest of each commit it enters: a page deep in a bulk import of 100,000 events in one transaction
+   * read the rest of that transaction (16 ms against 0.6 ms a page here, and a catch-up quadratic in its size).
+   */
   const page = (
     filter: FeedFilter,
     from: Checkpoint.Checkpoint,
@@ -90,8 +97,18 @@ export const makeFeedRead = (sql: SqlClient.SqlClient, config: EventTableConfig)
     limit: number
   ): Effect.Effect<Page, SqlError | StorageError> =>
     sql`SELECT c.commit_sequence::text AS commit_sequence, ${eventColumns(sql)}
-FROM ${joined}
-WHERE ${sql.and([...after(from), below(fenceAt), ...clauses(sql, filter)])}
+FROM ${commits} c CROSS JOIN LATERAL (
+  SELECT * FROM ${table} e
+  WHERE ${sql.and([
+    sql`e.transaction_id = c.transaction_id`,
+    // Positions start at 1: 0 takes every event of the commits after `from`'s.
+    sql`e.global_position > CASE WHEN c.commit_sequence = ${from.commitSequence.toString()}::bigint
+      THEN ${from.globalPosition.toString()}::bigint ELSE 0 END`,
+    ...clauses(sql, filter)
+  ])}
+  ORDER BY e.global_position LIMIT ${limit}
+) e
+WHERE ${sql.and([sql`c.commit_sequence >= ${from.commitSequence.toString()}::bigint`, below(fenceAt)])}
 ORDER BY c.commit_sequence, e.global_position
 LIMIT ${limit}`.withoutTransform.pipe(
       Effect.flatMap((rows) =>
@@ -109,9 +126,14 @@ LIMIT ${limit}`.withoutTransform.pipe(
 
   /** The checkpoint of the last event at or below `fence`, whatever its type. */
   const lastBelow = (fenceAt: bigint): Effect.Effect<Checkpoint.Checkpoint | undefined, SqlError | StorageError> =>
+    // The last commit's last event from the index, not the whole of that commit sorted (see `page`).
     sql`SELECT c.commit_sequence::text AS commit_sequence, e.global_position::text AS global_position
-FROM ${joined} WHERE ${below(fenceAt)}
-ORDER BY c.commit_sequence DESC, e.global_position DESC LIMIT 1`.withoutTransform.pipe(
+FROM ${commits} c CROSS JOIN LATERAL (
+  SELECT e.global_position FROM ${table} e WHERE e.transaction_id = c.transaction_id
+  ORDER BY e.global_position DESC LIMIT 1
+) e
+WHERE ${below(fenceAt)}
+ORDER BY c.commit_sequence DESC LIMIT 1`.withoutTransform.pipe(
       Effect.flatMap((rows) => decode(CheckpointRows, rows)),
       Effect.map((rows) => (rows[0] === undefined ? undefined : checkpointOfRow(rows[0])))
     )
