@@ -1,8 +1,8 @@
 /**
  * Database restarted: writers append continuously to a throwaway cluster of the test's own (`support/Cluster.ts`)
  * while it is stopped with `-m immediate` and started again, 5 times, in one process with one pool. While the server
- * is down every append fails with a typed error, none hangs past a deadline far beyond the configured connect
- * timeout, and every writer appends again once the server is back. A writer retries an unacknowledged append with
+ * is down every append fails with a typed error and none hangs (a hang guard far beyond any timeout the client has
+ * says so), and every writer appends again once the server is back. A writer retries an unacknowledged append with
  * the same event id until it is acknowledged (appends are idempotent by event id), so afterwards every acknowledged
  * append is stored where it was acknowledged, and no append is stored twice.
  *
@@ -10,7 +10,10 @@
  * but whose answer did not is stored twice), a server that acknowledges commits before their WAL is on disk
  * (`synchronous_commit = off`: acknowledged appends vanish in the crash) and an appender whose errors are raw
  * driver errors. A second group shows that an append to a server that accepts connections and never answers fails
- * typed within the connect timeout, and that without one it hangs, which the checker reports.
+ * with the connect timeout's own error (a typed `StorageError` of reason `ConnectionError`, "Connection timed out"),
+ * not by hanging, and that without a connect timeout it hangs, which the checker reports. How soon it fails is not
+ * asserted: that is the timer's business, and on a loaded machine it is late; that it fails by the connect timeout,
+ * and not by anything else or never, is the claim.
  */
 import { describe, it, layer } from "@effect/vitest"
 import { PgClient } from "@effect/sql-pg"
@@ -23,9 +26,10 @@ import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
 import * as SqlClient from "effect/sql/SqlClient"
 import { createServer, type Socket } from "node:net"
+import * as AnnalError from "../../packages/core/src/AnnalError.ts"
 import * as EventDefinition from "../../packages/core/src/EventDefinition.ts"
 import * as EventStore from "../../packages/core/src/EventStore.ts"
-import { answer, expectCaught, expectNone, Failures } from "./support/Battery.ts"
+import { answer, expectCaught, expectNone, Failures, type TypedError } from "./support/Battery.ts"
 import { Cluster, layer as clusterLayer } from "./support/Cluster.ts"
 import * as Stores from "./support/Stores.ts"
 
@@ -37,8 +41,11 @@ const Ticked = EventDefinition.make("meter.ticked", {
 /** The connect timeout the clients are configured with. */
 const connectTimeout = Duration.seconds(2)
 
-/** Far beyond anything the configured timeouts allow: an append that has not answered by then hangs. */
-const deadline = Duration.seconds(10)
+/**
+ * Only a hang guard: an append that has not answered by then hangs. Fifteen times the connect timeout, which is what
+ * ends an append to a server that does not answer, so that a loaded machine's late timers never reach it.
+ */
+const hangGuard = Duration.seconds(30)
 
 const writers = 6
 
@@ -124,7 +131,7 @@ const crashAndRestart = (options: {
             break
           }
           const event = Ticked.make({ aggregateId: stream, userId, eventId, data: { writer, seq } })
-          const result = yield* answer(Effect.timeoutOption(options.appender(event), deadline))
+          const result = yield* answer(Effect.timeoutOption(options.appender(event), hangGuard))
           if (result._tag === "Value" && Option.isSome(result.value)) {
             const appended = result.value.value
             acknowledged.push({ writer, seq, eventId, globalPosition: appended.globalPosition })
@@ -136,7 +143,7 @@ const crashAndRestart = (options: {
           }
           state.errors++
           if (result._tag === "Value") {
-            failures.add("append hung past the deadline", `writer ${writer} append ${seq}`)
+            failures.add("append hung", `writer ${writer} append ${seq}`)
           } else if (result._tag === "Untyped") {
             failures.add("untyped error", result.description)
           } else if (state.down) {
@@ -329,6 +336,12 @@ const unresponsiveServer = Effect.acquireRelease(
   (server) => Effect.sync(server.close)
 )
 
+/** The error the connect timeout ends an append with, as the store reports it. */
+const isConnectTimeout = (error: TypedError): boolean =>
+  error instanceof AnnalError.StorageError &&
+  error.reason === "ConnectionError" &&
+  /connection timed out/i.test(error.detail)
+
 /** Sends `appends` appends at once to the unresponsive server through a client with the given connect timeout. */
 const appendToUnresponsive = (appends: number, timeout: Duration.Input) =>
   Effect.gen(function* () {
@@ -345,13 +358,15 @@ const appendToUnresponsive = (appends: number, timeout: Duration.Input) =>
       (seq) =>
         Effect.gen(function* () {
           const event = Ticked.make({ aggregateId: crypto.randomUUID(), userId, data: { writer: 0, seq } })
-          const result = yield* answer(Effect.timeoutOption(storeAppender(event), deadline))
+          const result = yield* answer(Effect.timeoutOption(storeAppender(event), hangGuard))
           if (result._tag === "Value" && Option.isNone(result.value)) {
-            failures.add("append hung past the deadline", `append ${seq}`)
+            failures.add("append hung", `append ${seq}`)
           } else if (result._tag === "Value") {
             failures.add("append acknowledged by a server that never answered", `append ${seq}`)
           } else if (result._tag === "Untyped") {
             failures.add("untyped error", result.description)
+          } else if (!isConnectTimeout(result.error)) {
+            failures.add("failed otherwise than by the connect timeout", result.error.message)
           }
         }),
       { concurrency: "unbounded", discard: true }
@@ -362,7 +377,7 @@ const appendToUnresponsive = (appends: number, timeout: Duration.Input) =>
   }).pipe(Effect.scoped)
 
 describe("reliability: database unresponsive", () => {
-  it.live("appends to a server that never answers fail typed within the connect timeout", (ctx) =>
+  it.live("appends to a server that never answers fail with the connect timeout's typed error, not by hanging", (ctx) =>
     Effect.gen(function* () {
       const failures = yield* appendToUnresponsive(8, connectTimeout)
       yield* expectNone(ctx, 8, failures)
@@ -372,7 +387,7 @@ describe("reliability: database unresponsive", () => {
   it.live("broken variant caught: a client without a connect timeout hangs", (ctx) =>
     Effect.gen(function* () {
       const failures = yield* appendToUnresponsive(8, Duration.infinity)
-      yield* expectCaught(ctx, 8, failures, ["append hung past the deadline"])
+      yield* expectCaught(ctx, 8, failures, ["append hung"])
     })
   )
 })

@@ -2,11 +2,15 @@
  * Hostile payloads: 10,000 payloads, a named corpus and the rest generated with fast-check (`support/Payloads.ts`),
  * appended one event each through `EventStore.append` and read back. Each is stored and read back as the same JSON
  * value, or refused with a typed `InvalidEvent` before anything is written: no raw SQL error escapes, the database
- * never has to refuse what validation let through, and a refused event leaves no row. The heap after a full GC stays
- * within a bound of where it was after the first chunk, and the process's peak RSS stays under a ceiling.
+ * never has to refuse what validation let through, and a refused event leaves no row. Every chunk of 250 carries
+ * cases on either side of the documented limits, big strings and deep values in data and in metadata: those within
+ * are stored, those beyond are refused as `InvalidEvent` for that limit ("nesting deeper than 512", "larger than
+ * 5242880 bytes"), with nothing written. The heap after a full GC stays within a bound of where it was after the
+ * first chunk, and the process's peak RSS stays under a ceiling.
  *
  * It runs on PostgreSQL, and the first 1,000 cases on PGlite. The checker is shown to catch an appender whose payload
- * check is turned off (a plain INSERT of `JSON.stringify(data)`), and a store that keeps every payload it appended.
+ * check is turned off (a plain INSERT of `JSON.stringify(data)`), and a store that keeps every payload it appended,
+ * on the first 2,000 cases of the same workload.
  */
 import { describe, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
@@ -22,7 +26,16 @@ import * as EventRegistry from "../../packages/core/src/EventRegistry.ts"
 import * as EventStore from "../../packages/core/src/EventStore.ts"
 import * as PgliteClient from "../../packages/core/src/PgliteClient.ts"
 import { answer, expectCaught, expectNone, Failures } from "./support/Battery.ts"
-import { big, corpus, type Payload, payload, sameJson } from "./support/Payloads.ts"
+import {
+  corpus,
+  documentedMaxBytes,
+  documentedMaxDepth,
+  type Expectation,
+  limitCases,
+  type Payload,
+  payload,
+  sameJson
+} from "./support/Payloads.ts"
 import * as Stores from "./support/Stores.ts"
 
 /** Any payload at all: the store's own checks are what is under test, not a schema's. */
@@ -56,6 +69,34 @@ const rssCeiling = 2_048 * 1_048_576
 const preview = (value: unknown): string =>
   inspect(value, { depth: 3, maxStringLength: 40, maxArrayLength: 5, breakLength: Infinity })
 
+/** How many cases run between two measurements of the heap. */
+const chunkSize = 250
+
+/**
+ * Chunk `chunk` of a run: the corpus first in the first one, then generated payloads with the cases around the
+ * documented limits spread among them. The same for the same seed, whichever appender the run is checking.
+ */
+const workload = (seed: number, chunk: number, size: number): ReadonlyArray<Payload> => {
+  const head = chunk === 0 ? corpus : []
+  const limits = limitCases(seed + chunk)
+  const generated = fc.sample(payload, { numRuns: Math.max(0, size - head.length - limits.length), seed: seed + chunk })
+  const every = Math.max(1, Math.floor(generated.length / (limits.length + 1)))
+  const spread: Array<Payload> = []
+  let next = 0
+  for (const [index, one] of generated.entries()) {
+    spread.push(one)
+    if ((index + 1) % every === 0 && next < limits.length) spread.push(limits[next++]!)
+  }
+  spread.push(...limits.slice(next))
+  return [...head, ...spread]
+}
+
+/** The refusal a case beyond a documented limit must get: an `InvalidEvent` whose reason names that limit. */
+const refusals: Readonly<Record<Exclude<Expectation, "stored">, RegExp>> = {
+  "too deep": new RegExp(`nesting deeper than ${documentedMaxDepth} levels`),
+  "too large": new RegExp(`larger than ${documentedMaxBytes} bytes`)
+}
+
 /** Appends and reads back `cases` payloads, the corpus first, `concurrency` at a time, and checks them. */
 const run = (options: {
   readonly schema: string
@@ -63,9 +104,6 @@ const run = (options: {
   readonly seed: number
   readonly concurrency: number
   readonly appender: Appender
-  /** How many cases run between two measurements of the heap; 250 unless given. */
-  readonly chunkSize?: number
-  readonly generate?: (chunk: number, size: number) => ReadonlyArray<Payload>
 }) =>
   Effect.gen(function* () {
     const store = yield* EventStore.EventStore
@@ -73,6 +111,7 @@ const run = (options: {
     const failures = new Failures()
     const refused = new Set<string>()
     const figures = { stored: 0, refused: 0, baseline: 0, maxHeap: 0, maxRss: 0 }
+    const limits = { stored: 0, "too deep": 0, "too large": 0 }
     const userId = crypto.randomUUID()
 
     const one = (sent: Payload) =>
@@ -89,8 +128,15 @@ const run = (options: {
           refused.add(aggregateId)
           if (appended._tag === "Untyped")
             failures.add("raw error escaped", `${appended.description} for ${preview(sent.data)}`)
-          else if (appended.error instanceof AnnalError.InvalidEvent) figures.refused++
-          else
+          else if (appended.error instanceof AnnalError.InvalidEvent) {
+            figures.refused++
+            if (sent.expect === "stored") {
+              failures.add("refused within the documented limits", appended.error.message)
+            } else if (sent.expect !== undefined) {
+              if (refusals[sent.expect].test(appended.error.reason)) limits[sent.expect]++
+              else failures.add(`${sent.expect} but refused for another reason`, appended.error.message)
+            }
+          } else
             failures.add(
               "refused by the database, not by validation",
               `${appended.error.message} for ${preview(sent.data)}`
@@ -98,6 +144,8 @@ const run = (options: {
           return
         }
         figures.stored++
+        if (sent.expect === "stored") limits.stored++
+        else if (sent.expect !== undefined) failures.add(`${sent.expect} but stored`, preview(sent.data))
         const read = yield* answer(store.getByAggregate(EventRegistry.raw, "payload", aggregateId))
         if (read._tag !== "Value") {
           failures.add(
@@ -116,16 +164,8 @@ const run = (options: {
         }
       })
 
-    const generate =
-      options.generate ??
-      ((chunk: number, size: number) => fc.sample(payload, { numRuns: size, seed: options.seed + chunk }))
-    const chunkSize = options.chunkSize ?? 250
     for (let done = 0, chunk = 0; done < options.cases; chunk++) {
-      const size = Math.min(chunkSize, options.cases - done)
-      const cases =
-        chunk === 0 && options.generate === undefined
-          ? [...corpus, ...generate(chunk, size - corpus.length)]
-          : generate(chunk, size)
+      const cases = workload(options.seed, chunk, Math.min(chunkSize, options.cases - done))
       yield* Effect.forEach(cases, one, { concurrency: options.concurrency, discard: true })
       done += cases.length
       collectGarbage()
@@ -142,6 +182,10 @@ const run = (options: {
       )
     }
     if (figures.maxRss > rssCeiling) failures.add("memory unbounded", `peak RSS ${megabytes(figures.maxRss)} MB`)
+    // Each chunk has cases of each kind: a run that refused none for a limit did not test that limit.
+    for (const [kind, count] of Object.entries(limits)) {
+      if (count === 0) failures.add("a documented limit was never reached", `no case ${kind} as it must be`)
+    }
 
     const rows = yield* sql<{ readonly id: string }>`SELECT DISTINCT aggregate_id::text AS id
       FROM ${sql(`${options.schema}.events`)}`.withoutTransform
@@ -151,6 +195,7 @@ const run = (options: {
       failures,
       note: [
         `${figures.stored} stored and read back, ${figures.refused} refused as InvalidEvent`,
+        `at the limits: ${limits.stored} stored, ${limits["too deep"]} refused as too deep, ${limits["too large"]} as too large`,
         `heap after GC ${megabytes(figures.baseline)} → max ${megabytes(figures.maxHeap)} MB`,
         `peak RSS ${megabytes(figures.maxRss)} MB`
       ].join("; ")
@@ -222,29 +267,16 @@ describe("reliability: hostile payloads", () => {
   it.live("broken variant caught: a store that keeps every payload it appended", (ctx) =>
     onPostgres((schema) =>
       Effect.gen(function* () {
-        const kept: Array<unknown> = []
+        const kept: Array<EventDefinition.Pending> = []
         const keeping: Appender = (event) =>
           Effect.andThen(
-            Effect.sync(() => kept.push(event.data)),
+            Effect.sync(() => kept.push(event)),
             storeAppender(event)
           )
-        // Big payloads make the leak show within a hundred cases: every fifth is a 1 to 5 MB string.
-        const generate = (chunk: number, size: number) =>
-          Array.from({ length: size }, (_, index) =>
-            index % 5 === 0
-              ? { data: { text: fc.sample(big, { numRuns: 1, seed: seed + chunk * size + index })[0]! } }
-              : fc.sample(payload, { numRuns: 1, seed: seed + chunk * size + index })[0]!
-          )
-        const { failures } = yield* run({
-          schema,
-          cases: 100,
-          seed,
-          concurrency: 4,
-          appender: keeping,
-          chunkSize: 20,
-          generate
-        })
-        yield* expectCaught(ctx, 100, failures, ["memory grew"])
+        // The real run's workload, chunks and concurrency, its first 2,000 cases: the big strings of seven chunks
+        // after the first add up to well over the heap's bound.
+        const { failures, note } = yield* run({ schema, cases: 2_000, seed, concurrency: 8, appender: keeping })
+        yield* expectCaught(ctx, 2_000, failures, ["memory grew"], note)
       })
     )
   )

@@ -5,6 +5,10 @@
  * Once the server has dropped each killed session, the tables must hold no partial batch, a business row exactly
  * where its events are, and every order the writer was told is stored.
  *
+ * At least one kill must have landed while a transaction was open, or the run proved nothing about rollback: an
+ * order the writer said it was emitting (it says so inside the transaction) whose business row is absent once its
+ * session is gone. The test kills on, up to 50 more times, until one has.
+ *
  * The checker is shown to catch a writer that commits the business row and then emits its events one by one outside
  * the transaction, and one that acknowledges once its business row is written, before its events and the commit.
  * Those are killed one at a time, and the tables checked after every kill, until the fault shows.
@@ -42,15 +46,15 @@ interface Killed {
  * Starts a writer, kills it with SIGKILL at a random point, and waits until the server has dropped its session, so
  * that a transaction it left open is rolled back (or its commit finished) before anyone checks the tables.
  */
-const killOnce = (schema: string, mode: Mode, lane = 0) =>
+const killOnce = (schema: string, mode: Mode, lane = 0, atEmitting = false) =>
   Effect.gen(function* () {
     const spawner = yield* ChildProcessSpawner.ChildProcessSpawner
     const sql = yield* SqlClient.SqlClient
     const application = `annal-killed-${lane}-${schema}`
     const trigger = {
-      word: (yield* Random.nextBoolean) ? "emitting" : "ack",
+      word: atEmitting || (yield* Random.nextBoolean) ? "emitting" : "ack",
       count: yield* Random.nextIntBetween(1, 8),
-      delayMillis: yield* Random.nextIntBetween(0, 3)
+      delayMillis: atEmitting ? 0 : yield* Random.nextIntBetween(0, 3)
     }
     const handle = yield* spawner.spawn(
       ChildProcess.make(process.execPath, [writerPath], {
@@ -153,12 +157,16 @@ const check = (schema: string, killed: ReadonlyArray<Killed>) =>
     }
     const inFlight = killed.flatMap((kill) => (kill.inFlight === undefined ? [] : [kill.inFlight]))
     const committed = inFlight.filter((id) => orders.has(id)).length
+    // Said inside the transaction and never committed: the kill landed while it was open, and it was rolled back.
+    // The same read finds every acknowledged order, and the killed session is gone, so no commit can come later.
+    const rolledBack = inFlight.length - committed
     return {
       failures,
+      rolledBack,
       note: [
         `${acknowledged} orders acknowledged`,
         `killed mid-order ${inFlight.length} times: ${committed} committed unacknowledged`,
-        `${inFlight.length - committed} rolled back`
+        `${rolledBack} killed mid-transaction and rolled back`
       ].join(", ")
     }
   })
@@ -188,7 +196,7 @@ const killUntilCaught = (schema: string, mode: Mode, kinds: ReadonlyArray<string
   })
 
 describe("reliability: process killed", () => {
-  it.live("a writer SIGKILLed 50 times during emitMany with a business write", (ctx) =>
+  it.live("a writer SIGKILLed 50 times during emitMany with a business write, at least once mid-transaction", (ctx) =>
     withOrders((schema) =>
       Effect.gen(function* () {
         // Two writers at a time, 25 kills each: most of a kill's time is a Node process starting, which uses one core.
@@ -201,7 +209,15 @@ describe("reliability: process killed", () => {
             }),
           { concurrency: 2, discard: true }
         )
-        const { failures, note } = yield* check(schema, killed)
+        let checked = yield* check(schema, killed)
+        // Most kills at "emitting" land inside the transaction, but a run where none did would pass without having
+        // tested a rollback: more kills, right at "emitting", a bounded number of times, until one has.
+        for (let more = 0; checked.rolledBack === 0 && more < 50; more++) {
+          killed.push(yield* killOnce(schema, "transaction", 0, true))
+          checked = yield* check(schema, killed)
+        }
+        const { failures, rolledBack, note } = checked
+        if (rolledBack === 0) failures.add("no kill landed mid-transaction", `in ${killed.length} kills`)
         yield* expectNone(ctx, killed.length, failures, note)
       })
     )

@@ -5,8 +5,9 @@
  * Before any worker starts it creates `annal_run_<pid>_<random>` on the server that `ANNAL_TEST_DATABASE_URL` names
  * (by default the local `test` database), and points `ANNAL_TEST_DATABASE_URL` at it; the workers, and the processes
  * the tests spawn, inherit that. `ANNAL_TEST_RUN` carries the name, so that the databases the example tests create
- * for themselves carry it too. At the end it drops them all, and at the start it drops those of runs whose process
- * is gone (a run killed before its teardown), so that a killed run leaves nothing behind for long.
+ * for themselves carry it too, and so do the roles tests create (roles belong to the server, not to a database).
+ * At the end it drops them all, and at the start it drops those of runs whose process is gone (a run killed before
+ * its teardown), so that a killed run leaves nothing behind for long.
  */
 import { PgClient } from "@effect/sql-pg"
 import * as Effect from "effect/Effect"
@@ -52,16 +53,39 @@ const dropDatabases = (which: (name: string) => boolean) =>
     })
   )
 
+/**
+ * The roles of the run and those of dead runs. Run after their databases are dropped: what a role owned or was
+ * granted there went with them, and `DROP OWNED` clears what it may hold in the server's own database, so that
+ * `DROP ROLE` has nothing left in the way.
+ */
+const dropRoles = (which: (name: string) => boolean) =>
+  onServer((sql) =>
+    Effect.gen(function* () {
+      const rows = yield* sql<{ readonly rolname: string }>`SELECT rolname FROM pg_roles
+        WHERE rolname LIKE 'annal\_run\_%'`
+      for (const { rolname } of rows) {
+        if (!which(rolname)) continue
+        yield* sql`DROP OWNED BY ${sql(rolname)}`.pipe(Effect.ignore)
+        yield* sql`DROP ROLE IF EXISTS ${sql(rolname)}`.pipe(Effect.ignore)
+      }
+    })
+  )
+
+const ofDeadRun = (name: string): boolean => {
+  const owner = ownerOf(name)
+  return owner !== undefined && !alive(owner)
+}
+
+const ofThisRun = (name: string): boolean => name === runName || name.startsWith(`${runName}_`)
+
 let setups = 0
 
 export const setup = async (): Promise<void> => {
   // Each test project runs this; the run has one database.
   if (setups++ > 0) return
   try {
-    await dropDatabases((name) => {
-      const owner = ownerOf(name)
-      return owner !== undefined && !alive(owner)
-    })
+    await dropDatabases(ofDeadRun)
+    await dropRoles(ofDeadRun)
     await onServer((sql) => sql`CREATE DATABASE ${sql(runName)}`)
   } catch (error) {
     // No server: the PGlite project can still run; the postgres tests fail on their own, saying why.
@@ -76,5 +100,6 @@ export const setup = async (): Promise<void> => {
 
 export const teardown = async (): Promise<void> => {
   if (--setups > 0) return
-  await dropDatabases((name) => name === runName || name.startsWith(`${runName}_`))
+  await dropDatabases(ofThisRun)
+  await dropRoles(ofThisRun)
 }

@@ -1,12 +1,15 @@
 import { assert, describe, it, layer } from "@effect/vitest"
 import { spawn } from "node:child_process"
 import { fileURLToPath } from "node:url"
+import * as DateTime from "effect/DateTime"
 import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
 import * as Option from "effect/Option"
+import * as Queue from "effect/Queue"
 import * as Schedule from "effect/Schedule"
 import * as SqlClient from "effect/sql/SqlClient"
+import * as Statement from "effect/sql/Statement"
 import * as Consumer from "../src/Consumer.ts"
 import * as Consumers from "../src/Consumers.ts"
 import type * as Event from "../src/Event.ts"
@@ -42,16 +45,64 @@ const handledTable = Effect.fnUntraced(function* () {
   return { table, record, rows } as const
 })
 
-/** Quick settings, so that takeovers happen within the test. */
+/**
+ * Quick settings: a waiting instance tries the lease every 50 ms, so that a released lease is taken within the
+ * test. The lease itself is long, so that a live holder starved of CPU on a loaded machine never loses it: a test
+ * that needs a lease to expire expires it on the database's clock.
+ */
 const quick = {
   registry: EventRegistry.raw,
   batchSize: 10,
   pollInterval: "50 millis",
-  leaseDuration: "1 second",
+  leaseDuration: "30 seconds",
   acquireInterval: "50 millis"
 } as const
 
+/** A bound on waiting for something that must happen: only a hang guard, generous for a loaded machine. */
+const hangGuard = "20 seconds"
+
+/**
+ * Watches an instance's statements, with a statement transformer on its fiber, to tell when it was refused the lease.
+ * The acquire statement is the only INSERT into the consumers table. An instance that waits for the lease issues
+ * nothing but attempts; one that got it goes on to read the feed: so the statement after an attempt says how it went.
+ */
+const leaseAttempts = Effect.fnUntraced(function* () {
+  /** One item per statement: whether it was an attempt at the lease. */
+  const statements = yield* Queue.unbounded<boolean>()
+  const transformer: Statement.Transformer = (statement) => {
+    const [text] = statement.compile()
+    return Effect.as(
+      Queue.offer(statements, text.startsWith("INSERT INTO") && text.includes("events_consumers")),
+      statement
+    )
+  }
+  return {
+    /** Runs an instance with its statements watched. */
+    observe: <A, E, R>(instance: Effect.Effect<A, E, R>) =>
+      Effect.provideService(instance, Statement.CurrentTransformer, transformer),
+    /** Waits for the instance's first attempt at the lease after this call to be refused; fails if it took it. */
+    refused: Effect.gen(function* () {
+      yield* Queue.clear(statements)
+      while (!(yield* Queue.take(statements))) {
+        // Statements before the attempt: what the instance was still doing, a commit that is refused say.
+      }
+      if (!(yield* Queue.take(statements))) {
+        return yield* Effect.die(new Error("the instance took the lease: it went on to read the feed"))
+      }
+    }).pipe(
+      Effect.timeoutOrElse({
+        duration: hangGuard,
+        orElse: () => Effect.die(new Error("the instance did not try the lease twice"))
+      })
+    )
+  } as const
+})
+
 const handle = () => Effect.void
+
+/** When a consumer's lease ends, on the database's clock; the lease must be held. */
+const expiresAt = (lag: Consumers.Lag): number =>
+  Option.getOrThrow(Option.map(lag.leaseExpiresAt, DateTime.toEpochMillis))
 
 describe("Consumer.make", () => {
   it("refuses a name or a setting out of range at once", () => {
@@ -165,18 +216,20 @@ layer(FeedDatabase.layerWith(schema), { excludeTestServices: true })(`Consumers 
       const first = yield* Effect.forkChild(consumers.run(instance("first")))
       yield* FeedDatabase.appendMany(5)
       yield* caughtUp(name)
-      const second = yield* Effect.forkChild(consumers.run(instance("second")))
-      // The second tries the lease every 50 ms and renews nothing; the first keeps renewing it past its 1 s term.
-      yield* Effect.sleep("1500 millis")
+      const secondAttempts = yield* leaseAttempts()
+      const second = yield* Effect.forkChild(secondAttempts.observe(consumers.run(instance("second"))))
       yield* FeedDatabase.appendMany(5)
       yield* caughtUp(name)
+      // The second tried the lease since those events were handled, and was refused: they were the first's to handle.
+      yield* secondAttempts.refused
       const whileFirstRuns = yield* handled.rows
       assert.deepStrictEqual([...new Set(whileFirstRuns.map((row) => row.handler))], ["first"])
       const holder = (yield* lagOf(name)).owner
       assert.isTrue(Option.isSome(holder))
-      // A waiting instance stops when asked, and leaves the holder's lease alone.
-      const third = yield* Effect.forkChild(consumers.run(instance("third")))
-      yield* Effect.sleep("100 millis")
+      // A waiting instance stops when asked, once it has been refused, and leaves the holder's lease alone.
+      const thirdAttempts = yield* leaseAttempts()
+      const third = yield* Effect.forkChild(thirdAttempts.observe(consumers.run(instance("third"))))
+      yield* thirdAttempts.refused
       yield* Fiber.interrupt(third)
       assert.deepStrictEqual((yield* lagOf(name)).owner, holder)
 
@@ -197,34 +250,81 @@ layer(FeedDatabase.layerWith(schema), { excludeTestServices: true })(`Consumers 
     })
   )
 
-  it.effect("an instance takes over from a holder that died, once its lease expires", () =>
+  it.effect("a holder renews its lease while it runs, with nothing to commit", () =>
+    Effect.gen(function* () {
+      const consumers = yield* Consumers.Consumers
+      const name = `renewing-${uuid()}`
+      // A short lease, renewed every half second. Alone, the instance keeps it even when a renewal comes late.
+      const running = yield* Effect.forkChild(
+        consumers.run(Consumer.make({ ...quick, name, leaseDuration: "1500 millis", handle }))
+      )
+      // Caught up, it commits nothing more: only a renewal moves the lease's end now.
+      const renewedFrom = expiresAt(yield* caughtUp(name))
+      yield* lagOf(name).pipe(
+        Effect.repeat({ schedule: Schedule.spaced("20 millis"), until: (lag) => expiresAt(lag) > renewedFrom }),
+        Effect.timeoutOrElse({ duration: hangGuard, orElse: () => Effect.die(new Error("the lease was not renewed")) })
+      )
+      yield* Fiber.interrupt(running)
+    })
+  )
+
+  it.effect("an instance waits for a dead holder's lease to expire, then goes on from its checkpoint", () =>
     Effect.gen(function* () {
       const consumers = yield* Consumers.Consumers
       const sql = yield* SqlClient.SqlClient
+      const leases = sql(`${schema}.events_consumers`)
       const handled = yield* handledTable()
       const name = `projection-${uuid()}`
+      const instance = (handler: string) =>
+        Consumer.make({
+          ...quick,
+          name,
+          delivery: "transactional",
+          handle: (batch) => handled.record(batch.events, handler)
+        })
+      // The holder handles what there is, then dies holding the lease: what a dead process leaves behind is its
+      // checkpoint and a lease nobody renews, here with an hour left to run.
+      const holder = yield* Effect.forkChild(consumers.run(instance("holder")))
       yield* FeedDatabase.appendMany(3)
-      // What a process that died holding the lease leaves behind: a lease nobody renews.
-      yield* sql`INSERT INTO ${sql(`${schema}.events_consumers`)} (name, owner, lease_expires_at)
-        VALUES (${name}, 'dead', clock_timestamp() + interval '1 second')`
-      const survivor = yield* Effect.forkChild(
-        consumers.run(
-          Consumer.make({
-            ...quick,
-            name,
-            delivery: "transactional",
-            handle: (batch) => handled.record(batch.events, "survivor")
-          })
-        )
+      const { checkpoint } = yield* caughtUp(name)
+      yield* Fiber.interrupt(holder)
+      yield* sql`UPDATE ${leases} SET owner = 'dead', lease_expires_at = clock_timestamp() + interval '1 hour'
+        WHERE name = ${name}`
+
+      const survivorAttempts = yield* leaseAttempts()
+      const survivor = yield* Effect.forkChild(survivorAttempts.observe(consumers.run(instance("survivor"))))
+      yield* FeedDatabase.appendMany(5)
+      yield* FeedDatabase.readable
+      // The survivor tried the lease since those events became readable, and was refused: it handled none of them.
+      yield* survivorAttempts.refused
+      assert.deepStrictEqual(
+        (yield* handled.rows).filter((row) => row.handler === "survivor"),
+        []
       )
       const waiting = yield* lagOf(name)
-      assert.deepStrictEqual(waiting.checkpoint, Checkpoint.start)
-      yield* caughtUp(name)
+      assert.deepStrictEqual(waiting.owner, Option.some("dead"))
+      assert.deepStrictEqual(waiting.checkpoint, checkpoint)
+
+      // The dead holder's lease runs out, on the database's clock that leases are measured by.
+      yield* sql`UPDATE ${leases} SET lease_expires_at = clock_timestamp() - interval '1 millisecond'
+        WHERE name = ${name}`
+      yield* caughtUp(name).pipe(
+        Effect.timeoutOrElse({
+          duration: hangGuard,
+          orElse: () => Effect.die(new Error("the survivor did not take over the expired lease"))
+        })
+      )
       yield* Fiber.interrupt(survivor)
-      const all = (yield* allEvents).map((event) => event.eventId)
+      const all = yield* allEvents
+      const rows = yield* handled.rows
+      // The survivor went on from the holder's checkpoint: every event once, in order, none skipped.
       assert.deepStrictEqual(
-        (yield* handled.rows).map((row) => row.event_id),
-        all
+        rows.filter((row) => row.handler === "survivor").map((row) => row.event_id),
+        all.filter((event) => Checkpoint.compare(event.checkpoint, checkpoint) > 0).map((event) => event.eventId)
+      )
+      assert.deepStrictEqual(
+        rows.map((row) => row.event_id),
+        all.map((event) => event.eventId)
       )
     })
   )
@@ -239,17 +339,22 @@ layer(FeedDatabase.layerWith(schema), { excludeTestServices: true })(`Consumers 
       const resume = yield* Deferred.make<void>()
       const seen: Array<string> = []
       let batches = 0
+      const attempts = yield* leaseAttempts()
       const instance = yield* Effect.forkChild(
-        consumers.run(
-          Consumer.make({
-            ...quick,
-            name,
-            handle: (batch) =>
-              Effect.gen(function* () {
-                seen.push(...batch.events.map((event) => event.eventId))
-                if (++batches === 1) yield* Effect.andThen(Deferred.succeed(inBatch, undefined), Deferred.await(resume))
-              })
-          })
+        attempts.observe(
+          consumers.run(
+            Consumer.make({
+              ...quick,
+              name,
+              handle: (batch) =>
+                Effect.gen(function* () {
+                  seen.push(...batch.events.map((event) => event.eventId))
+                  if (++batches === 1) {
+                    yield* Effect.andThen(Deferred.succeed(inBatch, undefined), Deferred.await(resume))
+                  }
+                })
+            })
+          )
         )
       )
       yield* Deferred.await(inBatch)
@@ -257,8 +362,9 @@ layer(FeedDatabase.layerWith(schema), { excludeTestServices: true })(`Consumers 
       yield* sql`UPDATE ${sql(`${schema}.events_consumers`)}
         SET owner = 'intruder', lease_expires_at = clock_timestamp() + interval '1 hour' WHERE name = ${name}`
       yield* Deferred.succeed(resume, undefined)
-      // Time for the instance to try its commit; it must not move the checkpoint.
-      yield* Effect.sleep("300 millis")
+      // The instance tries its commit, is refused, and goes back to waiting for the lease: it tries it, in vain.
+      // A commit that went through would have moved the checkpoint by then, and sent no instance back to waiting.
+      yield* attempts.refused
       const after = yield* lagOf(name)
       assert.deepStrictEqual(after.checkpoint, Checkpoint.start)
       // The intruder goes away; the instance takes the lease back and delivers the batch again.
@@ -318,7 +424,8 @@ layer(FeedDatabase.layerWith(schema), { excludeTestServices: true })(`Consumers 
       const final = yield* consumers.replay(projection, {
         reset: sql`DELETE FROM ${sql(table)}`,
         onProgress: (progress) => Effect.sync(() => reports.push(progress)),
-        progressInterval: "1 millis"
+        // Every batch reports, however fast it runs: more than one report is certain.
+        progressInterval: "0 millis"
       })
       assert.deepStrictEqual(yield* snapshot, liveRows)
       const all = yield* allEvents
@@ -386,24 +493,27 @@ layer(FeedDatabase.layerWith(schema), { excludeTestServices: true })(`Consumers 
           Effect.repeat({ schedule: Schedule.spaced("20 millis"), until: (rows) => Number(rows[0]!.count) >= 20 })
         )
         // The second instance, in this process, with the same name and settings: it must wait.
+        const attempts = yield* leaseAttempts()
         const waiting = yield* Effect.forkChild(
-          consumers.run(
-            Consumer.make({
-              name,
-              registry: EventRegistry.raw,
-              delivery: "transactional",
-              batchSize: 5,
-              pollInterval: "100 millis",
-              leaseDuration: "2 seconds",
-              acquireInterval: "100 millis",
-              handle: (batch) =>
-                Effect.forEach(
-                  batch.events,
-                  (event) =>
-                    sql`INSERT INTO ${sql(table)} (event_id, handler) VALUES (${event.eventId}::uuid, 'parent')`,
-                  { discard: true }
-                )
-            })
+          attempts.observe(
+            consumers.run(
+              Consumer.make({
+                name,
+                registry: EventRegistry.raw,
+                delivery: "transactional",
+                batchSize: 5,
+                pollInterval: "100 millis",
+                leaseDuration: "2 seconds",
+                acquireInterval: "100 millis",
+                handle: (batch) =>
+                  Effect.forEach(
+                    batch.events,
+                    (event) =>
+                      sql`INSERT INTO ${sql(table)} (event_id, handler) VALUES (${event.eventId}::uuid, 'parent')`,
+                    { discard: true }
+                  )
+              })
+            )
           )
         )
         const before = yield* byChild
@@ -413,11 +523,22 @@ layer(FeedDatabase.layerWith(schema), { excludeTestServices: true })(`Consumers 
             until: (rows) => Number(rows[0]!.count) >= Number(before[0]!.count) + 10
           })
         )
+        // While the child went on handling events, the parent tried the lease, and was refused.
+        yield* attempts.refused
         const whileChildRuns = yield* sql<{ readonly count: string }>`SELECT count(*)::text AS count FROM ${sql(table)}
           WHERE handler = 'parent'`
         assert.strictEqual(whileChildRuns[0]!.count, "0")
 
+        // Once the child is dead, its lease is expired on the database's clock: the takeover does not wait for it to
+        // run out, however long the child's lease.
+        const exited = Effect.callback<void>((resume) => {
+          if (child.exitCode !== null || child.signalCode !== null) resume(Effect.void)
+          else child.once("exit", () => resume(Effect.void))
+        })
         child.kill("SIGKILL")
+        yield* exited
+        yield* sql`UPDATE ${sql(`${schema}.events_consumers`)}
+          SET lease_expires_at = clock_timestamp() - interval '1 millisecond' WHERE name = ${name} AND owner IS NOT NULL`
         yield* caughtUp(name)
         yield* Fiber.interrupt(waiting)
         const rows = yield* sql<{ readonly event_id: string; readonly handler: string }>`SELECT event_id, handler

@@ -7,6 +7,7 @@ import * as SecureRandom from "effect/crypto/SecureRandom"
 import * as Signature from "effect/crypto/Signature"
 import * as Base64Url from "effect/encoding/Base64Url"
 import * as Layer from "effect/Layer"
+import * as Queue from "effect/Queue"
 import * as Redacted from "effect/Redacted"
 import * as Schedule from "effect/Schedule"
 import * as SqlClient from "effect/sql/SqlClient"
@@ -43,6 +44,10 @@ const created = (aggregateId: string, userId: string) =>
 const gst = (aggregateId: string, userId: string, gstin: string) =>
   GstAdded.make({ aggregateId, userId, data: { gstin, state: "KA" } })
 
+/** Waits for `n` items of `made`; the bound is only a hang guard. */
+const madeSoon = (made: Queue.Queue<void>, n: number) =>
+  Effect.timeout(Effect.replicateEffect(Queue.take(made), n), "30 seconds")
+
 class Rollback extends Data.TaggedError("Rollback") {}
 
 /** Runs `body` as a superuser who has turned the append-only trigger off, and rolls everything back. */
@@ -66,9 +71,8 @@ const asAttacker = <A, E, R>(body: Effect.Effect<A, E, R>) =>
   })
 
 /**
- * A digest that covers every event in the table. The default checkpoint stays below transactions still running
- * anywhere on the server (other test files share it), so it may lag the last commit for a moment: digests are made
- * until one catches up.
+ * A digest that covers every event in the table, as the default checkpoint must: it is the latest event of the
+ * table that committed before the call.
  */
 const coveringDigest = Effect.gen(function* () {
   const digest = yield* Digest.Digest
@@ -373,22 +377,37 @@ layer(TestLayer, { timeout: 120_000 })(`Digest (${TestDatabase.engine})`, (it) =
     })
   )
 
-  it.effect("layerSchedule makes digests on its schedule while it lives", () =>
+  it.effect("layerSchedule makes digests on its schedule while it lives, and none once it is gone", () =>
     TestClock.withLive(
       Effect.gen(function* () {
         const digest = yield* Digest.Digest
         const count = Effect.map(digest.list, (documents) => documents.length)
+        /** Launches `layerSchedule` over a `Digest` that reports each digest it made to `made`. */
+        const launch = (schedule: Schedule.Schedule<unknown, unknown>, made: Queue.Queue<void>) =>
+          Layer.launch(Digest.layerSchedule(schedule)).pipe(
+            Effect.provideService(
+              Digest.Digest,
+              Digest.Digest.of({
+                ...digest,
+                create: (options) => Effect.tap(digest.create(options), () => Queue.offer(made, undefined))
+              })
+            ),
+            Effect.forkChild
+          )
         const before = yield* count
-        const fiber = yield* Layer.launch(Digest.layerSchedule(Schedule.spaced("20 millis"))).pipe(Effect.forkChild)
-        // Polls until two digests more exist; the schedule's spacing is not what is tested.
-        yield* count.pipe(
-          Effect.repeat({ until: (n) => n >= before + 2, schedule: Schedule.spaced("20 millis") }),
-          Effect.timeout("30 seconds")
-        )
-        yield* Fiber.interrupt(fiber)
+        const madeByFirst = yield* Queue.unbounded<void>()
+        const first = yield* launch(Schedule.spaced("20 millis"), madeByFirst)
+        yield* madeSoon(madeByFirst, 2)
+        yield* Fiber.interrupt(first)
         const stopped = yield* count
-        yield* Effect.sleep("100 millis")
-        assert.strictEqual(yield* count, stopped, "the schedule stops with its layer")
+        assert.isAtLeast(stopped, before + 2)
+        // The control: a schedule as frequent, launched once the first is gone, makes three digests and ends. In that
+        // window the first, were it still running, would have made some too.
+        const madeByControl = yield* Queue.unbounded<void>()
+        const control = yield* launch(Schedule.max([Schedule.spaced("20 millis"), Schedule.recurs(3)]), madeByControl)
+        yield* madeSoon(madeByControl, 3)
+        assert.strictEqual(yield* count, stopped + 3, "the schedule stops with its layer")
+        yield* Fiber.interrupt(control)
       })
     )
   )

@@ -20,7 +20,16 @@ import * as TestDatabase from "./support/TestDatabase.ts"
 
 const schema = TestDatabase.uniqueSchema()
 const suffix = schema.slice("annal_test_".length)
-const roles = { app: `annal_app_${suffix}`, auditor: `annal_auditor_${suffix}`, owner: `annal_owner_${suffix}` }
+/**
+ * Roles belong to the whole server, not to the run's database: named after the run (`ANNAL_TEST_RUN`), so that the
+ * next run's global setup drops them if this one is killed before its finalizer runs.
+ */
+const run = process.env["ANNAL_TEST_RUN"] ?? "annal_test"
+const roles = {
+  app: `${run}_app_${suffix}`,
+  auditor: `${run}_auditor_${suffix}`,
+  owner: `${run}_owner_${suffix}`
+}
 
 /**
  * The statements of `packages/core/sql/hardening.sql`, with psql's variables filled in as psql fills them (a quoted

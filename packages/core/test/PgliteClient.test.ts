@@ -8,6 +8,7 @@ import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
 import * as Queue from "effect/Queue"
 import * as Redacted from "effect/Redacted"
+import * as Scheduler from "effect/Scheduler"
 import * as SqlClient from "effect/sql/SqlClient"
 import { SqlError } from "effect/sql/SqlError"
 import * as Stream from "effect/Stream"
@@ -18,7 +19,8 @@ import * as PgliteClient from "../src/PgliteClient.ts"
 
 const engine = process.env["ANNAL_ENGINE"] ?? "pglite"
 
-const postgresUrl = process.env["ANNAL_DATABASE_URL"] ?? "postgres://postgres@127.0.0.1:5432/test"
+// The run's own database (test/support/RunDatabase.ts), as every other suite reads it.
+const postgresUrl = process.env["ANNAL_TEST_DATABASE_URL"] ?? "postgres://postgres@127.0.0.1:5432/test"
 
 const single = <A>(rows: ReadonlyArray<A>): A => {
   assert.strictEqual(rows.length, 1)
@@ -30,8 +32,15 @@ const single = <A>(rows: ReadonlyArray<A>): A => {
 /** The failure of a statement that must fail; a success fails the test. */
 const sqlErrorOf = <A, R>(effect: Effect.Effect<A, SqlError, R>): Effect.Effect<SqlError, A, R> => Effect.flip(effect)
 
-/** The next item of a queue, failing the test if none arrives soon. */
-const takeSoon = <A, E>(queue: Queue.Dequeue<A, E>) => Effect.timeout(Queue.take(queue), "5 seconds")
+/** The next item of a queue, failing the test if none arrives; the bound is only a hang guard. */
+const takeSoon = <A, E>(queue: Queue.Dequeue<A, E>) => Effect.timeout(Queue.take(queue), "20 seconds")
+
+/**
+ * Forks `statement` and returns once it has been handed to the client: the fiber starts at once and runs, without
+ * yielding to any other, until the statement waits, for the connection or for PGlite's answer.
+ */
+const submit = <A, E, R>(statement: Effect.Effect<A, E, R>) =>
+  Effect.forkChild(Effect.provideService(statement, Scheduler.PreventSchedulerYield, true), { startImmediately: true })
 
 // The values both engines return for the same query. This suite runs against
 // PGlite in the `pglite` project and against PostgreSQL through @effect/sql-pg
@@ -327,23 +336,34 @@ describe.runIf(engine === "pglite")("PgliteClient", () => {
       Effect.gen(function* () {
         const sql = yield* PgliteClient.PgliteClient
         yield* sql`CREATE TABLE tx_log (id serial PRIMARY KEY, tx int NOT NULL, step int NOT NULL)`
+        const indices = Array.from({ length: 50 }, (_, i) => i)
+        const midway = yield* Effect.forEach(indices, () => Deferred.make<void>())
+        const readerSubmitted = yield* Effect.forEach(indices, () => Deferred.make<void>())
+        // Each transaction waits, half done, until a reader has been handed to the client; the others queue behind it.
         const writer = (tx: number) =>
           sql.withTransaction(
             Effect.gen(function* () {
               yield* sql`INSERT INTO tx_log (tx, step) VALUES (${tx}, 1)`
-              yield* Effect.sleep(tx % 4)
+              yield* Deferred.succeed(midway[tx]!, undefined)
+              yield* Deferred.await(readerSubmitted[tx]!)
               yield* sql`INSERT INTO tx_log (tx, step) VALUES (${tx}, 2)`
             })
           )
         const torn = sql<{ readonly tx: number }>`
           SELECT tx FROM tx_log GROUP BY tx HAVING count(*) <> 2
         `
-        const indices = Array.from({ length: 50 }, (_, i) => i)
+        // A read submitted while transaction `tx` is half done: let in at once, it would see that half.
+        const reader = (tx: number) =>
+          Effect.gen(function* () {
+            yield* Deferred.await(midway[tx]!)
+            const read = yield* submit(torn)
+            yield* Deferred.succeed(readerSubmitted[tx]!, undefined)
+            return yield* Fiber.join(read)
+          })
         const [, tornReads] = yield* Effect.all(
           [
             Effect.forEach(indices, writer, { concurrency: "unbounded", discard: true }),
-            // Spread over the time the writers take.
-            Effect.forEach(indices, (i) => Effect.andThen(Effect.sleep(i % 10), torn), { concurrency: "unbounded" })
+            Effect.forEach(indices, reader, { concurrency: "unbounded" })
           ],
           { concurrency: "unbounded" }
         )
@@ -371,24 +391,25 @@ describe.runIf(engine === "pglite")("PgliteClient", () => {
         const sql = yield* PgliteClient.PgliteClient
         yield* sql`CREATE TABLE isolation (name text NOT NULL)`
         const started = yield* Deferred.make<void>()
-        const release = yield* Deferred.make<void>()
+        const submitted = yield* Deferred.make<void>()
         const transaction = yield* sql
           .withTransaction(
             Effect.gen(function* () {
               yield* sql`INSERT INTO isolation (name) VALUES (${"in transaction"})`
               yield* Deferred.succeed(started, undefined)
-              yield* Deferred.await(release)
-              return yield* Effect.fail("abort" as const)
+              yield* Deferred.await(submitted)
+              // Sent after the outside statement, on PGlite's one session: it completes, and sees what ran before it
+              // in that session. Had the outside statement not been held back, it would have run first, here.
+              const seen = yield* sql<{ readonly name: string }>`SELECT name FROM isolation ORDER BY name`
+              return yield* Effect.fail(seen.map((row) => row.name))
             })
           )
           .pipe(Effect.forkChild)
         yield* Deferred.await(started)
-        const outside = yield* sql`INSERT INTO isolation (name) VALUES (${"outside"})`.pipe(Effect.forkChild)
-        yield* Effect.sleep(50)
-        assert.isUndefined(outside.pollUnsafe(), "the statement ran while the transaction was open")
-        yield* Deferred.succeed(release, undefined)
+        const outside = yield* submit(sql`INSERT INTO isolation (name) VALUES (${"outside"})`)
+        yield* Deferred.succeed(submitted, undefined)
         const exit = yield* Fiber.await(transaction)
-        assert.deepStrictEqual(exit, Exit.fail("abort" as const))
+        assert.deepStrictEqual(exit, Exit.fail(["in transaction"]), "the statement ran inside the transaction")
         yield* Fiber.join(outside)
         const rows = yield* sql<{ readonly name: string }>`SELECT name FROM isolation`
         assert.deepStrictEqual(rows, [{ name: "outside" }])
@@ -582,8 +603,8 @@ describe.runIf(engine === "pglite")("PgliteClient", () => {
               )
               .pipe(Effect.forkChild)
             yield* Deferred.await(started)
-            const listener = yield* sql.listen(channel).pipe(Effect.forkChild)
-            yield* Effect.sleep(20)
+            // The LISTEN is submitted while the transaction is open, and only then is the transaction rolled back.
+            const listener = yield* submit(sql.listen(channel))
             yield* Deferred.succeed(release, undefined)
             yield* Fiber.await(transaction)
             const queue = yield* Fiber.join(listener)

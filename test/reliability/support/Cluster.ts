@@ -1,11 +1,14 @@
 /**
- * A throwaway PostgreSQL cluster of the test's own: `initdb` into a temporary folder, started with `pg_ctl` on a
- * free port, stopped with `-m immediate` (no checkpoint, no goodbye to clients: a crash as far as the clients and the
- * WAL are concerned) and started again on demand, and removed when the layer's scope closes. The shared server that
- * the other tests use is never touched.
+ * A throwaway PostgreSQL cluster of the test's own: `initdb` into a temporary folder, started with `pg_ctl`,
+ * listening on a Unix socket in that folder and on no TCP port, stopped with `-m immediate` (no checkpoint, no
+ * goodbye to clients: a crash as far as the clients and the WAL are concerned) and started again on demand, and
+ * removed when the layer's scope closes. The shared server that the other tests use is never touched.
  *
  * PostgreSQL refuses to run as root, so as root the commands run as the `postgres` OS user (`runuser`), which owns
  * the folder. `ANNAL_PG_BINDIR` names the binaries' folder; otherwise `pg_config --bindir` does.
+ *
+ * No TCP port: a free port found beforehand would have to be let go before PostgreSQL binds it, and another process
+ * could take it in between, at the first start or at any restart. The socket's folder is the cluster's own.
  */
 import { NodeServices } from "@effect/platform-node"
 import * as Context from "effect/Context"
@@ -15,7 +18,6 @@ import * as ChildProcess from "effect/process/ChildProcess"
 import * as ChildProcessSpawner from "effect/process/ChildProcessSpawner"
 import * as Stream from "effect/Stream"
 import { chownSync, mkdtempSync, rmSync } from "node:fs"
-import { createServer } from "node:net"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 
@@ -23,8 +25,7 @@ import { join } from "node:path"
 export class Cluster extends Context.Service<
   Cluster,
   {
-    readonly port: number
-    /** A URL of its `postgres` database, as the superuser, over TCP. */
+    /** A URL of its `postgres` database, as the superuser, over the cluster's Unix socket. */
     readonly url: string
     /** `pg_ctl stop -m immediate`: every backend quits at once; what was not in the WAL on disk is gone. */
     readonly crash: Effect.Effect<void>
@@ -51,14 +52,8 @@ const run = (
     return output.trim()
   }).pipe(Effect.scoped, Effect.orDie)
 
-const freePort = Effect.callback<number>((resume) => {
-  const server = createServer()
-  server.listen(0, "127.0.0.1", () => {
-    const address = server.address()
-    const port = typeof address === "object" && address !== null ? address.port : 0
-    server.close(() => resume(Effect.succeed(port)))
-  })
-})
+/** The port names the socket file only (`.s.PGSQL.<port>` in the cluster's folder); no TCP port is opened. */
+const socketPort = 5432
 
 /** A cluster for the layer's lifetime. */
 export const layer: Layer.Layer<Cluster> = Layer.effect(
@@ -86,15 +81,17 @@ export const layer: Layer.Layer<Cluster> = Layer.effect(
       (folder) => Effect.sync(() => rmSync(folder, { recursive: true, force: true }))
     )
     const data = join(folder, "data")
-    const port = yield* freePort
     yield* asOwner("initdb", ["-D", data, "-U", "postgres", "--auth=trust", "--no-sync", "-E", "UTF8"])
-    const options = `-p ${port} -c listen_addresses=127.0.0.1 -c unix_socket_directories=${folder} -c max_connections=50`
+    // pg_ctl hands the options to a shell: '' is the empty list of TCP addresses.
+    const options = `-p ${socketPort} -c listen_addresses='' -c unix_socket_directories=${folder} -c max_connections=50`
     const start = Effect.asVoid(
       asOwner("pg_ctl", ["-D", data, "-l", join(folder, "log"), "-o", options, "-w", "-t", "120", "start"])
     )
     const crash = Effect.asVoid(asOwner("pg_ctl", ["-D", data, "-m", "immediate", "-w", "stop"]))
     // Stopped the quick way at the end too, whatever state a failed test left it in.
     yield* Effect.acquireRelease(start, () => Effect.asVoid(Effect.exit(crash)))
-    return Cluster.of({ port, url: `postgres://postgres@127.0.0.1:${port}/postgres`, crash, start })
+    // A `host` that is a folder makes the client connect to the socket in it.
+    const url = `postgres://postgres@localhost/postgres?host=${encodeURIComponent(folder)}&port=${socketPort}`
+    return Cluster.of({ url, crash, start })
   })
 ).pipe(Layer.provide(NodeServices.layer))

@@ -6,17 +6,31 @@
  * the infinities, -0, integers beyond 2^53, bigints, `undefined`, symbols, dates and class instances. Keys include
  * `__proto__`, `constructor`, `prototype` and the empty string; objects are built with `Object.fromEntries`, which
  * makes such keys own properties as JSON.parse does. Besides the generated trees there are deep ones (up to 10,000
- * levels, as arrays, objects or both) and a few big strings (1 to 5 MB of UTF-8).
+ * levels, as arrays, objects or both), and big strings of up to 5 MB in the corpus.
+ *
+ * `limitCases` are built to fall on either side of the limits the README documents (nesting deeper than 512, data or
+ * metadata over 5 MiB of JSON), each with what the store must do with it, so that every chunk of a run reaches them.
  */
 import type * as Schema from "effect/Schema"
 import fc from "fast-check"
 import type * as Event from "../../../packages/core/src/Event.ts"
 
-/** One generated case: the payload, and the metadata sent with it. */
+/** What the store must do with a case built around a documented limit: store it, or refuse it for that limit. */
+export type Expectation = "stored" | "too deep" | "too large"
+
+/** One generated case: the payload, the metadata sent with it, and what must happen to it if that is known. */
 export interface Payload {
   readonly data: unknown
   readonly metadata?: Event.EventMetadata
+  readonly expect?: Expectation
 }
+
+/**
+ * The limits as the README documents them, written out here rather than imported, so that a store whose limits
+ * drifted from the documented ones fails.
+ */
+export const documentedMaxDepth = 512
+export const documentedMaxBytes = 5 * 1024 * 1024
 
 // Characters that JSON, SQL or PostgreSQL treat specially, and that can be stored.
 const specialUnits = [
@@ -191,14 +205,6 @@ export const deep: fc.Arbitrary<unknown> = fc
   })
   .map(({ depth, shape, leaf }) => nest(depth, shape, leaf))
 
-/** A string of 1 to 5 MB of UTF-8: a short hostile pattern repeated. */
-export const big: fc.Arbitrary<string> = fc
-  .record({
-    bytes: fc.integer({ min: 1_000_000, max: 5_000_000 }),
-    pattern: fc.string({ unit, minLength: 1, maxLength: 6 })
-  })
-  .map(({ bytes, pattern }) => pattern.repeat(Math.max(1, Math.floor(bytes / Math.max(1, Buffer.byteLength(pattern))))))
-
 // Metadata is typed, so its values are JSON as far as the compiler knows: hostile strings and numbers, nested.
 const { json } = fc.letrec<{ json: Schema.Json; array: Schema.JsonArray; object: Schema.JsonObject }>((tie) => ({
   json: fc.oneof(
@@ -229,6 +235,50 @@ export const payload: fc.Arbitrary<Payload> = fc
     metadata: fc.option(metadata, { freq: 4 })
   })
   .map(({ data, metadata }) => (metadata === null ? { data } : { data, metadata }))
+
+// Patterns that are stored as they are, one byte of JSON or several: their JSON size is exactly computable.
+const storablePatterns = ["x", "ab", "\u00e9", "\u2713 ", '"\\', "\ud83d\ude00", "\u0001", "\n\t"] as const
+
+/** A string of `pattern` whose JSON (quotes and escapes included) is as close as it gets to `jsonBytes` bytes. */
+const stringOfJsonSize = (pattern: string, jsonBytes: number): string => {
+  const unit = Buffer.byteLength(JSON.stringify(pattern)) - 2
+  return pattern.repeat(Math.max(1, Math.floor((jsonBytes - 2) / unit)))
+}
+
+/** Cases around the documented limits, in data or in metadata: one of each kind, the same for a given seed. */
+const limitCase: fc.Arbitrary<ReadonlyArray<Payload>> = fc
+  .record({
+    shallow: fc.integer({ min: 1, max: documentedMaxDepth }),
+    tooDeep: fc.oneof(fc.constant(documentedMaxDepth + 1), fc.integer({ min: documentedMaxDepth + 1, max: 10_000 })),
+    shape: fc.constantFrom("array" as const, "object" as const, "mixed" as const),
+    small: fc.integer({ min: 1_000_000, max: 5_000_000 }),
+    // The refused ones up to 1.5 MiB over, and 6 bytes over: a size counted short shows at the edge.
+    large: fc.oneof(
+      fc.constant(documentedMaxBytes + 6),
+      fc.integer({ min: documentedMaxBytes + 6, max: documentedMaxBytes + 1_572_864 })
+    ),
+    smallPattern: fc.constantFrom(...storablePatterns),
+    largePattern: fc.constantFrom(...storablePatterns),
+    inMetadata: fc.boolean()
+  })
+  .map(({ shallow, tooDeep, shape, small, large, smallPattern, largePattern, inMetadata }) => {
+    const deepValue = nest(tooDeep, shape, null) as Schema.Json
+    // `{"text":…}` around the string adds 9 bytes, `{"reason":…}` 11: both refused, whatever the store counts them as.
+    const largeText = stringOfJsonSize(largePattern, large)
+    return [
+      { data: nest(shallow, shape, "leaf"), expect: "stored" },
+      inMetadata
+        ? { data: { ok: true }, metadata: { extras: { deep: deepValue } }, expect: "too deep" }
+        : { data: deepValue, expect: "too deep" },
+      { data: { text: stringOfJsonSize(smallPattern, small) }, expect: "stored" },
+      inMetadata
+        ? { data: { ok: true }, metadata: { reason: largeText }, expect: "too large" }
+        : { data: { text: largeText }, expect: "too large" }
+    ]
+  })
+
+/** Two sets of cases around the documented limits, for one chunk of a run: the same for the same seed. */
+export const limitCases = (seed: number): ReadonlyArray<Payload> => fc.sample(limitCase, { numRuns: 2, seed }).flat()
 
 /** Payloads worth sending every time, whatever the seed: the classics, named. */
 export const corpus: ReadonlyArray<Payload> = [

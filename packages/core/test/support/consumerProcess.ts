@@ -29,7 +29,9 @@ const handledBy = (sql: SqlClient.SqlClient, table: string, handler: string) =>
     delivery: "transactional",
     batchSize: 5,
     pollInterval: "100 millis",
-    leaseDuration: "2 seconds",
+    // Long enough that a child starved of the CPU keeps its lease: the parent expires it in the database once the
+    // child is dead, rather than waiting for it to run out.
+    leaseDuration: "30 seconds",
     acquireInterval: "100 millis",
     handle: (batch) =>
       Effect.gen(function* () {
