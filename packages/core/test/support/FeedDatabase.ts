@@ -48,8 +48,9 @@ export const appendMany = (count: number) =>
   })
 
 /**
- * Waits until every committed event of the table is readable. A transaction anywhere on the server holds the feed's
- * fence, other test files' included, so a test that reads right after it writes waits for this first.
+ * Waits until the feed's status shows nothing committed and unreadable. `read`, `head` and `live: false` streams need
+ * no wait (they read everything committed before the call); this is for what follows a live reader, which moves to
+ * a commit once the commits before it are done.
  */
 export const readable = Effect.gen(function* () {
   const feed = yield* Feed.Feed
