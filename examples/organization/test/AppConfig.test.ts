@@ -6,7 +6,6 @@ import { assert, describe, it } from "@effect/vitest"
 import * as ConfigProvider from "effect/ConfigProvider"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import * as Exit from "effect/Exit"
 import * as AppConfig from "../src/AppConfig.ts"
 
 const read = (env: Record<string, string>) => AppConfig.config.parse(ConfigProvider.fromUnknown(env))
@@ -20,12 +19,18 @@ describe("AppConfig", () => {
     })
   )
 
-  it.effect("a statement timeout of 0 is refused when the app starts", () =>
+  it.effect("a statement timeout of 0 is refused when the app starts, naming the variable and why", () =>
     Effect.gen(function* () {
       for (const value of ["0 seconds", "0 millis"]) {
-        const exit = yield* Effect.exit(read({ ANNAL_STATEMENT_TIMEOUT: value }))
-        assert.isTrue(Exit.isFailure(exit), value)
+        const error = yield* Effect.flip(read({ ANNAL_STATEMENT_TIMEOUT: value }))
+        assert.strictEqual(error._tag, "ConfigError", value)
+        assert.include(error.message, "ANNAL_STATEMENT_TIMEOUT", value)
+        assert.include(error.message, "must be longer than 0", value)
       }
+      // What is not a duration at all is refused too, for that reason and not the positive check's.
+      const garbled = yield* Effect.flip(read({ ANNAL_STATEMENT_TIMEOUT: "soon" }))
+      assert.include(garbled.message, "ANNAL_STATEMENT_TIMEOUT")
+      assert.notInclude(garbled.message, "must be longer than 0")
     })
   )
 })

@@ -3,12 +3,15 @@
  * and its events; the audit API reads them back decoded, with the request's metadata; v1 rows read as v2; an
  * auditor's read is recorded; the OpenAPI document and the documentation page are served.
  */
+import { EventStore } from "@annal/core"
 import { AuditApi } from "@annal/http"
 import { assert, describe, layer } from "@effect/vitest"
+import * as DateTime from "effect/DateTime"
 import * as Effect from "effect/Effect"
 import * as Schema from "effect/Schema"
 import * as SqlClient from "effect/sql/SqlClient"
 import * as DemoUsers from "../src/DemoUsers.ts"
+import { OrganizationCreated } from "../src/Events.ts"
 import { importedCommodities } from "../src/Migrations.ts"
 import * as TestApp from "./support/TestApp.ts"
 
@@ -366,14 +369,36 @@ layer(TestApp.layer, TestApp.layerOptions)("the Organization app over HTTP", (it
       })
       assert.strictEqual(page(window.body).events.length, 3)
 
-      const recent = yield* TestApp.request("GET", "/audit/changes/recent?hours=1&entityType=organization&limit=3", {
-        as: "dana"
-      })
-      assert.strictEqual(recent.status, 200, recent.text)
-      assert.deepStrictEqual(
-        page(recent.body).events.map((event) => event.aggregateId),
-        [ids[2], ids[1], ids[0]]
-      )
+      // An organization created two hours ago, appended last: the newest in the log, but outside the last hour.
+      const store = yield* EventStore.make
+      const old = crypto.randomUUID()
+      yield* store.append([
+        {
+          ...OrganizationCreated.make({
+            aggregateId: old,
+            userId: alice.userId,
+            data: { ...organizationInput("Old Foods"), type: "private_limited", phone: null }
+          }),
+          timestamp: DateTime.subtract(yield* DateTime.now, { hours: 2 })
+        }
+      ])
+      // Only this test's organizations: the file's other tests create some in the same hour.
+      const ours = new Set([old, ...ids])
+      const recentOf = (hours: number) =>
+        Effect.map(
+          TestApp.request("GET", `/audit/changes/recent?hours=${hours}&entityType=organization&limit=500`, {
+            as: "dana"
+          }),
+          (response) => {
+            assert.strictEqual(response.status, 200, response.text)
+            return page(response.body)
+              .events.map((event) => event.aggregateId)
+              .filter((id) => ours.has(id))
+          }
+        )
+      // Newest first: the three just created, and not the one before the window, which comes first in a wider one.
+      assert.deepStrictEqual(yield* recentOf(1), [ids[2], ids[1], ids[0]])
+      assert.deepStrictEqual(yield* recentOf(3), [old, ids[2], ids[1], ids[0]])
     })
   )
 

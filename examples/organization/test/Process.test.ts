@@ -8,16 +8,19 @@ import { PgClient } from "@effect/sql-pg"
 import { assert, it } from "@effect/vitest"
 import * as Data from "effect/Data"
 import * as Deferred from "effect/Deferred"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
 import * as Redacted from "effect/Redacted"
+import * as Schema from "effect/Schema"
 import * as SqlClient from "effect/sql/SqlClient"
 import { type ChildProcess, spawn } from "node:child_process"
 import { mkdtempSync, rmSync } from "node:fs"
 import * as http from "node:http"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
+import * as DemoUsers from "../src/DemoUsers.ts"
 import * as TestApp from "./support/TestApp.ts"
 
 const main = join(import.meta.dirname, "../src/main.ts")
@@ -197,6 +200,150 @@ it.live(
       assert.strictEqual(result.code, 0)
       // The folder was closed cleanly: another process opens it and finds the row and its event.
       assert.deepStrictEqual(result.stored, { rows: 1, events: 1 })
+    }).pipe(Effect.scoped),
+  120_000
+)
+
+/** Everything a program writes, from its start: its logs are on both streams. */
+const output = (child: ChildProcess) => {
+  let text = ""
+  child.stdout?.on("data", (chunk: Buffer) => (text += chunk.toString()))
+  child.stderr?.on("data", (chunk: Buffer) => (text += chunk.toString()))
+  return () => text
+}
+
+/**
+ * `main.ts` on a PostgreSQL database of its own, with the environment `env` adds. PGlite has no statement timeout,
+ * and its folder is the process's alone: another session cannot hold a lock the app's statements wait on.
+ */
+const startOnPostgres = (env: Record<string, string>) =>
+  Effect.gen(function* () {
+    const databaseUrl = TestApp.databaseUrl(yield* TestApp.postgresDatabase)
+    const child = yield* start([main], { DATABASE_URL: databaseUrl, ...env })
+    const log = output(child)
+    return { log, url: yield* listening(child), databaseUrl }
+  })
+
+/**
+ * The bound `ANNAL_STATEMENT_TIMEOUT` sets, other than production's 5 seconds: long enough for the requests that
+ * must succeed on a loaded machine, short enough to wait for.
+ */
+const statementTimeout = Duration.seconds(4)
+const boundEnv = { ANNAL_STATEMENT_TIMEOUT: "4 seconds" }
+
+/** How long a test waits for what the bound must bring about: only a guard against a hang. */
+const hangGuard = Duration.seconds(60)
+
+const TimeoutBody = Schema.Struct({ _tag: Schema.Literal("Timeout"), message: Schema.String })
+
+/**
+ * Holds the events table in a transaction of another session until `release` has run (or the guard passes), so
+ * that every statement of the app that reads or writes it waits; `locked` completes once the lock is held.
+ */
+const holdEvents = (databaseUrl: string, release: Effect.Effect<unknown>) =>
+  Effect.gen(function* () {
+    const locked = yield* Deferred.make<void>()
+    const holder = yield* Effect.gen(function* () {
+      const sql = yield* SqlClient.SqlClient
+      yield* sql.withTransaction(
+        Effect.gen(function* () {
+          yield* sql`LOCK TABLE events IN ACCESS EXCLUSIVE MODE`
+          yield* Deferred.succeed(locked, undefined)
+          yield* release.pipe(Effect.timeoutOption(hangGuard))
+        })
+      )
+    }).pipe(
+      Effect.provide(PgClient.layer({ url: Redacted.make(databaseUrl), maxConnections: 1 })),
+      Effect.orDie,
+      Effect.forkChild
+    )
+    yield* Deferred.await(locked)
+    return holder
+  })
+
+it.live.skipIf(TestApp.engine !== "postgres")(
+  "ANNAL_STATEMENT_TIMEOUT bounds each request of main.ts: past it, a typed 503 Timeout names the bound",
+  () =>
+    Effect.gen(function* () {
+      const app = yield* startOnPostgres(boundEnv)
+      const release = yield* Deferred.make<void>()
+      const holder = yield* holdEvents(app.databaseUrl, Deferred.await(release))
+      const bob = DemoUsers.user("bob")
+      const held = yield* heldPost(
+        app.url,
+        "/organizations",
+        bob.token,
+        JSON.stringify({ name: "Held Co", type: "llp", email: "held@co.example", pan: "HELDC1234Z" })
+      )
+      const pending = yield* Effect.forkChild(held.response)
+      yield* Deferred.await(held.started)
+      // The client sends its body half the bound into the request, and the request's statement then waits on the
+      // lock: the request's bound passes while the statement's has half of it left, so the answer is the request
+      // timeout's, which names its bound. (A request timeout left at production's 5 seconds would answer later,
+      // naming 5 seconds; the statement timeout, were it first, names none.) Nothing is waited for here: the delay
+      // is the scenario, a slow client.
+      yield* Effect.sleep(Duration.divideUnsafe(statementTimeout, 2))
+      held.finish()
+      const response = yield* Fiber.join(pending).pipe(
+        Effect.timeoutOrElse({ duration: hangGuard, orElse: () => Effect.die(new Error("no answer: no bound")) })
+      )
+      yield* Deferred.succeed(release, undefined)
+      yield* Fiber.join(holder)
+      assert.strictEqual(response.status, 503, response.body)
+      const body = Schema.decodeUnknownSync(Schema.fromJsonString(TimeoutBody))(response.body)
+      assert.include(body.message, `The request took longer than ${Duration.format(statementTimeout)}`)
+    }).pipe(Effect.scoped),
+  120_000
+)
+
+/** An SSE response as it arrives: a signal at its first bytes, and its whole text once the server ends it. */
+const eventStream = (url: string, path: string, token: string) =>
+  Effect.gen(function* () {
+    const opened = yield* Deferred.make<number>()
+    const ended = yield* Deferred.make<string>()
+    const request = http.get(
+      new URL(path, url),
+      { agent: false, headers: { authorization: `Bearer ${token}`, accept: "text/event-stream" } },
+      (res) => {
+        let text = ""
+        res.on("data", (chunk: Buffer) => {
+          text += chunk.toString()
+          Deferred.doneUnsafe(opened, Exit.succeed(res.statusCode ?? 0))
+        })
+        res.on("end", () => Deferred.doneUnsafe(ended, Exit.succeed(text)))
+      }
+    )
+    request.on("error", (error) => Deferred.doneUnsafe(ended, Exit.die(error)))
+    yield* Effect.addFinalizer(() => Effect.sync(() => request.destroy()))
+    return { opened, ended }
+  })
+
+it.live.skipIf(TestApp.engine !== "postgres")(
+  "on PostgreSQL, ANNAL_STATEMENT_TIMEOUT bounds each statement of main.ts, also one no request bound reaches",
+  () =>
+    Effect.gen(function* () {
+      const app = yield* startOnPostgres(boundEnv)
+      const alice = DemoUsers.user("alice")
+      // A live stream's reads run after its request has been answered: the request timeout does not reach them.
+      const stream = yield* eventStream(app.url, `/events/stream?userId=${alice.userId}`, alice.token)
+      assert.strictEqual(yield* Deferred.await(stream.opened), 200)
+      // Another session holds the events table, so the stream's next read (it polls every second) waits for it,
+      // until the statement timeout cancels the read and the stream ends; without one it would wait for as long as
+      // the lock is held. The lock is held until then, or until the guard.
+      const holder = yield* holdEvents(app.databaseUrl, Deferred.await(stream.ended))
+      const ended = yield* Deferred.await(stream.ended).pipe(
+        Effect.timeoutOrElse({
+          duration: hangGuard,
+          orElse: () => Effect.die(new Error("the stream's read was not stopped: no statement timeout"))
+        })
+      )
+      yield* Fiber.join(holder)
+      assert.include(ended, "retry:")
+      // The app logged why the stream ended: PostgreSQL cancelled its read for the statement timeout.
+      yield* Effect.sync(() => {
+        assert.include(app.log(), "Cancelled reading the feed")
+        assert.include(app.log(), "canceling statement due to statement timeout")
+      })
     }).pipe(Effect.scoped),
   120_000
 )

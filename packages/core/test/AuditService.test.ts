@@ -109,8 +109,18 @@ layer(TestDatabase.layer())(`AuditService (${TestDatabase.engine})`, (it) => {
       )
 
       const recent = yield* audit.getRecentChanges(OrganizationEvents, { hours: 24, entityType: "organization" })
-      const recentIds = recent.events.map((e) => e.aggregateId)
-      assert.includeMembers(recentIds, [org, other])
+      // Of this test's events, the last day's, newest first; under the test clock the dated ones are in the future.
+      assert.deepStrictEqual(
+        recent.events
+          .filter((e) => e.aggregateId === org || e.aggregateId === other)
+          .map((e) => [e.eventType, e.aggregateId]),
+        [
+          ["organization.created", other],
+          ["organization.gst.added", org],
+          ["organization.updated", org],
+          ["organization.created", org]
+        ]
+      )
       assert.isTrue(
         recent.events.every((e) => DateTime.isGreaterThanOrEqualTo(e.timestamp, DateTime.subtract(now, { hours: 24 })))
       )
@@ -122,6 +132,37 @@ layer(TestDatabase.layer())(`AuditService (${TestDatabase.engine})`, (it) => {
       assert.strictEqual(
         yield* audit.getChangeCount({ entityId: org, userId: bob, eventTypes: ["organization.updated"] }),
         1
+      )
+    })
+  )
+
+  it.effect("recent changes are the window's only: an event from before it is left out, one on its edge is in", () =>
+    Effect.gen(function* () {
+      const emitter = yield* EventEmitter
+      const audit = yield* AuditService
+      const [early, outside, edge, inside, user] = [uuid(), uuid(), uuid(), uuid(), uuid()]
+      const created = (aggregateId: string, timestamp?: DateTime.Utc) => ({
+        ...OrganizationCreated.make({ aggregateId, userId: user, data: acme }),
+        ...(timestamp === undefined ? {} : { timestamp })
+      })
+      // The test clock's now, which the service reads too; the events before the window are dated explicitly.
+      const now = yield* DateTime.now
+      const windowStart = DateTime.subtract(now, { hours: 24 })
+      yield* emitter.emit(created(early, DateTime.subtract(now, { hours: 25 })))
+      yield* emitter.emit(created(outside, DateTime.subtract(windowStart, { milliseconds: 1 })))
+      yield* emitter.emit(created(edge, windowStart))
+      yield* emitter.emit(created(inside))
+
+      const recent = yield* audit.getRecentChanges(OrganizationEvents, { hours: 24 })
+      // Newest first, and only this test's user: the table is the file's, and other tests write to it too.
+      assert.deepStrictEqual(
+        recent.events.filter((e) => e.userId === user).map((e) => e.aggregateId),
+        [inside, edge]
+      )
+      const wider = yield* audit.getRecentChanges(OrganizationEvents, { hours: 26 })
+      assert.deepStrictEqual(
+        wider.events.filter((e) => e.userId === user).map((e) => e.aggregateId),
+        [inside, edge, outside, early]
       )
     })
   )

@@ -7,33 +7,88 @@ import { promisify } from "node:util"
 import * as TestDatabase from "./support/TestDatabase.ts"
 
 const bin = join(import.meta.dirname, "../bin/annal.ts")
-const run = (args: ReadonlyArray<string>) =>
-  promisify(execFile)(process.execPath, [bin, ...args], { env: { ...process.env, DATABASE_URL: "" } })
+
+interface Run {
+  readonly code: number
+  readonly stdout: string
+  readonly stderr: string
+}
+
+/** Runs the CLI to its end: its exit code and output, whether it succeeded or not. It logs its errors on stdout. */
+const run = (args: ReadonlyArray<string>): Promise<Run> =>
+  promisify(execFile)(process.execPath, [bin, ...args], { env: { ...process.env, DATABASE_URL: "" } }).then(
+    ({ stdout, stderr }) => ({ code: 0, stdout, stderr }),
+    (error: { readonly code?: number; readonly stdout?: string; readonly stderr?: string }) => ({
+      code: error.code ?? -1,
+      stdout: error.stdout ?? "",
+      stderr: error.stderr ?? ""
+    })
+  )
+
+/** The database flags of this engine, on a folder or schema of the test's own, and its removal. */
+const target = (schema: string) => {
+  const dataDir = mkdtempSync(join(tmpdir(), "annal-cli-"))
+  return {
+    flags:
+      TestDatabase.engine === "postgres"
+        ? ["--database-url", TestDatabase.postgresUrl, "--schema", schema]
+        : ["--data-dir", dataDir, "--schema", schema],
+    remove: async () => {
+      rmSync(dataDir, { recursive: true, force: true })
+      // A name the CLI refuses was never created, and is no identifier to drop.
+      if (TestDatabase.engine === "postgres" && /^[a-z_][a-z0-9_]*$/.test(schema)) {
+        await promisify(execFile)("psql", [TestDatabase.postgresUrl, "-c", `DROP SCHEMA IF EXISTS ${schema} CASCADE`])
+      }
+    }
+  }
+}
 
 describe(`annal migrate (${TestDatabase.engine})`, () => {
   it("applies the migrations once, then reports the table up to date", async () => {
-    const dataDir = mkdtempSync(join(tmpdir(), "annal-cli-"))
     const schema = TestDatabase.uniqueSchema()
-    const target =
-      TestDatabase.engine === "postgres"
-        ? ["--database-url", TestDatabase.postgresUrl, "--schema", schema]
-        : ["--data-dir", dataDir, "--schema", schema]
-    const first = await run(["migrate", ...target])
-    const second = await run(["migrate", ...target])
-    rmSync(dataDir, { recursive: true, force: true })
-    if (TestDatabase.engine === "postgres") {
-      await promisify(execFile)("psql", [TestDatabase.postgresUrl, "-c", `DROP SCHEMA ${schema} CASCADE`])
+    const database = target(schema)
+    try {
+      const first = await run(["migrate", ...database.flags])
+      const second = await run(["migrate", ...database.flags])
+      assert.deepStrictEqual([first.code, second.code], [0, 0], first.stderr + second.stderr)
+      assert.include(first.stdout, `Migrating ${schema}.events on`)
+      assert.include(first.stdout, "Applied 1_create_events")
+      assert.include(first.stdout, "Applied 2_append_only")
+      assert.include(second.stdout, "Nothing to apply")
+      assert.notInclude(second.stdout, "Applied")
+    } finally {
+      await database.remove()
     }
-    assert.include(first.stdout, "Applied 1_create_events")
-    assert.include(first.stdout, "Applied 2_append_only")
-    assert.include(second.stdout, "Nothing to apply")
+  }, 120_000)
+
+  it("exits with code 1 and a StorageError naming the connection failure when the database cannot be reached", async () => {
+    const result = await run(["migrate", "--database-url", "postgres://postgres@127.0.0.1:1/none"])
+    const output = result.stdout + result.stderr
+    assert.strictEqual(result.code, 1, output)
+    assert.include(result.stdout, "Migrating public.events on PostgreSQL")
+    assert.include(output, "@annal/core/StorageError: Migrations.run failed (ConnectionError)")
+    assert.include(output, "ECONNREFUSED 127.0.0.1:1")
+    assert.notInclude(result.stdout, "Applied")
   }, 60_000)
 
-  it("fails with a non-zero exit code when the database cannot be reached", async () => {
-    const error = await run(["migrate", "--database-url", "postgres://postgres@127.0.0.1:1/none"]).then(
-      () => undefined,
-      (e: unknown) => e
-    )
-    assert.isDefined(error)
+  it("exits with code 1 naming the schema when it is not a plain lowercase name", async () => {
+    const database = target("Bad-Name")
+    try {
+      const result = await run(["migrate", ...database.flags])
+      const output = result.stdout + result.stderr
+      assert.strictEqual(result.code, 1, output)
+      assert.include(output, 'Invalid events schema or table name: "Bad-Name"')
+      assert.notInclude(result.stdout, "Applied")
+    } finally {
+      await database.remove()
+    }
+  }, 120_000)
+
+  it("exits with code 1 naming a flag it does not know, before touching any database", async () => {
+    const result = await run(["migrate", "--bogus"])
+    const output = result.stdout + result.stderr
+    assert.strictEqual(result.code, 1, output)
+    assert.include(output, "Unrecognized flag: --bogus in command annal migrate")
+    assert.notInclude(result.stdout, "Migrating")
   }, 60_000)
 })

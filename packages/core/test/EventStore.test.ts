@@ -206,10 +206,15 @@ layer(FeedDatabase.layerWith(schema))(`EventStore (${TestDatabase.engine})`, (it
       })
     )
 
-    it.effect("an append that spans streams is atomic", () =>
+    it.effect("an append that spans streams is atomic: all of it is stored, or none of it", () =>
       Effect.gen(function* () {
+        const sql = yield* SqlClient.SqlClient
         const store = yield* EventStore
         const [a, b, user] = [uuid(), uuid(), uuid()]
+        const streamOf = (id: string) =>
+          Effect.map(store.getByAggregate(OrganizationEvents, "organization", id), (events) =>
+            events.map((e) => [e.eventId, e.streamVersion])
+          )
         const appended = yield* store.append([created(a, user), created(b, user), gst(a, user, "1")])
         assert.deepStrictEqual(
           appended.map((x) => [x.aggregateId, x.streamVersion]),
@@ -219,8 +224,62 @@ layer(FeedDatabase.layerWith(schema))(`EventStore (${TestDatabase.engine})`, (it
             [a, 2]
           ]
         )
+        // Every event of the batch is stored, where the append said.
+        const before = { a: yield* streamOf(a), b: yield* streamOf(b) }
+        assert.deepStrictEqual(before, {
+          a: [
+            [appended[0]!.eventId, 1],
+            [appended[2]!.eventId, 2]
+          ],
+          b: [[appended[1]!.eventId, 1]]
+        })
+
         const refused = yield* Effect.flip(store.append([gst(a, user, "2"), gst(b, user, "2")], { expectedVersion: 2 }))
-        assert.strictEqual(refused._tag, "InvalidEvent")
+        assert.deepStrictEqual(
+          [refused._tag, "field" in refused ? refused.field : undefined],
+          ["InvalidEvent", "expectedVersion"]
+        )
+
+        // Each failing batch is written by a user of its own, so that "none of it" is a count of that user's events.
+        const [late, failing, conflicting] = [uuid(), uuid(), uuid()]
+        const c = uuid()
+        // An invalid event at the end of the batch refuses the events before it.
+        const invalid = yield* Effect.flip(
+          store.append([gst(a, late, "late-1"), created(c, late), { ...gst(b, late, "late-2"), aggregateId: "x" }])
+        )
+        assert.deepStrictEqual(
+          [invalid._tag, "field" in invalid ? invalid.field : undefined],
+          ["InvalidEvent", "aggregateId"]
+        )
+
+        // The database refuses the last event of a batch, after the others were sent with it: a trigger of this
+        // test's, on this file's own table, that fails the insert of one marked event.
+        const marker = uuid()
+        const events = `${schema}.events`
+        yield* sql.unsafe(`CREATE FUNCTION ${schema}.refuse_marked() RETURNS trigger LANGUAGE plpgsql AS $$
+          BEGIN RAISE EXCEPTION 'refused by the test: %', NEW.data->>'gstin'; END $$`)
+        yield* sql.unsafe(`CREATE TRIGGER refuse_marked BEFORE INSERT ON ${events} FOR EACH ROW
+          WHEN (NEW.data->>'gstin' = '${marker}') EXECUTE FUNCTION ${schema}.refuse_marked()`)
+        const storage = yield* Effect.flip(
+          store.append([gst(a, failing, "f-1"), created(c, failing), gst(b, failing, "f-2"), gst(a, failing, marker)])
+        ).pipe(Effect.ensuring(sql.unsafe(`DROP TRIGGER refuse_marked ON ${events}`).pipe(Effect.orDie)))
+        assert.strictEqual(storage._tag, "StorageError")
+        assert.include(storage.message, `refused by the test: ${marker}`)
+
+        // A stale expected version on a batch of one stream.
+        const conflict = yield* Effect.flip(
+          store.append([gst(a, conflicting, "c-1"), gst(a, conflicting, "c-2")], { expectedVersion: 1 })
+        )
+        assert.strictEqual(conflict._tag, "ConcurrencyConflict")
+
+        // None of the failed batches left an event, and the streams' heads are where they were.
+        for (const writer of [late, failing, conflicting]) assert.strictEqual(yield* store.count({ userId: writer }), 0)
+        assert.deepStrictEqual({ a: yield* streamOf(a), b: yield* streamOf(b) }, before)
+        assert.deepStrictEqual(yield* streamOf(c), [])
+        const next = yield* store.append([gst(a, user, "3")], { expectedVersion: 2 })
+        assert.strictEqual(next[0]!.streamVersion, 3)
+        const fresh = yield* store.append([created(c, user)], { expectedVersion: "no_stream" })
+        assert.strictEqual(fresh[0]!.streamVersion, 1)
       })
     )
   })

@@ -56,11 +56,11 @@ describe(`annal verify and annal digest (${TestDatabase.engine})`, () => {
     const [org, user] = [uuid(), uuid()]
     const key = await Effect.runPromise(Digest.generateSigningKey)
     try {
-      await withDatabase(
+      const appended = await withDatabase(
         Effect.gen(function* () {
           yield* Migrations.run.pipe(Effect.provide(tables))
           const store = yield* EventStore.make.pipe(Effect.provide(tables))
-          yield* store.append([
+          return yield* store.append([
             OrganizationCreated.make({
               aggregateId: org,
               userId: user,
@@ -74,10 +74,14 @@ describe(`annal verify and annal digest (${TestDatabase.engine})`, () => {
 
       const signed = await run(["digest", ...target], { ANNAL_DIGEST_SIGNING_KEY: Redacted.value(key.privateKeyPem) })
       assert.strictEqual(signed.code, 0, signed.stderr)
-      // It covers the three events once no transaction older than theirs runs on the server: not asserted, as other
-      // test files share the server.
+      // The schema is this test's own and its append has committed: the digest's checkpoint is at that append's last
+      // event, and covers its three events in their one stream (the fence waits only for commits in flight on this
+      // table, which none are).
       const document = await Effect.runPromise(Digest.decode(signed.stdout))
-      assert.isAtMost(document.events, 3)
+      assert.deepStrictEqual(
+        [document.table, document.streams, document.events, document.checkpoint.globalPosition],
+        [`${schema}.events`, 1, 3, appended.at(-1)!.globalPosition.toString()]
+      )
       const digestFile = join(dataDir, "digest.json")
       writeFileSync(digestFile, signed.stdout)
 

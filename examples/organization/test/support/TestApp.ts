@@ -6,6 +6,7 @@
  */
 import { PgliteClient } from "@annal/core"
 import { PgClient } from "@effect/sql-pg"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as FetchHttpClient from "effect/http/FetchHttpClient"
 import * as Headers from "effect/http/Headers"
@@ -59,9 +60,16 @@ export const sqlLayer: Layer.Layer<SqlClient.SqlClient, unknown> =
       )
     : PgliteClient.layer({})
 
+/**
+ * The request timeout of the test app: production's 5 seconds is sized for an answer to a client, not for a request
+ * on a machine loaded by other test suites, where a legitimate one can take longer. A test of the timeout itself
+ * sets its own (`Process.test.ts` runs `main.ts` with a small `ANNAL_STATEMENT_TIMEOUT`).
+ */
+export const requestTimeout = Duration.seconds(60)
+
 /** The app on a free port over a fresh database, with the demo users' tokens, and an HTTP client. */
 export const layer = Layer.unwrap(
-  Effect.map(DemoUsers.tokenEntries, (tokens) => App.layer({ port: 0, host: "127.0.0.1", tokens }))
+  Effect.map(DemoUsers.tokenEntries, (tokens) => App.layer({ port: 0, host: "127.0.0.1", tokens, requestTimeout }))
 ).pipe(Layer.provideMerge(sqlLayer), Layer.provideMerge(FetchHttpClient.layer), Layer.orDie)
 
 /**
