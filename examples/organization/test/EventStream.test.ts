@@ -41,7 +41,9 @@ const limits = {
 } as const
 
 const appLayer = Layer.unwrap(
-  Effect.map(DemoUsers.tokenEntries, (tokens) => App.layer({ port: 0, host: "127.0.0.1", tokens, eventStream: limits }))
+  Effect.map(DemoUsers.tokenEntries, (tokens) =>
+    App.layer({ port: 0, host: "127.0.0.1", tokens, eventStream: limits, requestTimeout: TestApp.requestTimeout })
+  )
 ).pipe(Layer.provideMerge(TestApp.sqlLayer), Layer.provideMerge(FetchHttpClient.layer), Layer.orDie)
 
 // ---------------------------------------------------------------------------------------------------------------
