@@ -30,7 +30,8 @@ export const projects: ReadonlyArray<TestProjectInlineConfiguration> = [
       include: ["test/reliability/**/*.test.ts"],
       env: { ANNAL_ENGINE: "postgres" },
       maxWorkers: 1,
-      // Its own phase, after the engine suites: it loads the machine on purpose, and must not load theirs.
+      // A phase of its own, apart from the engine suites (vitest runs this group first): it loads the machine on
+      // purpose, and must not load theirs.
       sequence: { groupOrder: 1 },
       testTimeout: 300_000,
       hookTimeout: 120_000
