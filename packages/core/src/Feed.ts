@@ -198,7 +198,10 @@ export const make = Effect.gen(function* () {
     const fenceAt = until ?? (known > after.commitSequence ? known : yield* fence(false))
     const page = yield* statements.page(filter, after, fenceAt, limit)
     const events = yield* EventRegistry.decodeAll(registry, page.events)
-    const entries = events.map((event, index): Entry<E> => ({ event, checkpoint: page.checkpoints[index]! }))
+    const entries: Array<Entry<E>> = []
+    for (let index = 0; index < events.length; index++) {
+      entries.push({ event: events[index]!, checkpoint: page.checkpoints[index]! })
+    }
     const last = page.checkpoints.at(-1) ?? after
     const full = page.events.length === limit
     // A filtered reader that read everything below the fence has passed the events that did not match too: resume
@@ -256,7 +259,8 @@ export const make = Effect.gen(function* () {
         }
         const step = Effect.fnUntraced(function* (state: State) {
           if (state.wait !== undefined) yield* Effect.raceFirst(state.wait, Effect.sleep(pollInterval))
-          const wake = yield* wakeups.next
+          // Only a live reader waits once caught up; one that ends there has no use for a wake-up.
+          const wake = live ? yield* wakeups.next : undefined
           const { batch, full } = yield* readPage(registry, filter, state.after, limit, until)
           const moved = Checkpoint.compare(batch.checkpoint, state.after) > 0
           const emitted: ReadonlyArray<Batch<E>> = moved ? [batch] : []

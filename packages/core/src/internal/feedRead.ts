@@ -114,10 +114,19 @@ LIMIT ${limit}`.withoutTransform.pipe(
       Effect.flatMap((rows) =>
         Effect.flatMap(decodeRows(rows, "Feed.read"), (events) => {
           const checkpoints: Array<Checkpoint.Checkpoint> = []
-          for (const [index, event] of events.entries()) {
-            const commitSequence = commitSequenceOf(rows[index])
-            if (commitSequence === undefined) return Effect.fail(unexpectedRow("a feed row without its commit"))
-            checkpoints.push(Checkpoint.make(commitSequence, event.globalPosition))
+          // The rows of one commit are consecutive and share its text: each distinct one is checked and parsed once.
+          let text: string | undefined
+          let commitSequence = 0n
+          for (let index = 0; index < events.length; index++) {
+            const row = rows[index]
+            const rowText = textOf(row)
+            if (rowText === undefined || rowText !== text) {
+              const parsed = commitSequenceOf(row)
+              if (parsed === undefined) return Effect.fail(unexpectedRow("a feed row without its commit"))
+              text = rowText
+              commitSequence = parsed
+            }
+            checkpoints.push(Checkpoint.make(commitSequence, events[index]!.globalPosition))
           }
           return Effect.succeed({ events, checkpoints })
         })
@@ -255,6 +264,15 @@ const commitSequenceOf = (row: unknown): bigint | undefined =>
   /^[0-9]{1,19}$/.test(row.commit_sequence)
     ? BigInt(row.commit_sequence)
     : undefined
+
+/** A page row's `commit_sequence` when it is a string, unchecked. */
+const textOf = (row: unknown): string | undefined => {
+  const text =
+    typeof row === "object" && row !== null
+      ? (row as { readonly commit_sequence?: unknown }).commit_sequence
+      : undefined
+  return typeof text === "string" ? text : undefined
+}
 
 const unexpectedRow = (detail: string) =>
   new StorageError({ operation: "Feed.read", reason: "UnexpectedRow", detail, retryable: false })
