@@ -94,6 +94,60 @@ layer(FeedDatabase.layerWith(schema), { excludeTestServices: true })(`Feed (${Te
     })
   )
 
+  it.effect(
+    "a page from any checkpoint, of any size, filtered or not, is the next committed events, across commits",
+    () =>
+      Effect.gen(function* () {
+        const feed = yield* Feed.Feed
+        const store = yield* EventStore
+        const start = yield* feed.head
+        const [org1, org2] = [uuid(), uuid()]
+        // Commits of 3, 1, 4 and 2 events: pages start inside a commit, at its end, and run on into the next ones.
+        const appended = [
+          ...(yield* store.append([
+            FeedDatabase.created(org1),
+            FeedDatabase.gst(org1, "1"),
+            FeedDatabase.gst(org1, "2")
+          ])),
+          ...(yield* store.append([FeedDatabase.created(org2)])),
+          ...(yield* store.append([
+            FeedDatabase.gst(org2, "3"),
+            FeedDatabase.gst(org1, "4"),
+            FeedDatabase.gst(org2, "5"),
+            FeedDatabase.gst(org1, "6")
+          ])),
+          ...(yield* store.append([FeedDatabase.gst(org2, "7"), FeedDatabase.gst(org2, "8")]))
+        ]
+        // The created events are the first and the fourth; the rest add GST numbers.
+        const created = new Set([appended[0]!.eventId, appended[3]!.eventId])
+        const committed = (yield* FeedDatabase.committed(schema)).filter(
+          (row) => Checkpoint.compare(row.checkpoint, start) > 0
+        )
+        assert.deepStrictEqual(ids(committed), ids(appended))
+        const filters: ReadonlyArray<readonly [Feed.Filter, (eventId: string) => boolean]> = [
+          [{}, () => true],
+          [{ eventTypes: ["organization.gst.added"] }, (id) => !created.has(id)],
+          [{ aggregateId: org1 }, (id) => appended.find((event) => event.eventId === id)!.aggregateId === org1]
+        ]
+        for (const [filter, matches] of filters) {
+          for (let from = 0; from <= committed.length; from++) {
+            const after = from === 0 ? start : committed[from - 1]!.checkpoint
+            const expected = committed.slice(from).filter((row) => matches(row.eventId))
+            for (const limit of [1, 2, 3, 5, 20]) {
+              const page = yield* feed.read(EventRegistry.raw, { ...filter, after, limit })
+              const label = `from event ${from}, limit ${limit}, filter ${JSON.stringify(filter)}`
+              assert.deepStrictEqual(ids(page.events), ids(expected.slice(0, limit)), label)
+              assert.deepStrictEqual(
+                page.entries.map((entry) => entry.checkpoint),
+                expected.slice(0, limit).map((row) => row.checkpoint),
+                label
+              )
+            }
+          }
+        }
+      })
+  )
+
   it.effect("filters by type, aggregate, user and correlation id, and passes what does not match", () =>
     Effect.gen(function* () {
       const feed = yield* Feed.Feed

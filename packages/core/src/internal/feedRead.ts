@@ -83,12 +83,13 @@ export const makeFeedRead = (sql: SqlClient.SqlClient, config: EventTableConfig)
     )
 
   /**
-   * At most `limit` matching events after `from` and at or below `fence`, in feed order.
+   * At most `limit` matching events after `from` and at or below `fence`, in feed order: first the rest of `from`'s
+   * own commit, then, if the page is not full yet, the commits after it.
    *
-   * Each commit's events come from a `LATERAL` range of the `(transaction_id, global_position)` index that starts
-   * after `from` and stops at `limit`. A plain join cannot push the row comparison into that index, and its sort
-   * reads the whole rest of each commit it enters: a page deep in a bulk import of 100,000 events in one transaction
-   * read the rest of that transaction (16 ms against 0.6 ms a page here, and a catch-up quadratic in its size).
+   * The rest of one commit is a single range of the `(transaction_id, global_position)` index, already in feed order.
+   * The commits after it need a join, and the join's rows must be sorted again by (commit, position): about 0.5 ms a
+   * page of 1,000 here, a quarter of the page. Reading the current commit on its own spares that sort for every page
+   * inside a large commit (a bulk import), and costs one short statement when a page starts at a commit's end.
    */
   const page = (
     filter: FeedFilter,
@@ -96,19 +97,59 @@ export const makeFeedRead = (sql: SqlClient.SqlClient, config: EventTableConfig)
     fenceAt: bigint,
     limit: number
   ): Effect.Effect<Page, SqlError | StorageError> =>
+    Effect.gen(function* () {
+      const inCommit =
+        from.commitSequence > 0n && from.commitSequence <= fenceAt && from.globalPosition < Checkpoint.endOfCommit
+      const rest = inCommit ? yield* restOfCommit(filter, from, limit) : emptyPage
+      if (rest.events.length >= limit) return rest
+      const later = yield* laterCommits(filter, from.commitSequence, fenceAt, limit - rest.events.length)
+      if (rest.events.length === 0) return later
+      return {
+        events: [...rest.events, ...later.events],
+        checkpoints: [...rest.checkpoints, ...later.checkpoints]
+      }
+    })
+
+  /** The matching events of `from`'s commit after it, by position. */
+  const restOfCommit = (
+    filter: FeedFilter,
+    from: Checkpoint.Checkpoint,
+    limit: number
+  ): Effect.Effect<Page, SqlError | StorageError> =>
+    sql`SELECT ${eventColumns(sql)} FROM ${table} e
+WHERE ${sql.and([
+      sql`e.transaction_id = (SELECT c.transaction_id FROM ${commits} c
+        WHERE c.commit_sequence = ${from.commitSequence.toString()}::bigint)`,
+      sql`e.global_position > ${from.globalPosition.toString()}::bigint`,
+      ...clauses(sql, filter)
+    ])}
+ORDER BY e.global_position LIMIT ${limit}`.withoutTransform.pipe(
+      Effect.flatMap((rows) => decodeRows(rows, "Feed.read")),
+      Effect.map((events) => ({
+        events,
+        checkpoints: events.map((event) => Checkpoint.make(from.commitSequence, event.globalPosition))
+      }))
+    )
+
+  /**
+   * The matching events of the commits after `afterCommit` and at or below `fence`, in feed order. Each commit's
+   * events come from a `LATERAL` range of the `(transaction_id, global_position)` index that stops at `limit`: a plain
+   * join cannot stop there, and its sort read the whole of each commit it entered (a catch-up quadratic in the size
+   * of a bulk import).
+   */
+  const laterCommits = (
+    filter: FeedFilter,
+    afterCommit: bigint,
+    fenceAt: bigint,
+    limit: number
+  ): Effect.Effect<Page, SqlError | StorageError> =>
     sql`SELECT c.commit_sequence::text AS commit_sequence, ${eventColumns(sql)}
 FROM ${commits} c CROSS JOIN LATERAL (
   SELECT * FROM ${table} e
-  WHERE ${sql.and([
-    sql`e.transaction_id = c.transaction_id`,
-    // Positions start at 1: 0 takes every event of the commits after `from`'s.
-    sql`e.global_position > CASE WHEN c.commit_sequence = ${from.commitSequence.toString()}::bigint
-      THEN ${from.globalPosition.toString()}::bigint ELSE 0 END`,
-    ...clauses(sql, filter)
-  ])}
+  WHERE ${sql.and([sql`e.transaction_id = c.transaction_id`, ...clauses(sql, filter)])}
   ORDER BY e.global_position LIMIT ${limit}
 ) e
-WHERE ${sql.and([sql`c.commit_sequence >= ${from.commitSequence.toString()}::bigint`, below(fenceAt)])}
+WHERE ${sql.and([sql`c.commit_sequence > ${afterCommit.toString()}::bigint`, below(fenceAt)])}
 ORDER BY c.commit_sequence, e.global_position
 LIMIT ${limit}`.withoutTransform.pipe(
       Effect.flatMap((rows) =>
@@ -273,6 +314,8 @@ const textOf = (row: unknown): string | undefined => {
       : undefined
   return typeof text === "string" ? text : undefined
 }
+
+const emptyPage: Page = { events: [], checkpoints: [] }
 
 const unexpectedRow = (detail: string) =>
   new StorageError({ operation: "Feed.read", reason: "UnexpectedRow", detail, retryable: false })
