@@ -2,7 +2,19 @@
  * The test projects, one per engine. vitest 5 no longer reads workspace files, so
  * `vitest.config.ts` imports this list as `test.projects`.
  */
+import { defaultServerConditions } from "vite"
 import type { TestProjectInlineConfiguration } from "vitest/config"
+
+/**
+ * The workspace's packages are tested from their sources: the `@annal/source` condition of their `exports` points at
+ * `src/*.ts`, where a user's install gets the built `dist`. Child processes that tests start get it through
+ * `NODE_OPTIONS`.
+ */
+const sources = {
+  resolve: { conditions: ["@annal/source", ...defaultServerConditions] },
+  ssr: { resolve: { conditions: ["@annal/source", ...defaultServerConditions], externalConditions: ["@annal/source"] } }
+}
+const nodeOptions = { NODE_OPTIONS: "--conditions=@annal/source" }
 
 const shared = {
   include: ["packages/*/test/**/*.test.ts", "examples/*/test/**/*.test.ts", "test/**/*.test.ts"],
@@ -19,16 +31,24 @@ const shared = {
  */
 export const projects: ReadonlyArray<TestProjectInlineConfiguration> = [
   {
-    test: { ...shared, name: "pglite", env: { ANNAL_ENGINE: "pglite" }, sequence: { groupOrder: 0 } }
+    ...sources,
+    test: { ...shared, name: "pglite", env: { ANNAL_ENGINE: "pglite", ...nodeOptions }, sequence: { groupOrder: 0 } }
   },
   {
-    test: { ...shared, name: "postgres", env: { ANNAL_ENGINE: "postgres" }, sequence: { groupOrder: 0 } }
+    ...sources,
+    test: {
+      ...shared,
+      name: "postgres",
+      env: { ANNAL_ENGINE: "postgres", ...nodeOptions },
+      sequence: { groupOrder: 0 }
+    }
   },
   {
+    ...sources,
     test: {
       name: "reliability",
       include: ["test/reliability/**/*.test.ts"],
-      env: { ANNAL_ENGINE: "postgres" },
+      env: { ANNAL_ENGINE: "postgres", ...nodeOptions },
       maxWorkers: 1,
       // A phase of its own, apart from the engine suites (vitest runs this group first): it loads the machine on
       // purpose, and must not load theirs.

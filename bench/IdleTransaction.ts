@@ -13,7 +13,7 @@
  * same script measures the code before and after: `node bench/IdleTransaction.ts` in each checkout.
  */
 import { NodeRuntime } from "@effect/platform-node"
-import { PgClient } from "@effect/sql-pg"
+import { PgFeedSignal } from "@annal/sql-pg"
 import * as Console from "effect/Console"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
@@ -107,7 +107,7 @@ const Live = Layer.mergeAll(Feed.layer, EventStore.layer).pipe(
       })
     )
   ),
-  Layer.provideMerge(PgClient.layer({ url: Redacted.make(url), maxConnections: 4 }))
+  Layer.provideMerge(PgFeedSignal.layerClient({ url: Redacted.make(url), maxConnections: 4 }))
 )
 
 program.pipe(Effect.scoped, Effect.provide(Live), NodeRuntime.runMain)

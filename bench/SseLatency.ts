@@ -22,6 +22,7 @@
  */
 import { NodeRuntime } from "@effect/platform-node"
 import { PgClient } from "@effect/sql-pg"
+import { PgFeedSignal } from "@annal/sql-pg"
 import * as Console from "effect/Console"
 import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
@@ -105,7 +106,7 @@ const admin = (url: string, statement: (sql: SqlClient.SqlClient) => Effect.Effe
   Effect.gen(function* () {
     const sql = yield* SqlClient.SqlClient
     yield* statement(sql)
-  }).pipe(Effect.provide(PgClient.layer({ url: Redacted.make(url), maxConnections: 1 })))
+  }).pipe(Effect.provide(PgFeedSignal.layerClient({ url: Redacted.make(url), maxConnections: 1 })))
 
 /** A database of its own for the scope, dropped with any connection left when the scope closes, even on failure. */
 const benchDatabase = (url: string): Effect.Effect<string, unknown, Scope.Scope> =>
@@ -379,7 +380,7 @@ export const sseLatency = (options: Options): Effect.Effect<SseLatencyResult, un
       const seconds = options.quick ? 10 : 30
       const rounds = options.quick ? 2 : 3
       const url = databaseUrl(options.url, yield* benchDatabase(options.url))
-      const pgLayer = (maxConnections: number) => PgClient.layer({ url: Redacted.make(url), maxConnections })
+      const pgLayer = (maxConnections: number) => PgFeedSignal.layerClient({ url: Redacted.make(url), maxConnections })
 
       const tokens = yield* DemoUsers.tokenEntries
       const app = yield* Layer.build(

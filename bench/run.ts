@@ -6,7 +6,7 @@
  * printed and written to `bench/RESULTS.md`; `--no-write` only prints them.
  */
 import { NodeRuntime } from "@effect/platform-node"
-import { PgClient } from "@effect/sql-pg"
+import { PgFeedSignal } from "@annal/sql-pg"
 import * as Arr from "effect/Array"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
@@ -600,7 +600,7 @@ const program = Effect.gen(function* () {
   if (!args.includes("--no-write")) writeFileSync(new URL("./RESULTS.md", import.meta.url), text)
 })
 
-const Sql = PgClient.layer({ url: Redacted.make(url), maxConnections: 20 })
+const Sql = PgFeedSignal.layerClient({ url: Redacted.make(url), maxConnections: 20 })
 
 const Annal = Layer.mergeAll(
   Migrations.layer,

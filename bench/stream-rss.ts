@@ -5,7 +5,7 @@
  * `--expose-gc`, so that both are measured after a full collection). Run by `bench/run.ts` with `ANNAL_BENCH_SCHEMA` naming the table's schema.
  */
 import { NodeRuntime } from "@effect/platform-node"
-import { PgClient } from "@effect/sql-pg"
+import { PgFeedSignal } from "@annal/sql-pg"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Redacted from "effect/Redacted"
@@ -50,7 +50,7 @@ program.pipe(
   Effect.provide(
     EventStore.layer.pipe(
       Layer.provide(EventTable.layer({ schema: process.env["ANNAL_BENCH_SCHEMA"] ?? "public" })),
-      Layer.provide(PgClient.layer({ url: Redacted.make(url) }))
+      Layer.provide(PgFeedSignal.layerClient({ url: Redacted.make(url) }))
     )
   ),
   NodeRuntime.runMain

@@ -18,7 +18,7 @@ import * as EventTable from "../packages/core/src/EventTable.ts"
 import * as Integrity from "../packages/core/src/Integrity.ts"
 import { makeReadPage, positionOf, type Position } from "../packages/core/src/internal/integrityRead.ts"
 import * as Migrations from "../packages/core/src/Migrations.ts"
-import * as PgliteClient from "../packages/core/src/PgliteClient.ts"
+import { PgliteClient } from "@annal/sql-pglite"
 import { median } from "./Harness.ts"
 
 const args = process.argv.slice(2)

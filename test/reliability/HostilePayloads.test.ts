@@ -24,7 +24,7 @@ import * as AnnalError from "../../packages/core/src/AnnalError.ts"
 import * as EventDefinition from "../../packages/core/src/EventDefinition.ts"
 import * as EventRegistry from "../../packages/core/src/EventRegistry.ts"
 import * as EventStore from "../../packages/core/src/EventStore.ts"
-import * as PgliteClient from "../../packages/core/src/PgliteClient.ts"
+import { PgliteClient } from "@annal/sql-pglite"
 import { answer, expectCaught, expectNone, Failures } from "./support/Battery.ts"
 import {
   corpus,

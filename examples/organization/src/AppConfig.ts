@@ -8,7 +8,7 @@
  *
  * @since 0.1.0
  */
-import { Database } from "@annal/core"
+import { Database } from "@annal/cli"
 import { ApiTokens } from "@annal/http"
 import * as Config from "effect/Config"
 import * as Duration from "effect/Duration"

@@ -6,7 +6,7 @@
  *
  * @since 0.1.0
  */
-import type { Database } from "@annal/core"
+import type { Database } from "@annal/cli"
 import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"

@@ -6,7 +6,7 @@
  *
  * @since 0.1.0
  */
-import { Database } from "@annal/core"
+import { Database } from "@annal/cli"
 import { NodeRuntime } from "@effect/platform-node"
 import * as Config from "effect/Config"
 import * as Console from "effect/Console"

@@ -3,7 +3,7 @@
  * PostgreSQL through `DATABASE_URL`), prints where it listens, and on SIGTERM stops taking connections, lets the
  * request in flight finish and commit, closes the database and exits cleanly.
  */
-import { PgliteClient } from "@annal/core"
+import { PgliteClient } from "@annal/sql-pglite"
 import { PgClient } from "@effect/sql-pg"
 import { assert, it } from "@effect/vitest"
 import * as Data from "effect/Data"

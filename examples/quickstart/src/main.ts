@@ -1,5 +1,6 @@
 import { AuditService, EventContext, EventDefinition, EventEmitter, EventRegistry, Migrations } from "@annal/core"
-import { PgliteClient, Projection } from "@annal/core"
+import { Projection } from "@annal/core"
+import { PgliteClient } from "@annal/sql-pglite"
 import { NodeRuntime } from "@effect/platform-node"
 import { Console, Effect, Layer, Schema } from "effect"
 import { SqlClient } from "effect/sql"

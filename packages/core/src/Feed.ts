@@ -28,6 +28,7 @@ import { EventTable } from "./EventTable.ts"
 import { channelOf } from "./internal/feedMigration.ts"
 import { type FeedFilter, isFiltered, makeFeedRead } from "./internal/feedRead.ts"
 import * as Wakeups from "./internal/feedWakeups.ts"
+import { FeedSignal } from "./FeedSignal.ts"
 import { validateIdentifier } from "./Migrations.ts"
 
 /**
@@ -150,14 +151,14 @@ export class Feed extends Context.Service<
   }
 >()("@annal/core/Feed") {}
 
-/** Builds the feed over the `SqlClient` and `EventTable` in context, with its listener for commit notifications. */
+/** Builds the feed over the `SqlClient` and `EventTable` in context, woken by the `FeedSignal` in context. */
 export const make = Effect.gen(function* () {
   const sql = yield* SqlClient.SqlClient
   const config = yield* EventTable
   yield* validateIdentifier(config.schema)
   yield* validateIdentifier(config.table)
   const statements = makeFeedRead(sql, config)
-  const wakeups = yield* Wakeups.make(channelOf(config))
+  const wakeups = yield* Wakeups.make(channelOf(config), yield* FeedSignal)
 
   // The fence, shared by every reader of this feed: it only ever moves up, and any value it took stays true. Readers
   // that ask while it is being moved wait for the next move instead of each running the fence function, so a hundred
@@ -327,7 +328,7 @@ export const make = Effect.gen(function* () {
  * The feed, built when the layer is. Its listener lives as long as the layer and, on PostgreSQL, holds one pooled
  * connection for its `LISTEN`; every reader of the layer shares it.
  */
-export const layer: Layer.Layer<Feed, never, SqlClient.SqlClient> = Layer.effect(Feed, make)
+export const layer: Layer.Layer<Feed, never, SqlClient.SqlClient | FeedSignal> = Layer.effect(Feed, make)
 
 /** Checks a read's options: its page size and filter. */
 export const validate = (

@@ -6,7 +6,7 @@
  * normalizing of Effect's `HttpClientRequest` (which re-encodes the query, turning `%zz` into a valid `%25zz`), and
  * reports what came back and how long it took.
  */
-import { PgClient } from "@effect/sql-pg"
+import { PgFeedSignal } from "@annal/sql-pg"
 import { NodeHttpServer } from "@effect/platform-node"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -18,7 +18,8 @@ import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
 import type * as SqlClient from "effect/sql/SqlClient"
-import * as Database from "../../../packages/core/src/Database.ts"
+import { Database } from "@annal/cli"
+import type { FeedSignal } from "@annal/core"
 import * as EventEmitter from "../../../packages/core/src/EventEmitter.ts"
 import * as EventStore from "../../../packages/core/src/EventStore.ts"
 import * as Integrity from "../../../packages/core/src/Integrity.ts"
@@ -99,10 +100,10 @@ export const productionBounds: Bounds = {
 }
 
 /** A `SqlClient` over a fresh database on the shared PostgreSQL, dropped when the scope closes. */
-export const sqlLayer = (bounds: Bounds): Layer.Layer<SqlClient.SqlClient, unknown> =>
+export const sqlLayer = (bounds: Bounds): Layer.Layer<SqlClient.SqlClient | FeedSignal.FeedSignal, unknown> =>
   Layer.unwrap(
     Effect.map(TestApp.postgresDatabase, (name) =>
-      PgClient.layer({
+      PgFeedSignal.layerClient({
         url: Redacted.make(TestApp.databaseUrl(name)),
         maxConnections: 10,
         ...Database.postgresOptions({ statementTimeout: bounds.statementTimeout })

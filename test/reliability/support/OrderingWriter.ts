@@ -13,7 +13,7 @@
  *   node OrderingWriter.ts
  */
 import { NodeRuntime } from "@effect/platform-node"
-import { PgClient } from "@effect/sql-pg"
+import { PgFeedSignal } from "@annal/sql-pg"
 import * as Config from "effect/Config"
 import * as Console from "effect/Console"
 import * as Effect from "effect/Effect"
@@ -98,7 +98,9 @@ const Live = Layer.unwrap(
   Effect.map(settings, ({ url, schema }) =>
     EventStore.layer.pipe(
       Layer.provide(EventTable.layer({ schema })),
-      Layer.provideMerge(PgClient.layer({ url, maxConnections: 2, applicationName: `annal-ordering-${schema}` }))
+      Layer.provideMerge(
+        PgFeedSignal.layerClient({ url, maxConnections: 2, applicationName: `annal-ordering-${schema}` })
+      )
     )
   )
 )

@@ -4,6 +4,7 @@
  * the shared server does not fill up with the battery's data.
  */
 import { PgClient } from "@effect/sql-pg"
+import { PgFeedSignal } from "@annal/sql-pg"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Redacted from "effect/Redacted"
@@ -22,7 +23,7 @@ export const uniqueSchema = (): string => `annal_rel_${crypto.randomUUID().repla
 
 /** A pooled client of the shared PostgreSQL. */
 export const postgres = (options: Omit<PgClient.PgPoolConfig, "url"> = {}) =>
-  PgClient.layer({ url: Redacted.make(postgresUrl), ...options })
+  PgFeedSignal.layerClient({ url: Redacted.make(postgresUrl), ...options })
 
 const dropSchemaAfter = (schema: string) =>
   Layer.effectDiscard(
@@ -33,7 +34,7 @@ const dropSchemaAfter = (schema: string) =>
   )
 
 /** The store and the emitter over a fresh, migrated events table in `schema`, with the client they use. */
-export const layer = <E, R>(schema: string, client: Layer.Layer<SqlClient.SqlClient, E, R>) =>
+export const layer = <A, E, R>(schema: string, client: Layer.Layer<A | SqlClient.SqlClient, E, R>) =>
   Layer.mergeAll(Migrations.layer, EventStore.layer, EventEmitter.layer).pipe(
     Layer.provideMerge(dropSchemaAfter(schema)),
     Layer.provide(EventTable.layer({ schema })),

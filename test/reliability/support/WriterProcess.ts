@@ -11,7 +11,7 @@
  * - `early-ack`, broken: acknowledged as soon as its business row is written, before the events and the commit.
  */
 import { NodeRuntime } from "@effect/platform-node"
-import { PgClient } from "@effect/sql-pg"
+import { PgFeedSignal } from "@annal/sql-pg"
 import * as Config from "effect/Config"
 import * as Console from "effect/Console"
 import * as Effect from "effect/Effect"
@@ -81,7 +81,7 @@ const layer = Layer.unwrap(
   Effect.map(settings, ({ url, schema, applicationName }) =>
     EventEmitter.layer.pipe(
       Layer.provide(EventTable.layer({ schema })),
-      Layer.provideMerge(PgClient.layer({ url, applicationName, maxConnections: 1 }))
+      Layer.provideMerge(PgFeedSignal.layerClient({ url, applicationName, maxConnections: 1 }))
     )
   )
 )

@@ -4,8 +4,9 @@
  * end, with the app's migrations run on it as `npm start` runs them, and the server listening on a free port. The
  * helpers send requests as a client would and return the status, headers and parsed JSON body.
  */
-import { PgliteClient } from "@annal/core"
-import { PgClient } from "@effect/sql-pg"
+import type { FeedSignal } from "@annal/core"
+import { PgliteClient } from "@annal/sql-pglite"
+import { PgFeedSignal } from "@annal/sql-pg"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as FetchHttpClient from "effect/http/FetchHttpClient"
@@ -37,7 +38,7 @@ const admin = (statement: (sql: SqlClient.SqlClient) => Effect.Effect<unknown, u
   Effect.gen(function* () {
     const sql = yield* SqlClient.SqlClient
     yield* statement(sql)
-  }).pipe(Effect.provide(PgClient.layer({ url: Redacted.make(adminUrl), maxConnections: 1 })), Effect.orDie)
+  }).pipe(Effect.provide(PgFeedSignal.layerClient({ url: Redacted.make(adminUrl), maxConnections: 1 })), Effect.orDie)
 
 /** A PostgreSQL database of its own for the scope, dropped (with any connection left) when the scope closes. */
 export const postgresDatabase = Effect.acquireRelease(
@@ -51,11 +52,11 @@ export const postgresDatabase = Effect.acquireRelease(
 )
 
 /** A `SqlClient` over a fresh, empty database on the engine under test. */
-export const sqlLayer: Layer.Layer<SqlClient.SqlClient, unknown> =
+export const sqlLayer: Layer.Layer<SqlClient.SqlClient | FeedSignal.FeedSignal, unknown> =
   engine === "postgres"
     ? Layer.unwrap(
         Effect.map(postgresDatabase, (name) =>
-          PgClient.layer({ url: Redacted.make(databaseUrl(name)), maxConnections: 10 })
+          PgFeedSignal.layerClient({ url: Redacted.make(databaseUrl(name)), maxConnections: 10 })
         )
       )
     : PgliteClient.layer({})

@@ -1,9 +1,9 @@
 /**
- * Wake-ups for feed readers, the same on both engines: one `LISTEN` per feed, fanned out to every waiting reader.
+ * Wake-ups for feed readers: one subscription per feed, through the `FeedSignal` in context, fanned out to every
+ * waiting reader.
  * A notification is only a hint that something committed; readers also poll, so a notification lost while the
  * listening connection was down loses no event, it only delays one.
  */
-import { PgClient } from "@effect/sql-pg"
 import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
@@ -11,7 +11,7 @@ import * as Queue from "effect/Queue"
 import * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
 import type { SqlError } from "effect/sql/SqlError"
-import * as PgliteClient from "../PgliteClient.ts"
+import type * as FeedSignal from "../FeedSignal.ts"
 
 /** Wake-ups of one channel. */
 export interface Wakeups {
@@ -25,10 +25,13 @@ export interface Wakeups {
 }
 
 /**
- * Listens on `channel` with whichever client is in context, `PgClient` (one pooled connection held for the
- * listener's lifetime) or `PgliteClient`, and reconnects after a failure. Any other `SqlClient` gets no listener.
+ * Listens on `channel` with the signal's `listen`, and subscribes again after a failure. A signal without one gets
+ * no listener: readers only poll.
  */
-export const make = Effect.fnUntraced(function* (channel: string): Effect.fn.Return<Wakeups, never, Scope.Scope> {
+export const make = Effect.fnUntraced(function* (
+  channel: string,
+  signal: FeedSignal.FeedSignal["Service"]
+): Effect.fn.Return<Wakeups, never, Scope.Scope> {
   let current = Deferred.makeUnsafe<void>()
   const wake = Effect.sync(() => {
     const woken = current
@@ -36,16 +39,12 @@ export const make = Effect.fnUntraced(function* (channel: string): Effect.fn.Ret
     Deferred.doneUnsafe(woken, Effect.void)
   })
 
-  const pg = yield* Effect.serviceOption(PgClient.PgClient)
-  const pglite = yield* Effect.serviceOption(PgliteClient.PgliteClient)
-  // Each listener is reduced to "wait for the next burst of notifications", whatever its payload type.
-  const subscribe: Option.Option<Effect.Effect<Effect.Effect<void, SqlError>, SqlError, Scope.Scope>> = Option.isSome(
-    pg
-  )
-    ? Option.some(Effect.map(pg.value.listen(channel), (queue) => Effect.asVoid(Queue.takeAll(queue))))
-    : Option.isSome(pglite)
-      ? Option.some(Effect.map(pglite.value.listen(channel), (queue) => Effect.asVoid(Queue.takeAll(queue))))
-      : Option.none()
+  // Each listener is reduced to "wait for the next burst of notifications", whatever its payload.
+  const listen = signal.listen
+  const subscribe: Option.Option<Effect.Effect<Effect.Effect<void, SqlError>, SqlError, Scope.Scope>> =
+    listen === undefined
+      ? Option.none()
+      : Option.some(Effect.map(listen(channel), (queue) => Effect.asVoid(Queue.takeAll(queue))))
 
   if (Option.isSome(subscribe)) {
     // Settled once the first LISTEN is registered, or has failed: a reader that starts after `make` returns is then

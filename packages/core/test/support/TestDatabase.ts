@@ -3,7 +3,7 @@
  * in-memory PGlite, or a new schema on the local PostgreSQL that is dropped when the file's tests end. Each file
  * owns its data, so files run in parallel and in any order.
  */
-import { PgClient } from "@effect/sql-pg"
+import { PgFeedSignal } from "@annal/sql-pg"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Redacted from "effect/Redacted"
@@ -13,7 +13,8 @@ import * as EventEmitter from "../../src/EventEmitter.ts"
 import * as EventStore from "../../src/EventStore.ts"
 import * as EventTable from "../../src/EventTable.ts"
 import * as Migrations from "../../src/Migrations.ts"
-import * as PgliteClient from "../../src/PgliteClient.ts"
+import type * as FeedSignal from "../../src/FeedSignal.ts"
+import { PgliteClient } from "@annal/sql-pglite"
 
 /** The engine of this test run. */
 export const engine: "pglite" | "postgres" = process.env["ANNAL_ENGINE"] === "postgres" ? "postgres" : "pglite"
@@ -25,9 +26,9 @@ export const postgresUrl = process.env["ANNAL_TEST_DATABASE_URL"] ?? "postgres:/
 export const uniqueSchema = (): string => `annal_test_${crypto.randomUUID().replaceAll("-", "").slice(0, 16)}`
 
 /** A client for the engine under test, without migrations. */
-export const sqlLayer: Layer.Layer<SqlClient.SqlClient, unknown> =
+export const sqlLayer: Layer.Layer<SqlClient.SqlClient | FeedSignal.FeedSignal, unknown> =
   engine === "postgres"
-    ? PgClient.layer({ url: Redacted.make(postgresUrl), maxConnections: 20 })
+    ? PgFeedSignal.layerClient({ url: Redacted.make(postgresUrl), maxConnections: 20 })
     : PgliteClient.layer({})
 
 /** Drops the schema when the scope closes, so that the shared PostgreSQL does not fill up with test data. */

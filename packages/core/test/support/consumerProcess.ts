@@ -5,7 +5,7 @@
  *
  * Usage: node consumerProcess.ts <url> <schema> <name>
  */
-import { PgClient } from "@effect/sql-pg"
+import { PgFeedSignal } from "@annal/sql-pg"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Redacted from "effect/Redacted"
@@ -53,7 +53,7 @@ const program = Effect.gen(function* () {
 const layer = Consumers.layer.pipe(
   Layer.provideMerge(Feed.layer),
   Layer.provide(EventTable.layer({ schema })),
-  Layer.provideMerge(PgClient.layer({ url: Redacted.make(url), maxConnections: 4 }))
+  Layer.provideMerge(PgFeedSignal.layerClient({ url: Redacted.make(url), maxConnections: 4 }))
 )
 
 Effect.runFork(program.pipe(Effect.provide(layer), Effect.orDie))

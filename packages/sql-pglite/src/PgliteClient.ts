@@ -18,6 +18,7 @@
  */
 import { PGlite } from "@electric-sql/pglite"
 import type { ParserOptions, PGliteOptions, Results, RowMode } from "@electric-sql/pglite"
+import { FeedSignal } from "@annal/core"
 import * as Config from "effect/Config"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
@@ -53,13 +54,13 @@ import * as Stream from "effect/Stream"
  * @since 0.1.0
  * @category type IDs
  */
-export const TypeId: TypeId = "~@annal/core/PgliteClient"
+export const TypeId: TypeId = "~@annal/sql-pglite/PgliteClient"
 
 /**
  * @since 0.1.0
  * @category type IDs
  */
-export type TypeId = "~@annal/core/PgliteClient"
+export type TypeId = "~@annal/sql-pglite/PgliteClient"
 
 /**
  * A PostgreSQL `SqlClient` backed by an in-process PGlite database.
@@ -100,7 +101,7 @@ export interface PgliteClient extends SqlClient.SqlClient {
  * @since 0.1.0
  * @category services
  */
-export const PgliteClient = Context.Service<PgliteClient>("@annal/core/PgliteClient")
+export const PgliteClient = Context.Service<PgliteClient>("@annal/sql-pglite/PgliteClient")
 
 /**
  * @since 0.1.0
@@ -260,25 +261,31 @@ export const make = Effect.fnUntraced(function* (
 })
 
 /**
- * Provides `PgliteClient` and `SqlClient` from a client acquisition, with
- * `Reactivity`.
+ * Provides `PgliteClient`, `SqlClient` and the feed's `FeedSignal` (the
+ * client's own `listen`) from a client acquisition, with `Reactivity`.
  */
 const layerFrom = <E>(
   acquire: Effect.Effect<PgliteClient, E, Scope.Scope | Reactivity.Reactivity>
-): Layer.Layer<PgliteClient | SqlClient.SqlClient, E> =>
+): Layer.Layer<PgliteClient | SqlClient.SqlClient | FeedSignal.FeedSignal, E> =>
   Layer.effectContext(
-    Effect.map(acquire, (client) => Context.make(PgliteClient, client).pipe(Context.add(SqlClient.SqlClient, client)))
+    Effect.map(acquire, (client) =>
+      Context.make(PgliteClient, client).pipe(
+        Context.add(SqlClient.SqlClient, client),
+        Context.add(FeedSignal.FeedSignal, FeedSignal.make(client.listen))
+      )
+    )
   ).pipe(Layer.provide(Reactivity.layer))
 
 /**
- * A layer providing `PgliteClient` and `SqlClient` over a PGlite database
- * that lives as long as the layer.
+ * A layer providing `PgliteClient`, `SqlClient` and the feed's `FeedSignal`
+ * over a PGlite database that lives as long as the layer.
  *
  * @since 0.1.0
  * @category layers
  */
-export const layer = (config: PgliteClientConfig = {}): Layer.Layer<PgliteClient | SqlClient.SqlClient, SqlError> =>
-  layerFrom(make(config))
+export const layer = (
+  config: PgliteClientConfig = {}
+): Layer.Layer<PgliteClient | SqlClient.SqlClient | FeedSignal.FeedSignal, SqlError> => layerFrom(make(config))
 
 /**
  * As {@link layer}, reading the configuration with `Config`.
@@ -288,7 +295,7 @@ export const layer = (config: PgliteClientConfig = {}): Layer.Layer<PgliteClient
  */
 export const layerConfig = (
   config: Config.Wrap<PgliteClientConfig>
-): Layer.Layer<PgliteClient | SqlClient.SqlClient, Config.ConfigError | SqlError> =>
+): Layer.Layer<PgliteClient | SqlClient.SqlClient | FeedSignal.FeedSignal, Config.ConfigError | SqlError> =>
   layerFrom(Effect.flatMap(Config.unwrap(config), make))
 
 // -----------------------------------------------------------------------------
@@ -462,7 +469,7 @@ interface PgliteJson extends Statement.Custom<"PgliteJson", unknown, undefined, 
 
 const PgliteJson = Statement.custom<PgliteJson>("PgliteJson")
 
-const JsonParameterTypeId = "~@annal/core/PgliteClient/JsonParameter"
+const JsonParameterTypeId = "~@annal/sql-pglite/PgliteClient/JsonParameter"
 
 /** A value to bind as `jsonb`; it is serialised when the statement runs. */
 interface JsonParameter {

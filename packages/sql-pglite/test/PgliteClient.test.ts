@@ -15,7 +15,7 @@ import * as Stream from "effect/Stream"
 import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import * as PgliteClient from "../src/PgliteClient.ts"
+import { PgliteClient } from "@annal/sql-pglite"
 
 const engine = process.env["ANNAL_ENGINE"] ?? "pglite"
 

@@ -10,7 +10,9 @@
  *
  * @since 0.1.0
  */
-import { PgClient } from "@effect/sql-pg"
+import type { FeedSignal } from "@annal/core"
+import { PgFeedSignal } from "@annal/sql-pg"
+import { PgliteClient } from "@annal/sql-pglite"
 import * as Config from "effect/Config"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -19,7 +21,6 @@ import * as Option from "effect/Option"
 import type * as Redacted from "effect/Redacted"
 import type * as SqlClient from "effect/sql/SqlClient"
 import type { SqlError } from "effect/sql/SqlError"
-import * as PgliteClient from "./PgliteClient.ts"
 
 /** Where the events are: a PostgreSQL URL, or else a PGlite data folder. */
 export interface DatabaseConfig {
@@ -42,13 +43,14 @@ export interface ConnectionOptions {
   readonly statementTimeout?: Duration.Input | undefined
 }
 
-/** A `SqlClient` for the given database. */
+/** A `SqlClient` for the given database, and the feed's `FeedSignal` for its engine. */
 export const layer = (
   database: DatabaseConfig,
   options: ConnectionOptions = {}
-): Layer.Layer<SqlClient.SqlClient, SqlError> =>
+): Layer.Layer<SqlClient.SqlClient | FeedSignal.FeedSignal, SqlError> =>
   Option.match(database.url, {
-    onSome: (url) => PgClient.layer({ url, ...postgresOptions(options) }),
+    onSome: (url): Layer.Layer<SqlClient.SqlClient | FeedSignal.FeedSignal, SqlError> =>
+      PgFeedSignal.layerClient({ url, ...postgresOptions(options) }),
     onNone: () => PgliteClient.layer({ dataDir: database.dataDir })
   })
 
@@ -66,10 +68,9 @@ export const postgresOptions = (
     : {}
 }
 
-/** A `SqlClient` for the database the environment names. */
-export const layerConfig: Layer.Layer<SqlClient.SqlClient, SqlError | Config.ConfigError> = Layer.unwrap(
-  Effect.map(config, layer)
-)
+/** A `SqlClient` and `FeedSignal` for the database the environment names. */
+export const layerConfig: Layer.Layer<SqlClient.SqlClient | FeedSignal.FeedSignal, SqlError | Config.ConfigError> =
+  Layer.unwrap(Effect.map(config, layer))
 
 /** A one-line description of the database, without secrets, for logs and banners. */
 export const describe = (database: DatabaseConfig): string =>

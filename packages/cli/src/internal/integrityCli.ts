@@ -10,8 +10,7 @@ import * as Runtime from "effect/Runtime"
 import * as Schema from "effect/Schema"
 import * as Stdio from "effect/Stdio"
 import * as Stream from "effect/Stream"
-import * as Digest from "../Digest.ts"
-import * as Integrity from "../Integrity.ts"
+import { Digest, Integrity } from "@annal/core"
 
 /** The verification found something wrong; the report has been printed. */
 export class VerificationFailed extends Schema.TaggedError<VerificationFailed>("@annal/core/VerificationFailed")(

@@ -4,9 +4,9 @@ import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { promisify } from "node:util"
-import * as TestDatabase from "./support/TestDatabase.ts"
+import * as TestDatabase from "../../core/test/support/TestDatabase.ts"
 
-const bin = join(import.meta.dirname, "../bin/annal.ts")
+const bin = join(import.meta.dirname, "../src/bin.ts")
 
 interface Run {
   readonly code: number
@@ -16,7 +16,9 @@ interface Run {
 
 /** Runs the CLI to its end: its exit code and output, whether it succeeded or not. It logs its errors on stdout. */
 const run = (args: ReadonlyArray<string>): Promise<Run> =>
-  promisify(execFile)(process.execPath, [bin, ...args], { env: { ...process.env, DATABASE_URL: "" } }).then(
+  promisify(execFile)(process.execPath, ["--conditions=@annal/source", bin, ...args], {
+    env: { ...process.env, DATABASE_URL: "" }
+  }).then(
     ({ stdout, stderr }) => ({ code: 0, stdout, stderr }),
     (error: { readonly code?: number; readonly stdout?: string; readonly stderr?: string }) => ({
       code: error.code ?? -1,

@@ -10,15 +10,12 @@ import * as Layer from "effect/Layer"
 import * as Redacted from "effect/Redacted"
 import type * as Scope from "effect/Scope"
 import * as SqlClient from "effect/sql/SqlClient"
-import * as Digest from "../src/Digest.ts"
-import * as EventStore from "../src/EventStore.ts"
-import * as EventTable from "../src/EventTable.ts"
-import * as Migrations from "../src/Migrations.ts"
-import * as PgliteClient from "../src/PgliteClient.ts"
-import { GstAdded, OrganizationCreated, uuid } from "./support/Fixtures.ts"
-import * as TestDatabase from "./support/TestDatabase.ts"
+import { Digest, EventStore, EventTable, Migrations } from "@annal/core"
+import { PgliteClient } from "@annal/sql-pglite"
+import { GstAdded, OrganizationCreated, uuid } from "../../core/test/support/Fixtures.ts"
+import * as TestDatabase from "../../core/test/support/TestDatabase.ts"
 
-const bin = join(import.meta.dirname, "../bin/annal.ts")
+const bin = join(import.meta.dirname, "../src/bin.ts")
 
 interface Run {
   readonly code: number
@@ -27,7 +24,9 @@ interface Run {
 }
 
 const run = (args: ReadonlyArray<string>, env: Record<string, string> = {}): Promise<Run> =>
-  promisify(execFile)(process.execPath, [bin, ...args], { env: { ...process.env, DATABASE_URL: "", ...env } }).then(
+  promisify(execFile)(process.execPath, ["--conditions=@annal/source", bin, ...args], {
+    env: { ...process.env, DATABASE_URL: "", ...env }
+  }).then(
     ({ stdout, stderr }) => ({ code: 0, stdout, stderr }),
     (error: { readonly code?: number; readonly stdout?: string; readonly stderr?: string }) => ({
       code: error.code ?? -1,

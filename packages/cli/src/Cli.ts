@@ -12,11 +12,8 @@ import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import * as Command from "effect/cli/Command"
 import * as Flag from "effect/cli/Flag"
+import { Digest, EventTable, Integrity, Migrations } from "@annal/core"
 import * as Database from "./Database.ts"
-import * as Digest from "./Digest.ts"
-import * as EventTable from "./EventTable.ts"
-import * as Integrity from "./Integrity.ts"
-import * as Migrations from "./Migrations.ts"
 import { verifyCommand } from "./internal/integrityCli.ts"
 
 const databaseUrl = Flag.String("database-url").pipe(
