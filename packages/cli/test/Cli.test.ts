@@ -5,27 +5,7 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { promisify } from "node:util"
 import * as TestDatabase from "../../core/test/support/TestDatabase.ts"
-
-const bin = join(import.meta.dirname, "../src/bin.ts")
-
-interface Run {
-  readonly code: number
-  readonly stdout: string
-  readonly stderr: string
-}
-
-/** Runs the CLI to its end: its exit code and output, whether it succeeded or not. It logs its errors on stdout. */
-const run = (args: ReadonlyArray<string>): Promise<Run> =>
-  promisify(execFile)(process.execPath, ["--conditions=@annal/source", bin, ...args], {
-    env: { ...process.env, DATABASE_URL: "" }
-  }).then(
-    ({ stdout, stderr }) => ({ code: 0, stdout, stderr }),
-    (error: { readonly code?: number; readonly stdout?: string; readonly stderr?: string }) => ({
-      code: error.code ?? -1,
-      stdout: error.stdout ?? "",
-      stderr: error.stderr ?? ""
-    })
-  )
+import { run } from "./support/runCli.ts"
 
 /** The database flags of this engine, on a folder or schema of the test's own, and its removal. */
 const target = (schema: string) => {

@@ -1,9 +1,7 @@
 import { assert, describe, it } from "@effect/vitest"
-import { execFile } from "node:child_process"
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { promisify } from "node:util"
 import { PgClient } from "@effect/sql-pg"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
@@ -14,26 +12,7 @@ import { Digest, EventStore, EventTable, Migrations } from "@annal/core"
 import { PgliteClient } from "@annal/sql-pglite"
 import { GstAdded, OrganizationCreated, uuid } from "../../core/test/support/Fixtures.ts"
 import * as TestDatabase from "../../core/test/support/TestDatabase.ts"
-
-const bin = join(import.meta.dirname, "../src/bin.ts")
-
-interface Run {
-  readonly code: number
-  readonly stdout: string
-  readonly stderr: string
-}
-
-const run = (args: ReadonlyArray<string>, env: Record<string, string> = {}): Promise<Run> =>
-  promisify(execFile)(process.execPath, ["--conditions=@annal/source", bin, ...args], {
-    env: { ...process.env, DATABASE_URL: "", ...env }
-  }).then(
-    ({ stdout, stderr }) => ({ code: 0, stdout, stderr }),
-    (error: { readonly code?: number; readonly stdout?: string; readonly stderr?: string }) => ({
-      code: error.code ?? -1,
-      stdout: error.stdout ?? "",
-      stderr: error.stderr ?? ""
-    })
-  )
+import { run } from "./support/runCli.ts"
 
 describe(`annal verify and annal digest (${TestDatabase.engine})`, () => {
   it("digest signs the log; verify checks it, reports a changed event with exit code 1, and checks one entity", async () => {
