@@ -26,7 +26,6 @@ import { spawn } from "node:child_process"
 import * as EventDefinition from "../packages/core/src/EventDefinition.ts"
 import * as EventRegistry from "../packages/core/src/EventRegistry.ts"
 import * as EventStore from "../packages/core/src/EventStore.ts"
-import * as EventTable from "../packages/core/src/EventTable.ts"
 import * as Feed from "../packages/core/src/Feed.ts"
 import * as Migrations from "../packages/core/src/Migrations.ts"
 import { percentile } from "./Harness.ts"
@@ -95,9 +94,8 @@ const program = Effect.gen(function* () {
   )
 })
 
-const Live = Layer.mergeAll(Feed.layer, EventStore.layer).pipe(
-  Layer.provideMerge(Migrations.layer),
-  Layer.provide(EventTable.layer({ schema })),
+const Live = Layer.mergeAll(Feed.layer({ schema }), EventStore.layer({ schema })).pipe(
+  Layer.provideMerge(Migrations.layer({ schema })),
   Layer.provideMerge(
     Layer.effectDiscard(
       Effect.gen(function* () {

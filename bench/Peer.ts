@@ -20,7 +20,6 @@ import { promisify } from "node:util"
 import * as EventDefinition from "../packages/core/src/EventDefinition.ts"
 import * as EventRegistry from "../packages/core/src/EventRegistry.ts"
 import * as EventStore from "../packages/core/src/EventStore.ts"
-import * as EventTable from "../packages/core/src/EventTable.ts"
 import * as Migrations from "../packages/core/src/Migrations.ts"
 import { compare, type Contender, dropSchemaAtEnd, type Result } from "./Harness.ts"
 
@@ -156,8 +155,7 @@ const promise = <A>(run: () => Promise<A>) => Effect.tryPromise(run)
 // ---------------------------------------------------------------------------------------------------------------
 
 const annalLayer = (url: string, schema: string) =>
-  Layer.mergeAll(Migrations.layer, EventStore.layer).pipe(
-    Layer.provide(EventTable.layer({ schema })),
+  Layer.mergeAll(Migrations.layer({ schema }), EventStore.layer({ schema })).pipe(
     Layer.provideMerge(dropSchemaAtEnd(schema)),
     // The same pool size as Emmett's (node-postgres' default of 10); the calls below are sequential anyway.
     Layer.provideMerge(PgClient.layer({ url: Redacted.make(url), maxConnections: 10 }))

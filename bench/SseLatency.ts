@@ -394,7 +394,7 @@ export const sseLatency = (options: Options): Effect.Effect<SseLatencyResult, un
       const base = HttpServer.formatAddress(Context.get(app, HttpServer.HttpServer).address)
       // Built after the app, whose migrations create the events table.
       const store = Context.get(
-        yield* Layer.build(EventStore.layer.pipe(Layer.provide(pgLayer(4)))),
+        yield* Layer.build(EventStore.layer().pipe(Layer.provide(pgLayer(4)))),
         EventStore.EventStore
       )
       const pg = Context.get(yield* Layer.build(pgLayer(2)), PgClient.PgClient)

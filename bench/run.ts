@@ -24,7 +24,6 @@ import * as EventDefinition from "../packages/core/src/EventDefinition.ts"
 import * as EventEmitter from "../packages/core/src/EventEmitter.ts"
 import * as EventRegistry from "../packages/core/src/EventRegistry.ts"
 import * as EventStore from "../packages/core/src/EventStore.ts"
-import * as EventTable from "../packages/core/src/EventTable.ts"
 import * as Feed from "../packages/core/src/Feed.ts"
 import * as Cursor from "../packages/core/src/internal/cursor.ts"
 import * as Migrations from "../packages/core/src/Migrations.ts"
@@ -602,14 +601,9 @@ const program = Effect.gen(function* () {
 
 const Sql = PgFeedSignal.layerClient({ url: Redacted.make(url), maxConnections: 20 })
 
-const Annal = Layer.mergeAll(
-  Migrations.layer,
-  EventStore.layer,
-  EventEmitter.layer,
-  AuditService.layer,
-  Feed.layer
-).pipe(
-  Layer.provide(EventTable.layer({ schema })),
+const Annal = Layer.mergeAll(EventEmitter.layer, AuditService.layer, Feed.layer({ schema })).pipe(
+  Layer.provideMerge(EventStore.layer({ schema })),
+  Layer.provideMerge(Migrations.layer({ schema })),
   Layer.provideMerge(dropSchemaAtEnd(schema)),
   Layer.provideMerge(Sql)
 )

@@ -14,7 +14,6 @@ import * as Stream from "effect/Stream"
 import * as EventDefinition from "../packages/core/src/EventDefinition.ts"
 import * as EventRegistry from "../packages/core/src/EventRegistry.ts"
 import * as EventStore from "../packages/core/src/EventStore.ts"
-import * as EventTable from "../packages/core/src/EventTable.ts"
 
 const GstAdded = EventDefinition.make("organization.gst.added", {
   aggregateType: "organization",
@@ -48,8 +47,7 @@ const program = Effect.gen(function* () {
 const url = process.env["DATABASE_URL"] ?? "postgres://postgres@127.0.0.1:5432/test"
 program.pipe(
   Effect.provide(
-    EventStore.layer.pipe(
-      Layer.provide(EventTable.layer({ schema: process.env["ANNAL_BENCH_SCHEMA"] ?? "public" })),
+    EventStore.layer({ schema: process.env["ANNAL_BENCH_SCHEMA"] ?? "public" }).pipe(
       Layer.provide(PgFeedSignal.layerClient({ url: Redacted.make(url) }))
     )
   ),

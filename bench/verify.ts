@@ -14,7 +14,6 @@ import * as SqlClient from "effect/sql/SqlClient"
 import * as Digest from "../packages/core/src/Digest.ts"
 import * as EventDefinition from "../packages/core/src/EventDefinition.ts"
 import * as EventStore from "../packages/core/src/EventStore.ts"
-import * as EventTable from "../packages/core/src/EventTable.ts"
 import * as Integrity from "../packages/core/src/Integrity.ts"
 import { makeReadPage, positionOf, type Position } from "../packages/core/src/internal/integrityRead.ts"
 import * as Migrations from "../packages/core/src/Migrations.ts"
@@ -55,15 +54,14 @@ const benchEngine = (engine: "postgres" | "pglite") =>
   Effect.gen(function* () {
     const sql = yield* SqlClient.SqlClient
     const schema = `annal_bench_verify_${Date.now().toString(36)}`
-    const tables = EventTable.layer({ schema })
     yield* Effect.addFinalizer(() => sql`DROP SCHEMA IF EXISTS ${sql(schema)} CASCADE`.pipe(Effect.ignore))
-    yield* Migrations.run.pipe(Effect.provide(tables))
-    const store = yield* EventStore.make.pipe(Effect.provide(tables))
-    const integrity = yield* Integrity.make.pipe(Effect.provide(tables))
+    yield* Migrations.run({ schema })
+    const store = yield* EventStore.make({ schema })
+    const integrity = yield* Integrity.make({ schema })
     const key = yield* Effect.flatMap(Digest.generateSigningKey, (generated) =>
       Digest.parseSigningKey(generated.privateKeyPem)
     )
-    const digest = yield* Digest.make.pipe(Effect.provide(tables), Effect.provideService(Digest.SigningKey, key))
+    const digest = yield* Digest.make({ schema }).pipe(Effect.provideService(Digest.SigningKey, key))
 
     // Streams of `perStream` events, appended `batch` events per statement: each statement starts and chains a
     // hundred streams.

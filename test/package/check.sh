@@ -34,10 +34,11 @@ npm install --no-audit --no-fund --silent "$work"/annal-*.tgz "effect@$(version 
   "typescript@$(version typescript)" "rolldown@$(version rolldown)"
 cp "$repo/examples/quickstart/src/main.ts" pglite.ts
 # The same program on PostgreSQL: only its client layer differs, in a schema of this run's own.
-sed -e 's#^import { PgliteClient } from "@annal/sql-pglite"#import { PgFeedSignal } from "@annal/sql-pg"\nimport * as Redacted from "effect/Redacted"\nimport { EventTable } from "@annal/core"#' \
-  -e 's#Layer.provideMerge(PgliteClient.layer({.*}))#Layer.provide(EventTable.layer({ schema: process.env["ANNAL_SCHEMA"] ?? "public" })),\n  Layer.provideMerge(PgFeedSignal.layerClient({ url: Redacted.make(process.env["DATABASE_URL"] ?? "") }))#' \
+sed -e 's#^import { PgliteClient } from "@annal/sql-pglite"#import { PgFeedSignal } from "@annal/sql-pg"\nimport * as Redacted from "effect/Redacted"#' \
+  -e 's#\(EventStore\|Migrations\)\.layer()#\1.layer({ schema: process.env["ANNAL_SCHEMA"] ?? "public" })#' \
+  -e 's#Layer.provideMerge(PgliteClient.layer({.*}))#Layer.provideMerge(PgFeedSignal.layerClient({ url: Redacted.make(process.env["DATABASE_URL"] ?? "") }))#' \
   pglite.ts > pg.ts
-grep -q "PgFeedSignal.layerClient" pg.ts && ! grep -q "PgliteClient" pg.ts || { echo "the quickstart's client layer moved: update check.sh" >&2; exit 1; }
+[ "$(grep -c 'ANNAL_SCHEMA' pg.ts)" = 2 ] && grep -q "PgFeedSignal.layerClient" pg.ts && ! grep -q "PgliteClient" pg.ts || { echo "the quickstart's client layer moved: update check.sh" >&2; exit 1; }
 cp "$repo/test/package/core-only.ts" "$repo/test/package/tsconfig.json" .
 
 if npm ls --all --omit=dev --prefix node_modules/@annal/core 2> /dev/null | grep -E "pglite|platform-node"; then

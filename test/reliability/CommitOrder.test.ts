@@ -28,7 +28,6 @@ import * as Consumers from "../../packages/core/src/Consumers.ts"
 import type * as Event from "../../packages/core/src/Event.ts"
 import * as EventRegistry from "../../packages/core/src/EventRegistry.ts"
 import * as EventStore from "../../packages/core/src/EventStore.ts"
-import * as EventTable from "../../packages/core/src/EventTable.ts"
 import * as Feed from "../../packages/core/src/Feed.ts"
 import { expectNone, Failures } from "./support/Battery.ts"
 import { businessTable, EntryAdded } from "./support/Ledger.ts"
@@ -138,8 +137,7 @@ describe("reliability: commit order", () => {
     (ctx) => {
       const schema = Stores.uniqueSchema()
       const services = Layer.mergeAll(Consumers.layer).pipe(
-        Layer.provideMerge(Feed.layer),
-        Layer.provide(EventTable.layer({ schema })),
+        Layer.provideMerge(Feed.layer({ schema })),
         Layer.provideMerge(Stores.layer(schema, Stores.postgres({ maxConnections: 12 }))),
         Layer.provideMerge(NodeServices.layer)
       )

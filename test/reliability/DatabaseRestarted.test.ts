@@ -372,7 +372,7 @@ const appendToUnresponsive = (appends: number, timeout: Duration.Input) =>
       { concurrency: "unbounded", discard: true }
     )
     // No migrations: the store's layer runs no statement, so it builds against a server that never answers.
-    yield* send.pipe(Effect.provide(Layer.provideMerge(EventStore.layer, Layer.orDie(client))))
+    yield* send.pipe(Effect.provide(Layer.provideMerge(EventStore.layer(), Layer.orDie(client))))
     return failures
   }).pipe(Effect.scoped)
 

@@ -60,11 +60,12 @@ export const makeRoutes = (eventStream: EventStreamLimits = {}) =>
 export const routes = makeRoutes()
 
 /** Both sets of migrations, the events table's first. */
-export const migrations = OrganizationMigrations.layer.pipe(Layer.provide(Migrations.layer))
+export const migrations = OrganizationMigrations.layer.pipe(Layer.provide(Migrations.layer()))
 
 /** The services, over the `SqlClient` in context, built once the migrations have run. */
 export const services = Layer.mergeAll(Organizations.layer, Commodities.layer, Access.layer).pipe(
-  Layer.provideMerge(Layer.mergeAll(EventStore.layer, EventEmitter.layer, Integrity.layer, Feed.layer)),
+  Layer.provideMerge(Layer.mergeAll(EventEmitter.layer, Integrity.layer(), Feed.layer())),
+  Layer.provideMerge(EventStore.layer()),
   Layer.provide(migrations)
 )
 

@@ -124,7 +124,7 @@ const importCatalog = Effect.gen(function* () {
       { expectedVersion: "no_stream" }
     )
   }
-}).pipe(Effect.provide(EventStore.layer))
+}).pipe(Effect.provide(EventStore.layer()))
 
 const addUnit = Effect.gen(function* () {
   const sql = yield* SqlClient.SqlClient
@@ -139,7 +139,7 @@ export const migrations: Record<string, Effect.Effect<void, unknown, SqlClient.S
   "3_commodity_unit": addUnit
 }
 
-/** Applies the module's pending migrations; the events table must exist (`Migrations.run` of the core first). */
+/** Applies the module's pending migrations; the events table must exist (`Migrations.run()` of the core first). */
 export const run: Effect.Effect<
   ReadonlyArray<readonly [id: number, name: string]>,
   AnnalError.StorageError,

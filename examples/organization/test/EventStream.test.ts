@@ -638,4 +638,4 @@ const appendLargeEvents = (userId: string, count: number) =>
       )
     )
     return stored.map((appended) => appended.eventId)
-  }).pipe(Effect.provide(EventStore.layer), Effect.orDie)
+  }).pipe(Effect.provide(EventStore.layer()), Effect.orDie)

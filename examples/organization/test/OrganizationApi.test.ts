@@ -370,7 +370,7 @@ layer(TestApp.layer, TestApp.layerOptions)("the Organization app over HTTP", (it
       assert.strictEqual(page(window.body).events.length, 3)
 
       // An organization created two hours ago, appended last: the newest in the log, but outside the last hour.
-      const store = yield* EventStore.make
+      const store = yield* EventStore.make()
       const old = crypto.randomUUID()
       yield* store.append([
         {

@@ -1,5 +1,13 @@
-import { AuditService, EventContext, EventDefinition, EventEmitter, EventRegistry, Migrations } from "@annal/core"
-import { Projection } from "@annal/core"
+import {
+  AuditService,
+  EventContext,
+  EventDefinition,
+  EventEmitter,
+  EventRegistry,
+  EventStore,
+  Migrations,
+  Projection
+} from "@annal/core"
 import { PgliteClient } from "@annal/sql-pglite"
 import { NodeRuntime } from "@effect/platform-node"
 import { Console, Effect, Layer, Schema } from "effect"
@@ -55,8 +63,11 @@ const program = Effect.gen(function* () {
   EventContext.provide({ userId: crypto.randomUUID(), metadata: { ipAddress: "127.0.0.1", correlationId: "demo-1" } })
 )
 
-// 5. The layers: migrations, emitter and audit over embedded PGlite, persisted in a folder.
-const Annal = Layer.mergeAll(Migrations.layer, EventEmitter.layer, AuditService.layer).pipe(
+// 5. The layers: the emitter and the audit service over one store of the events table, migrated first, over
+// embedded PGlite persisted in a folder. Each layer's type names what it needs.
+const Annal = Layer.mergeAll(EventEmitter.layer, AuditService.layer).pipe(
+  Layer.provideMerge(EventStore.layer()),
+  Layer.provideMerge(Migrations.layer()),
   Layer.provideMerge(PgliteClient.layer({ dataDir: process.env["ANNAL_DATA_DIR"] ?? ".data/quickstart" }))
 )
 

@@ -12,7 +12,7 @@ import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import * as Command from "effect/cli/Command"
 import * as Flag from "effect/cli/Flag"
-import { Digest, EventTable, Integrity, Migrations } from "@annal/core"
+import { Digest, Integrity, Migrations } from "@annal/core"
 import * as Database from "./Database.ts"
 import { verifyCommand } from "./internal/integrityCli.ts"
 
@@ -47,10 +47,8 @@ export const migrate = Command.make(
   Effect.fn("annal.migrate")(function* (flags) {
     const database = yield* resolveDatabase(flags)
     yield* Console.log(`Migrating ${flags.schema}.${flags.table} on ${Database.describe(database)}`)
-    const applied = yield* Migrations.run.pipe(
-      Effect.provide(
-        Layer.mergeAll(EventTable.layer({ schema: flags.schema, table: flags.table }), Database.layer(database))
-      )
+    const applied = yield* Migrations.run({ schema: flags.schema, table: flags.table }).pipe(
+      Effect.provide(Database.layer(database))
     )
     if (applied.length === 0) yield* Console.log("Nothing to apply: the events table is up to date.")
     for (const [id, name] of applied) yield* Console.log(`Applied ${id}_${name}`)
@@ -83,9 +81,10 @@ export const verify = Command.make(
   },
   Effect.fn("annal.verify")(function* (flags) {
     const database = yield* resolveDatabase(flags)
-    const tables = EventTable.layer({ schema: flags.schema, table: flags.table })
     yield* verifyCommand(flags, `${flags.schema}.${flags.table}`).pipe(
-      Effect.provide(Integrity.layer.pipe(Layer.provide(Layer.mergeAll(tables, Database.layer(database)))))
+      Effect.provide(
+        Integrity.layer({ schema: flags.schema, table: flags.table }).pipe(Layer.provide(Database.layer(database)))
+      )
     )
   })
 ).pipe(
@@ -111,9 +110,12 @@ export const digest = Command.make(
       onNone: () => Digest.layerSigningKeyConfig,
       onSome: (text) => Digest.layerSigningKey(Redacted.make(text))
     })
-    const tables = EventTable.layer({ schema: flags.schema, table: flags.table })
     const document = yield* Digest.Digest.use((service) => service.create()).pipe(
-      Effect.provide(Digest.layer.pipe(Layer.provide(Layer.mergeAll(signingKey, tables, Database.layer(database)))))
+      Effect.provide(
+        Digest.layer({ schema: flags.schema, table: flags.table }).pipe(
+          Layer.provide(Layer.mergeAll(signingKey, Database.layer(database)))
+        )
+      )
     )
     yield* Console.log(Digest.encode(document).trimEnd())
   })

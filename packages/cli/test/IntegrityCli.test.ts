@@ -8,7 +8,7 @@ import * as Layer from "effect/Layer"
 import * as Redacted from "effect/Redacted"
 import type * as Scope from "effect/Scope"
 import * as SqlClient from "effect/sql/SqlClient"
-import { Digest, EventStore, EventTable, Migrations } from "@annal/core"
+import { Digest, EventStore, Migrations } from "@annal/core"
 import { PgliteClient } from "@annal/sql-pglite"
 import { GstAdded, OrganizationCreated, uuid } from "../../core/test/support/Fixtures.ts"
 import * as TestDatabase from "../../core/test/support/TestDatabase.ts"
@@ -30,14 +30,13 @@ describe(`annal verify and annal digest (${TestDatabase.engine})`, () => {
         : PgliteClient.layer({ dataDir })
     const withDatabase = <A, E>(body: Effect.Effect<A, E, SqlClient.SqlClient | Scope.Scope>) =>
       Effect.runPromise(body.pipe(Effect.provide(database), Effect.scoped))
-    const tables = EventTable.layer({ schema })
     const [org, user] = [uuid(), uuid()]
     const key = await Effect.runPromise(Digest.generateSigningKey)
     try {
       const appended = await withDatabase(
         Effect.gen(function* () {
-          yield* Migrations.run.pipe(Effect.provide(tables))
-          const store = yield* EventStore.make.pipe(Effect.provide(tables))
+          yield* Migrations.run({ schema })
+          const store = yield* EventStore.make({ schema })
           return yield* store.append([
             OrganizationCreated.make({
               aggregateId: org,

@@ -8,7 +8,6 @@ import * as Context from "effect/Context"
 import * as DateTime from "effect/DateTime"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
-import type * as SqlClient from "effect/sql/SqlClient"
 import { InvalidQuery } from "./AnnalError.ts"
 import type * as Event from "./Event.ts"
 import type * as EventRegistry from "./EventRegistry.ts"
@@ -134,7 +133,5 @@ export const make = Effect.gen(function* () {
   })
 })
 
-/** The audit service, with its own store over the `SqlClient` in context. */
-export const layer: Layer.Layer<AuditService, never, SqlClient.SqlClient> = Layer.effect(AuditService, make).pipe(
-  Layer.provide(EventStore.layer)
-)
+/** The audit service, reading through the `EventStore` in context. */
+export const layer: Layer.Layer<AuditService, never, EventStore.EventStore> = Layer.effect(AuditService, make)

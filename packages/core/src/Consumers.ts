@@ -27,7 +27,6 @@ import { InvalidCursor, type InvalidQuery, type StorageError } from "./AnnalErro
 import * as Checkpoint from "./Checkpoint.ts"
 import type { Consumer } from "./Consumer.ts"
 import type * as Event from "./Event.ts"
-import { EventTable } from "./EventTable.ts"
 import * as Feed from "./Feed.ts"
 import { makeConsumerStatements } from "./internal/feedConsumers.ts"
 import { makeFeedRead } from "./internal/feedRead.ts"
@@ -112,11 +111,11 @@ export class Consumers extends Context.Service<
   }
 >()("@annal/core/Consumers") {}
 
-/** Builds the service over the `Feed`, `SqlClient` and `EventTable` in context. */
+/** Builds the service over the `Feed` and `SqlClient` in context; the checkpoints live beside the feed's table. */
 export const make = Effect.gen(function* () {
   const sql = yield* SqlClient.SqlClient
   const feed = yield* Feed.Feed
-  const config = yield* EventTable
+  const config = feed.table
   const statements = makeConsumerStatements(sql, config)
   const feedStatements = makeFeedRead(sql, config)
 

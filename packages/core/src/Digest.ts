@@ -31,12 +31,12 @@ import type { SqlError } from "effect/sql/SqlError"
 import type { StorageError } from "./AnnalError.ts"
 import * as CanonicalJson from "./CanonicalJson.ts"
 import * as LogCheckpoint from "./Checkpoint.ts"
-import { EventTable, qualify } from "./EventTable.ts"
+import * as EventTable from "./EventTable.ts"
+import { qualify } from "./EventTable.ts"
 import { format, makeDigestTables, rootOf } from "./internal/integrityDigest.ts"
 import { commitObjects } from "./internal/commitOrder.ts"
 import { makeFeedRead } from "./internal/feedRead.ts"
 import { fromSqlError } from "./internal/sqlErrors.ts"
-import { validateIdentifier } from "./Migrations.ts"
 
 // Ed25519 runs on WebCrypto, which Node 24 provides.
 const signatureLayer = Signature.layerWebCrypto.pipe(Layer.provide(SecureRandom.layerWebCrypto))
@@ -214,14 +214,11 @@ export const layerSigningKeyConfig: Layer.Layer<SigningKey, DigestError | Config
   Effect.flatMap(Config.Redacted("ANNAL_DIGEST_SIGNING_KEY"), parseSigningKey)
 )
 
-/** Builds the service over the `SqlClient`, `EventTable` and `SigningKey` in context. */
-export const make = Effect.gen(function* () {
+const makeSigned = Effect.fnUntraced(function* (options?: EventTable.Options) {
   const sql = yield* SqlClient.SqlClient
-  const config = yield* EventTable
+  const config = yield* EventTable.make(options)
   const key = yield* SigningKey
   const signer = yield* Signature.Signature
-  yield* validateIdentifier(config.schema)
-  yield* validateIdentifier(config.table)
   const table = sql(qualify(config, config.table))
   const tables = makeDigestTables(sql, config)
   const feed = makeFeedRead(sql, config)
@@ -319,15 +316,20 @@ VALUES (${id}::bigint, ${checkpoint.commitSequence.toString()}::bigint, ${checkp
   )
 
   return Digest.of({ create, list })
-}).pipe(Effect.provide(signatureLayer))
+})
 
-/** The service, built when the layer is. */
-export const layer: Layer.Layer<Digest, never, SqlClient.SqlClient | SigningKey> = Layer.effect(Digest, make)
+/** Builds the service for the events table the options name, over the `SqlClient` and `SigningKey` in context. */
+export const make = (options?: EventTable.Options) => makeSigned(options).pipe(Effect.provide(signatureLayer))
+
+/** The service for the events table the options name, built when the layer is. */
+export const layer = (options?: EventTable.Options): Layer.Layer<Digest, never, SqlClient.SqlClient | SigningKey> =>
+  Layer.effect(Digest, make(options))
 
 /** The service, signing with the key in `ANNAL_DIGEST_SIGNING_KEY`. */
-export const layerConfig: Layer.Layer<Digest, DigestError | Config.ConfigError, SqlClient.SqlClient> = layer.pipe(
-  Layer.provide(layerSigningKeyConfig)
-)
+export const layerConfig = (
+  options?: EventTable.Options
+): Layer.Layer<Digest, DigestError | Config.ConfigError, SqlClient.SqlClient> =>
+  layer(options).pipe(Layer.provide(layerSigningKeyConfig))
 
 /**
  * Makes a digest on `schedule` (for example `Schedule.spaced("1 hour")`) for as long as the layer lives. A failed

@@ -42,9 +42,12 @@ export interface EventDefinition<Type extends string, S extends PayloadSchema> {
    * A new definition whose current version is `schema`, one more than this one's; `step` turns a payload of this
    * version into the encoded form of the next.
    */
-  readonly evolve: <Next extends PayloadSchema>(
+  readonly evolve: <Next extends PayloadSchema, const Step extends Next["Encoded"]>(
     schema: Next,
-    step: (previous: S["Type"]) => Next["Encoded"]
+    // The step's result is a type parameter of its own, `const` and bounded by the next version's encoded type: a
+    // literal such as `status: "open"` keeps its literal type and is checked against the schema, where a result
+    // typed as `Next["Encoded"]` directly would be widened to `string` first and refused.
+    step: (previous: S["Type"]) => Step
   ) => EventDefinition<Type, Next>
   /** An event of this type, ready to be appended or emitted. */
   readonly make: (input: MakeInput<S["Type"]>) => Pending<Type, S["Type"]>
@@ -67,9 +70,15 @@ export type EventOf<D> = D extends EventDefinition<infer Type, infer S> ? Event.
 export interface MakeInput<Data> {
   readonly aggregateId: string
   readonly data: Data
-  /** Defaults to the user of the current `EventContext`. */
+  /**
+   * Who acted. `EventEmitter` fills it in from the current `EventContext` when it is left out; `EventStore.append`
+   * is the layer below, and stores what it is given: it reads no `EventContext`.
+   */
   readonly userId?: string
-  /** Overrides the metadata of the current `EventContext`, field by field. */
+  /**
+   * `EventEmitter` merges it over the current `EventContext`'s metadata, field by field; `EventStore.append`
+   * stores it as given.
+   */
   readonly metadata?: Event.EventMetadata
   /** Give an id to make retries idempotent; a UUIDv7 is generated otherwise. */
   readonly eventId?: string
@@ -107,7 +116,10 @@ const build = <Type extends string, S extends PayloadSchema>(
     version,
     schema,
     decoders,
-    evolve: <Next extends PayloadSchema>(next: Next, step: (previous: S["Type"]) => Next["Encoded"]) => {
+    evolve: <Next extends PayloadSchema, const Step extends Next["Encoded"]>(
+      next: Next,
+      step: (previous: S["Type"]) => Step
+    ) => {
       const upcast = (decoder: VersionDecoder<S["Type"]>): VersionDecoder<Next["Type"]> =>
         decoder.pipe(
           Schema.decodeTo(next, {

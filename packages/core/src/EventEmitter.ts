@@ -10,7 +10,6 @@ import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
-import type * as SqlClient from "effect/sql/SqlClient"
 import * as Event from "./Event.ts"
 import { EventContext, type EventContextValue } from "./EventContext.ts"
 import type * as EventDefinition from "./EventDefinition.ts"
@@ -77,10 +76,8 @@ export const make = Effect.gen(function* () {
   })
 })
 
-/** The emitter, with its own store over the `SqlClient` in context. */
-export const layer: Layer.Layer<EventEmitter, never, SqlClient.SqlClient> = Layer.effect(EventEmitter, make).pipe(
-  Layer.provide(EventStore.layer)
-)
+/** The emitter, appending through the `EventStore` in context. */
+export const layer: Layer.Layer<EventEmitter, never, EventStore.EventStore> = Layer.effect(EventEmitter, make)
 
 /** The event, with the context's user and metadata where it gives none of its own. */
 const withContext = (event: EventDefinition.Pending, context: EventContextValue): EventDefinition.Pending => {

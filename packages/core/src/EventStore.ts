@@ -1,7 +1,7 @@
 /**
  * The repository of events: appends with optimistic concurrency per aggregate stream, and the seed's queries
  * (`getByAggregate`, `getByType`, `getByUser`, `getByTimeRange`), each a keyset-paginated page or a stream in
- * constant memory. A layer that needs a `SqlClient`; the table is the one `EventTable` names.
+ * constant memory. A layer that needs a `SqlClient`; the table is the one its options name.
  *
  * @since 0.1.0
  */
@@ -24,7 +24,7 @@ import {
 import * as Event from "./Event.ts"
 import type * as EventDefinition from "./EventDefinition.ts"
 import * as EventRegistry from "./EventRegistry.ts"
-import { EventTable } from "./EventTable.ts"
+import * as EventTable from "./EventTable.ts"
 import {
   type AppendOutcome,
   type AppendRow,
@@ -40,7 +40,6 @@ import * as Cursor from "./internal/cursor.ts"
 import { findProblem } from "./internal/json.ts"
 import { type Filter, makeCount, makeRead } from "./internal/read.ts"
 import { fromSqlError } from "./internal/sqlErrors.ts"
-import { validateIdentifier } from "./Migrations.ts"
 import { generateEventId } from "./internal/uuid.ts"
 
 /** The version a stream must be at for an append to proceed: any, no stream yet, or exactly n. */
@@ -148,12 +147,10 @@ export class EventStore extends Context.Service<
   }
 >()("@annal/core/EventStore") {}
 
-/** Builds the store over the `SqlClient` and `EventTable` in context. */
-export const make = Effect.gen(function* () {
+/** Builds the store over the `SqlClient` in context, for the events table the options name. */
+export const make = Effect.fnUntraced(function* (options?: EventTable.Options) {
   const sql = yield* SqlClient.SqlClient
-  const config = yield* EventTable
-  yield* validateIdentifier(config.schema)
-  yield* validateIdentifier(config.table)
+  const config = yield* EventTable.make(options)
   const runAppend = makeAppend(sql, config)
   const runAppendOne = makeAppendOne(sql, config)
   const notifier = yield* Notifier.make(sql, channelOf(config))
@@ -317,8 +314,9 @@ export const make = Effect.gen(function* () {
   })
 })
 
-/** The store, built when the layer is. */
-export const layer: Layer.Layer<EventStore, never, SqlClient.SqlClient> = Layer.effect(EventStore, make)
+/** The store of the events table the options name (`public.events` by default), built when the layer is. */
+export const layer = (options?: EventTable.Options): Layer.Layer<EventStore, never, SqlClient.SqlClient> =>
+  Layer.effect(EventStore, make(options))
 
 /** What the fast path's written event reports, but for its position. */
 const fastOutcome = { duplicate: false, same: null, stored_aggregate_type: null, stored_aggregate_id: null, ok: true }
@@ -374,7 +372,8 @@ const prepare = Effect.fnUntraced(function* (events: ReadonlyArray<EventDefiniti
       return yield* invalid("aggregateType", "must be one lowercase segment, at most 50 long")
     }
     if (!Event.isUuid(event.aggregateId)) return yield* invalid("aggregateId", "must be a UUID")
-    if (event.userId === undefined) return yield* invalid("userId", "is missing: give it, or provide an EventContext")
+    if (event.userId === undefined)
+      return yield* invalid("userId", "is missing: give it, or emit through EventEmitter inside an EventContext")
     if (!Event.isUuid(event.userId)) return yield* invalid("userId", "must be a UUID")
     const eventId = event.eventId ?? generateEventId()
     if (!Event.isUuid(eventId)) return yield* invalid("eventId", "must be a UUID")

@@ -1,26 +1,43 @@
 /**
  * Where the events live: the schema and table name, so an application can keep its audit trail where it wants.
- * The store, the migrations and every query read it when their layer is built.
+ * Every layer that touches the table takes them as options (`EventStore.layer({ schema, table })`, and the same for
+ * `Feed`, `Integrity`, `Digest` and `Migrations`); this module checks them, once, for all of them.
  *
  * @since 0.1.0
  */
-import * as Context from "effect/Context"
-import * as Layer from "effect/Layer"
+import * as Effect from "effect/Effect"
 
-/** The schema and table that hold the events. */
-export interface EventTableConfig {
+/** Where a layer's events live; `public.events` unless given. */
+export interface Options {
+  readonly schema?: string | undefined
+  readonly table?: string | undefined
+}
+
+/** A checked events table: both names are plain lowercase identifiers, safe to write into DDL and index names. */
+export interface EventTable {
   readonly schema: string
   readonly table: string
 }
 
-/** The events table in use; `public.events` unless provided. */
-export const EventTable = Context.Reference<EventTableConfig>("@annal/core/EventTable", {
-  defaultValue: () => ({ schema: "public", table: "events" })
-})
+/**
+ * Schema and table names become identifiers, and prefixes of the names of the relations beside the table (its
+ * chain, commits, digests), which must stay within PostgreSQL's 63 bytes; anything but a plain lowercase name is a
+ * defect of the program's configuration, not of its input, so it dies when the layer is built.
+ */
+const identifier = /^[a-z_][a-z0-9_]{0,47}$/
 
-/** Keeps the events in `schema.table` (`table` defaults to `events`). */
-export const layer = (config: { readonly schema: string; readonly table?: string }): Layer.Layer<never> =>
-  Layer.succeed(EventTable, { schema: config.schema, table: config.table ?? "events" })
+/** Checks the options and fills in the defaults. */
+export const make = (options?: Options): Effect.Effect<EventTable> =>
+  Effect.suspend(() => {
+    const schema = options?.schema ?? "public"
+    const table = options?.table ?? "events"
+    for (const name of [schema, table]) {
+      if (!identifier.test(name)) {
+        return Effect.die(new Error(`Invalid events schema or table name: ${JSON.stringify(name)}`))
+      }
+    }
+    return Effect.succeed({ schema, table })
+  })
 
 /** The qualified name of a relation that lives beside the events table, such as its migrations table. */
-export const qualify = (config: EventTableConfig, name: string): string => `${config.schema}.${name}`
+export const qualify = (table: EventTable, name: string): string => `${table.schema}.${name}`

@@ -24,12 +24,11 @@ import { InvalidCursor, InvalidQuery, type StorageError } from "./AnnalError.ts"
 import * as Checkpoint from "./Checkpoint.ts"
 import * as Event from "./Event.ts"
 import * as EventRegistry from "./EventRegistry.ts"
-import { EventTable } from "./EventTable.ts"
+import * as EventTable from "./EventTable.ts"
 import { channelOf } from "./internal/feedMigration.ts"
 import { type FeedFilter, isFiltered, makeFeedRead } from "./internal/feedRead.ts"
 import * as Wakeups from "./internal/feedWakeups.ts"
 import { FeedSignal } from "./FeedSignal.ts"
-import { validateIdentifier } from "./Migrations.ts"
 
 /**
  * Which events to read: all filters are optional, and combine. The feed reads in commit order whatever the filter,
@@ -148,15 +147,18 @@ export class Feed extends Context.Service<
      * transaction id and is converted to commit order as migration 6 converted stored checkpoints.
      */
     readonly resolve: (text: string) => Effect.Effect<Checkpoint.Checkpoint, InvalidCursor | StorageError>
+    /** The events table this feed reads; the consumers that follow it keep their checkpoints beside it. */
+    readonly table: EventTable.EventTable
   }
 >()("@annal/core/Feed") {}
 
-/** Builds the feed over the `SqlClient` and `EventTable` in context, woken by the `FeedSignal` in context. */
-export const make = Effect.gen(function* () {
+/**
+ * Builds the feed of the events table the options name, over the `SqlClient` in context, woken by the `FeedSignal`
+ * in context.
+ */
+export const make = Effect.fnUntraced(function* (options?: EventTable.Options) {
   const sql = yield* SqlClient.SqlClient
-  const config = yield* EventTable
-  yield* validateIdentifier(config.schema)
-  yield* validateIdentifier(config.table)
+  const config = yield* EventTable.make(options)
   const statements = makeFeedRead(sql, config)
   const wakeups = yield* Wakeups.make(channelOf(config), yield* FeedSignal)
 
@@ -315,6 +317,7 @@ export const make = Effect.gen(function* () {
   }).pipe(Effect.withSpan("Feed.status"))
 
   return Feed.of({
+    table: config,
     read,
     batches,
     stream,
@@ -328,7 +331,8 @@ export const make = Effect.gen(function* () {
  * The feed, built when the layer is. Its listener lives as long as the layer and, on PostgreSQL, holds one pooled
  * connection for its `LISTEN`; every reader of the layer shares it.
  */
-export const layer: Layer.Layer<Feed, never, SqlClient.SqlClient | FeedSignal> = Layer.effect(Feed, make)
+export const layer = (options?: EventTable.Options): Layer.Layer<Feed, never, SqlClient.SqlClient | FeedSignal> =>
+  Layer.effect(Feed, make(options))
 
 /** Checks a read's options: its page size and filter. */
 export const validate = (

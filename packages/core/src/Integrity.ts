@@ -21,14 +21,14 @@ import type { SqlError } from "effect/sql/SqlError"
 import { InvalidQuery, type StorageError } from "./AnnalError.ts"
 import * as Digest from "./Digest.ts"
 import * as Event from "./Event.ts"
-import { EventTable, qualify } from "./EventTable.ts"
+import * as EventTable from "./EventTable.ts"
+import { qualify } from "./EventTable.ts"
 import { type ChainedEvent, genesis, type HashScheme, scheme } from "./internal/integrityChain.ts"
 import { type Break, type BreakKind, findBreak } from "./internal/integrityDiagnosis.ts"
 import { compareHeads, type Head, makeDigestTables, rootOf, streamKey } from "./internal/integrityDigest.ts"
 import { makeReadPage, makeReadStream, type Position, positionOf } from "./internal/integrityRead.ts"
 import { commitObjects } from "./internal/commitOrder.ts"
 import { fromSqlError } from "./internal/sqlErrors.ts"
-import { validateIdentifier } from "./Migrations.ts"
 
 export {
   /** The canonical text of one event's record: what its hash covers. */
@@ -158,13 +158,11 @@ export class Integrity extends Context.Service<
   }
 >()("@annal/core/Integrity") {}
 
-/** Builds the service with the given verifier, over the `SqlClient` and `EventTable` in context. */
-export const makeWith = (parts: Verifier) =>
+/** Builds the service with the given verifier, for the events table the options name, over the `SqlClient`. */
+export const makeWith = (parts: Verifier, options?: EventTable.Options) =>
   Effect.gen(function* () {
     const sql = yield* SqlClient.SqlClient
-    const config = yield* EventTable
-    yield* validateIdentifier(config.schema)
-    yield* validateIdentifier(config.table)
+    const config = yield* EventTable.make(options)
     const table = sql(qualify(config, config.table))
     const tableName = `${config.schema}.${config.table}`
     const readPage = makeReadPage(sql, table)
@@ -476,14 +474,17 @@ ORDER BY e.aggregate_type, e.aggregate_id, e.stream_version`.withoutTransform
   })
 
 /** Builds the service with the real verifier. */
-export const make = makeWith(verifier)
+export const make = (options?: EventTable.Options) => makeWith(verifier, options)
 
-/** The service, built when the layer is. */
-export const layer: Layer.Layer<Integrity, never, SqlClient.SqlClient> = Layer.effect(Integrity, make)
+/** The service for the events table the options name, built when the layer is. */
+export const layer = (options?: EventTable.Options): Layer.Layer<Integrity, never, SqlClient.SqlClient> =>
+  Layer.effect(Integrity, make(options))
 
 /** The service with another verifier: for tests that show the suite catches a weakened one. */
-export const layerWith = (parts: Verifier): Layer.Layer<Integrity, never, SqlClient.SqlClient> =>
-  Layer.effect(Integrity, makeWith(parts))
+export const layerWith = (
+  parts: Verifier,
+  options?: EventTable.Options
+): Layer.Layer<Integrity, never, SqlClient.SqlClient> => Layer.effect(Integrity, makeWith(parts, options))
 
 const findingOf = (aggregateType: string, aggregateId: string, found: Break): Finding => ({
   kind: found.kind,

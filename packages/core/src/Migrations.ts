@@ -10,7 +10,8 @@ import * as Layer from "effect/Layer"
 import * as Migrator from "effect/sql/Migrator"
 import * as SqlClient from "effect/sql/SqlClient"
 import { StorageError } from "./AnnalError.ts"
-import { EventTable, type EventTableConfig, qualify } from "./EventTable.ts"
+import * as EventTable from "./EventTable.ts"
+import { qualify } from "./EventTable.ts"
 import { fromSqlError } from "./internal/sqlErrors.ts"
 import { dropNotifyTrigger, feedMigration } from "./internal/feedMigration.ts"
 import { integrity } from "./internal/integrityMigration.ts"
@@ -18,7 +19,7 @@ import { commitOrderMigration } from "./internal/commitOrder.ts"
 
 /** The migrations for one events table, by `<id>_<name>`. */
 export const migrations = (
-  config: EventTableConfig
+  config: EventTable.EventTable
 ): Record<string, Effect.Effect<void, unknown, SqlClient.SqlClient>> => ({
   "1_create_events": createEvents(config),
   "2_append_only": appendOnly(config),
@@ -28,59 +29,49 @@ export const migrations = (
   "6_commit_order": commitOrderMigration(config)
 })
 
-/** Applies every pending migration of the configured events table and returns the ones it applied. */
-export const run: Effect.Effect<
-  ReadonlyArray<readonly [id: number, name: string]>,
-  StorageError,
-  SqlClient.SqlClient
-> = Effect.gen(function* () {
-  const sql = yield* SqlClient.SqlClient
-  const config = yield* EventTable
-  yield* validateIdentifier(config.schema)
-  yield* validateIdentifier(config.table)
-  const migrate = Migrator.make({})({
-    loader: Migrator.fromRecord(migrations(config)),
-    table: qualify(config, `${config.table}_migrations`)
-  })
-  return yield* sql.withTransaction(
-    Effect.gen(function* () {
-      // A server bounds its statements (`Database.layer`'s `statementTimeout`); a migration of a big table may take
-      // longer than any request, and must not fail the start for it.
-      yield* sql`SET LOCAL statement_timeout = 0`
-      // Serializes concurrent runs across processes, before the Migrator looks at its own table.
-      yield* sql`SELECT pg_advisory_xact_lock(hashtext(${`annal:migrate:${config.schema}.${config.table}`}))`
-      yield* sql`CREATE SCHEMA IF NOT EXISTS ${sql(config.schema)}`
-      return yield* migrate
+/** Applies every pending migration of the events table the options name, and returns the ones it applied. */
+export const run: (
+  options?: EventTable.Options
+) => Effect.Effect<ReadonlyArray<readonly [id: number, name: string]>, StorageError, SqlClient.SqlClient> = Effect.fn(
+  "Migrations.run()"
+)(
+  function* (options?: EventTable.Options) {
+    const sql = yield* SqlClient.SqlClient
+    const config = yield* EventTable.make(options)
+    const migrate = Migrator.make({})({
+      loader: Migrator.fromRecord(migrations(config)),
+      table: qualify(config, `${config.table}_migrations`)
     })
-  )
-}).pipe(
-  Effect.catchTag("SqlError", (error) => Effect.fail(fromSqlError("Migrations.run", error))),
+    return yield* sql.withTransaction(
+      Effect.gen(function* () {
+        // A server bounds its statements (`Database.layer`'s `statementTimeout`); a migration of a big table may
+        // take longer than any request, and must not fail the start for it.
+        yield* sql`SET LOCAL statement_timeout = 0`
+        // Serializes concurrent runs across processes, before the Migrator looks at its own table.
+        yield* sql`SELECT pg_advisory_xact_lock(hashtext(${`annal:migrate:${config.schema}.${config.table}`}))`
+        yield* sql`CREATE SCHEMA IF NOT EXISTS ${sql(config.schema)}`
+        return yield* migrate
+      })
+    )
+  },
+  Effect.catchTag("SqlError", (error) => Effect.fail(fromSqlError("Migrations.run()", error))),
   Effect.catchTag("MigrationError", (error) =>
     Effect.fail(
       new StorageError({
-        operation: "Migrations.run",
+        operation: "Migrations.run()",
         reason: error.kind,
         detail: `${error.message}${error.cause === undefined ? "" : `: ${String(error.cause)}`}`,
         retryable: false
       })
     )
-  ),
-  Effect.withSpan("Migrations.run")
+  )
 )
 
-/** Runs the migrations when the layer is built. */
-export const layer: Layer.Layer<never, StorageError, SqlClient.SqlClient> = Layer.effectDiscard(run)
+/** Runs the migrations of the events table the options name when the layer is built. */
+export const layer = (options?: EventTable.Options): Layer.Layer<never, StorageError, SqlClient.SqlClient> =>
+  Layer.effectDiscard(run(options))
 
-/**
- * Schema and table names become identifiers (and prefixes of index names); anything but a plain lowercase name is
- * a configuration defect.
- */
-export const validateIdentifier = (name: string): Effect.Effect<void> =>
-  /^[a-z_][a-z0-9_]{0,47}$/.test(name)
-    ? Effect.void
-    : Effect.die(new Error(`Invalid events schema or table name: ${JSON.stringify(name)}`))
-
-const createEvents = (config: EventTableConfig) =>
+const createEvents = (config: EventTable.EventTable) =>
   Effect.gen(function* () {
     const sql = yield* SqlClient.SqlClient
     const table = sql(qualify(config, config.table))
@@ -120,7 +111,7 @@ const createEvents = (config: EventTableConfig) =>
     yield* sql`CREATE INDEX ${name("causation_id_idx")} ON ${table} (causation_id) WHERE causation_id IS NOT NULL`
   })
 
-const appendOnly = (config: EventTableConfig) =>
+const appendOnly = (config: EventTable.EventTable) =>
   Effect.gen(function* () {
     const sql = yield* SqlClient.SqlClient
     const table = sql(qualify(config, config.table))

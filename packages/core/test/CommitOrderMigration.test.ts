@@ -12,7 +12,6 @@ import * as Stream from "effect/Stream"
 import * as Checkpoint from "../src/Checkpoint.ts"
 import * as EventRegistry from "../src/EventRegistry.ts"
 import * as EventStore from "../src/EventStore.ts"
-import * as EventTable from "../src/EventTable.ts"
 import * as Feed from "../src/Feed.ts"
 import * as Migrations from "../src/Migrations.ts"
 import { GstAdded, uuid } from "./support/Fixtures.ts"
@@ -77,7 +76,7 @@ layer(TestLayer, { excludeTestServices: true })(`migration 6 (${TestDatabase.eng
       yield* sql`INSERT INTO ${sql(`${schema}.events_digests`)} (id, checkpoint_transaction_id, checkpoint_global_position,
         root, document) VALUES (1, ${tx(t2).toString()}::xid8, ${gp(t2[0]!).toString()}, decode(repeat('00', 32), 'hex'), '{}')`
 
-      const applied = yield* Migrations.run.pipe(Effect.provide(EventTable.layer({ schema })))
+      const applied = yield* Migrations.run({ schema })
       assert.deepStrictEqual(applied, [[6, "commit_order"]])
 
       const commits = yield* sql<{ readonly commit_sequence: string; readonly transaction_id: string }>`SELECT
@@ -106,7 +105,7 @@ layer(TestLayer, { excludeTestServices: true })(`migration 6 (${TestDatabase.eng
       assert.deepStrictEqual([digest!.c, digest!.p], ["2", String(gp(t2[0]!))])
 
       // The feed reads the old log in the old order, then what is appended now after it.
-      const services = Layer.mergeAll(Feed.layer, EventStore.layer).pipe(Layer.provide(EventTable.layer({ schema })))
+      const services = Layer.mergeAll(Feed.layer({ schema }), EventStore.layer({ schema }))
       yield* Effect.gen(function* () {
         const store = yield* EventStore.EventStore
         const feed = yield* Feed.Feed

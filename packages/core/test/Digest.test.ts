@@ -14,7 +14,6 @@ import * as SqlClient from "effect/sql/SqlClient"
 import * as TestClock from "effect/testing/TestClock"
 import * as Digest from "../src/Digest.ts"
 import { EventStore } from "../src/EventStore.ts"
-import * as EventTable from "../src/EventTable.ts"
 import * as Integrity from "../src/Integrity.ts"
 import { makeReadStream } from "../src/internal/integrityRead.ts"
 import { GstAdded, OrganizationCreated, uuid } from "./support/Fixtures.ts"
@@ -28,9 +27,8 @@ const signingKey = Layer.effect(
   Effect.flatMap(Digest.generateSigningKey, (key) => Digest.parseSigningKey(key.privateKeyPem))
 )
 
-const TestLayer = Layer.mergeAll(Integrity.layer, Digest.layer).pipe(
+const TestLayer = Layer.mergeAll(Integrity.layer({ schema }), Digest.layer({ schema })).pipe(
   Layer.provideMerge(signingKey),
-  Layer.provide(EventTable.layer({ schema })),
   Layer.provideMerge(TestDatabase.layerWith(schema))
 )
 

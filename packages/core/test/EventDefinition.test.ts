@@ -30,6 +30,18 @@ describe("EventDefinition", () => {
     assert.strictEqual(base.version, 1)
   })
 
+  it("a step may return a literal of the next version's schema, without `as const`, and only one it allows", () => {
+    const Status = Schema.Struct({ name: Schema.String, status: Schema.Literals(["open", "closed"]) })
+    const base = EventDefinition.make("ticket.opened", { aggregateType: "ticket", schema: V1 })
+    const defined = base.evolve(Status, (v1) => ({ ...v1, status: "open" }))
+    assert.deepStrictEqual(Schema.decodeUnknownSync(defined.decoders.get(1)!)({ name: "a" }), {
+      name: "a",
+      status: "open"
+    })
+    // @ts-expect-error: "pending" is not one of the statuses version 2 allows.
+    base.evolve(Status, (v1) => ({ ...v1, status: "pending" }))
+  })
+
   it("an event type that is not lowercase dotted segments does not compile", () => {
     // @ts-expect-error: uppercase and a space.
     EventDefinition.make("Organization Created", { aggregateType: "organization", schema: V1 })

@@ -8,7 +8,6 @@ import * as Migrator from "effect/sql/Migrator"
 import * as SqlClient from "effect/sql/SqlClient"
 import * as CanonicalJson from "../src/CanonicalJson.ts"
 import { EventStore, make as makeEventStore } from "../src/EventStore.ts"
-import * as EventTable from "../src/EventTable.ts"
 import * as Integrity from "../src/Integrity.ts"
 import { type ChainedEvent, microsOfMillis, scheme } from "../src/internal/integrityChain.ts"
 import { findBreak } from "../src/internal/integrityDiagnosis.ts"
@@ -21,10 +20,7 @@ import * as TestDatabase from "./support/TestDatabase.ts"
 const schema = TestDatabase.uniqueSchema()
 const events = `${schema}.events`
 
-const TestLayer = Integrity.layer.pipe(
-  Layer.provide(EventTable.layer({ schema })),
-  Layer.provideMerge(TestDatabase.layerWith(schema))
-)
+const TestLayer = Integrity.layer({ schema }).pipe(Layer.provideMerge(TestDatabase.layerWith(schema)))
 
 const created = (aggregateId: string, userId: string, data: Record<string, unknown> = {}) =>
   OrganizationCreated.make({
@@ -360,7 +356,7 @@ layer(TestLayer, { timeout: 120_000 })(`Integrity (${TestDatabase.engine})`, (it
             ${micros}::timestamptz, 1, ${data}::jsonb, '{"correlationId": "old"}'::jsonb, ${version}, 'old')`
         }
 
-        const applied = yield* Migrations.run.pipe(Effect.provide(EventTable.layer({ schema: other })))
+        const applied = yield* Migrations.run({ schema: other })
         assert.deepStrictEqual(applied, [
           [4, "integrity"],
           [5, "notify_after_commit"],
@@ -377,9 +373,8 @@ layer(TestLayer, { timeout: 120_000 })(`Integrity (${TestDatabase.engine})`, (it
         const refused = yield* Effect.flip(sql`UPDATE ${table} SET hash = NULL`)
         assert.include(describeSqlError(refused), "append-only")
 
-        const tables = EventTable.layer({ schema: other })
-        const integrity = yield* Integrity.make.pipe(Effect.provide(tables))
-        const store = yield* makeEventStore.pipe(Effect.provide(tables))
+        const integrity = yield* Integrity.make({ schema: other })
+        const store = yield* makeEventStore({ schema: other })
         yield* store.append([gst(a, user, "new")])
         const report = yield* integrity.verify()
         assert.isTrue(report.ok, JSON.stringify(report.findings))

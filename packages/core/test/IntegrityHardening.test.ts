@@ -12,7 +12,6 @@ import * as Layer from "effect/Layer"
 import * as SqlClient from "effect/sql/SqlClient"
 import * as Digest from "../src/Digest.ts"
 import { EventStore } from "../src/EventStore.ts"
-import * as EventTable from "../src/EventTable.ts"
 import * as Integrity from "../src/Integrity.ts"
 import { describe as describeSqlError } from "../src/internal/sqlErrors.ts"
 import { GstAdded, OrganizationCreated, uuid } from "./support/Fixtures.ts"
@@ -72,9 +71,8 @@ const signingKey = Layer.effect(
   Effect.flatMap(Digest.generateSigningKey, (key) => Digest.parseSigningKey(key.privateKeyPem))
 )
 
-const TestLayer = Layer.mergeAll(Integrity.layer, Digest.layer, Roles).pipe(
+const TestLayer = Layer.mergeAll(Integrity.layer({ schema }), Digest.layer({ schema }), Roles).pipe(
   Layer.provideMerge(signingKey),
-  Layer.provide(EventTable.layer({ schema })),
   Layer.provideMerge(TestDatabase.layerWith(schema))
 )
 

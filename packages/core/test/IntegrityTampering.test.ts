@@ -21,7 +21,6 @@ import * as SecureRandom from "effect/crypto/SecureRandom"
 import * as Signature from "effect/crypto/Signature"
 import * as Digest from "../src/Digest.ts"
 import * as EventStore from "../src/EventStore.ts"
-import * as EventTable from "../src/EventTable.ts"
 import * as Integrity from "../src/Integrity.ts"
 import * as Migrations from "../src/Migrations.ts"
 import { type ChainedEvent, genesis } from "../src/internal/integrityChain.ts"
@@ -377,9 +376,7 @@ const campaign = (options: {
 }) =>
   Effect.gen(function* () {
     const sql = yield* SqlClient.SqlClient
-    const integrity = yield* Integrity.makeWith(options.verifier).pipe(
-      Effect.provide(EventTable.layer({ schema: options.schema }))
-    )
+    const integrity = yield* Integrity.makeWith(options.verifier, { schema: options.schema })
     const attacker = yield* makeAttacker(options.schema, options.verifier)
     const outcomes: Array<Outcome> = []
     for (let trial = 0; trial < options.trials; trial++) {
@@ -420,10 +417,9 @@ const setUp = (options: { readonly random: Random; readonly streams: number; rea
     const key = yield* Effect.flatMap(Digest.generateSigningKey, (generated) =>
       Digest.parseSigningKey(generated.privateKeyPem)
     )
-    const table = EventTable.layer({ schema })
-    yield* Migrations.run.pipe(Effect.provide(table))
-    const store = yield* EventStore.make.pipe(Effect.provide(table))
-    const digest = yield* Digest.make.pipe(Effect.provide(table), Effect.provideService(Digest.SigningKey, key))
+    yield* Migrations.run({ schema })
+    const store = yield* EventStore.make({ schema })
+    const digest = yield* Digest.make({ schema }).pipe(Effect.provideService(Digest.SigningKey, key))
     const streams = yield* writeLog(options.random, options.streams).pipe(
       Effect.provideService(EventStore.EventStore, store)
     )
@@ -467,9 +463,7 @@ describe(`tamper evidence (${TestDatabase.engine}), seed ${seed}`, () => {
       Effect.gen(function* () {
         const random = makeRandom(seed)
         const log = yield* setUp({ random, streams: 12, scheme: Integrity.verifier })
-        const integrity = yield* Integrity.makeWith(Integrity.verifier).pipe(
-          Effect.provide(EventTable.layer({ schema: log.schema }))
-        )
+        const integrity = yield* Integrity.makeWith(Integrity.verifier, { schema: log.schema })
         const clean = yield* integrity.verify({ digest: { document: log.document, publicKey: log.publicKey } })
         assert.isTrue(clean.ok, JSON.stringify(clean))
         assert.isTrue(clean.digest?.verified)
@@ -513,9 +507,7 @@ describe(`tamper evidence (${TestDatabase.engine}), seed ${seed}`, () => {
         Effect.gen(function* () {
           const random = makeRandom(seed + name.length)
           const log = yield* setUp({ random, streams: 6, scheme: verifier })
-          const integrity = yield* Integrity.makeWith(verifier).pipe(
-            Effect.provide(EventTable.layer({ schema: log.schema }))
-          )
+          const integrity = yield* Integrity.makeWith(verifier, { schema: log.schema })
           const clean = yield* integrity.verify({ digest: { document: log.document, publicKey: log.publicKey } })
           assert.isTrue(clean.ok, `the mutant should pass the clean log it wrote: ${JSON.stringify(clean)}`)
           // Every kind is drawn, as in the real campaign; it stops at the first miss of the kind the check is for.

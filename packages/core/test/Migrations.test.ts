@@ -1,8 +1,6 @@
 import { assert, describe, it, layer } from "@effect/vitest"
 import * as Effect from "effect/Effect"
-import * as Layer from "effect/Layer"
 import * as SqlClient from "effect/sql/SqlClient"
-import * as EventTable from "../src/EventTable.ts"
 import { describe as describeSqlError } from "../src/internal/sqlErrors.ts"
 import * as Migrations from "../src/Migrations.ts"
 import * as TestDatabase from "./support/TestDatabase.ts"
@@ -20,7 +18,7 @@ const declared = Object.keys(Migrations.migrations({ schema, table: "events" }))
 layer(migrated)(`Migrations (${TestDatabase.engine})`, (it) => {
   it.effect("are idempotent: a second run applies nothing", () =>
     Effect.gen(function* () {
-      const applied = yield* Migrations.run.pipe(Effect.provide(EventTable.layer({ schema })))
+      const applied = yield* Migrations.run({ schema })
       assert.deepStrictEqual(applied, [])
       const sql = yield* SqlClient.SqlClient
       const rows = yield* sql<{ readonly migration_id: number }>`SELECT migration_id FROM ${sql(
@@ -37,7 +35,7 @@ layer(migrated)(`Migrations (${TestDatabase.engine})`, (it) => {
     Effect.gen(function* () {
       const other = TestDatabase.uniqueSchema()
       const runs = yield* Effect.all(
-        Array.from({ length: 4 }, () => Migrations.run.pipe(Effect.provide(EventTable.layer({ schema: other })))),
+        Array.from({ length: 4 }, () => Migrations.run({ schema: other })),
         { concurrency: "unbounded" }
       )
       assert.deepStrictEqual(runs.map((applied) => applied.length).toSorted(), [0, 0, 0, declared.length])
@@ -95,10 +93,7 @@ layer(migrated)(`Migrations (${TestDatabase.engine})`, (it) => {
 describe("Migrations", () => {
   it("refuse a schema name that is not a plain identifier", async () => {
     const exit = await Effect.runPromiseExit(
-      Migrations.run.pipe(
-        Effect.provide(Layer.mergeAll(EventTable.layer({ schema: "x; DROP TABLE y" }), TestDatabase.sqlLayer)),
-        Effect.scoped
-      )
+      Migrations.run({ schema: "x; DROP TABLE y" }).pipe(Effect.provide(TestDatabase.sqlLayer), Effect.scoped)
     )
     assert.strictEqual(exit._tag, "Failure")
   })

@@ -165,7 +165,8 @@ export const variant = (parts: Parts) => {
           EventStore.EventStore.use((inner) => parts.store!(inner))
         )
   const services = Layer.mergeAll(Organizations.layer, Commodities.layer, parts.access ?? Access.layer).pipe(
-    Layer.provideMerge(Layer.mergeAll(EventStore.layer, EventEmitter.layer, Integrity.layer)),
+    Layer.provideMerge(Layer.mergeAll(EventEmitter.layer, Integrity.layer())),
+    Layer.provideMerge(EventStore.layer()),
     Layer.provide(App.migrations)
   )
   return Layer.unwrap(

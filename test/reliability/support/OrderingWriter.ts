@@ -22,7 +22,6 @@ import * as Random from "effect/Random"
 import * as Schema from "effect/Schema"
 import * as SqlClient from "effect/sql/SqlClient"
 import * as EventStore from "../../../packages/core/src/EventStore.ts"
-import * as EventTable from "../../../packages/core/src/EventTable.ts"
 import { businessTable, EntryAdded } from "./Ledger.ts"
 
 class Rollback extends Schema.TaggedError<Rollback>()("Rollback", {}) {}
@@ -96,8 +95,7 @@ const program = Effect.gen(function* () {
 
 const Live = Layer.unwrap(
   Effect.map(settings, ({ url, schema }) =>
-    EventStore.layer.pipe(
-      Layer.provide(EventTable.layer({ schema })),
+    EventStore.layer({ schema }).pipe(
       Layer.provideMerge(
         PgFeedSignal.layerClient({ url, maxConnections: 2, applicationName: `annal-ordering-${schema}` })
       )

@@ -12,7 +12,6 @@ import * as Schema from "effect/Schema"
 import * as SqlClient from "effect/sql/SqlClient"
 import * as EventEmitter from "../../../packages/core/src/EventEmitter.ts"
 import * as EventStore from "../../../packages/core/src/EventStore.ts"
-import * as EventTable from "../../../packages/core/src/EventTable.ts"
 import * as Migrations from "../../../packages/core/src/Migrations.ts"
 
 /** The shared PostgreSQL of this machine and CI. */
@@ -35,9 +34,10 @@ const dropSchemaAfter = (schema: string) =>
 
 /** The store and the emitter over a fresh, migrated events table in `schema`, with the client they use. */
 export const layer = <A, E, R>(schema: string, client: Layer.Layer<A | SqlClient.SqlClient, E, R>) =>
-  Layer.mergeAll(Migrations.layer, EventStore.layer, EventEmitter.layer).pipe(
+  EventEmitter.layer.pipe(
+    Layer.provideMerge(EventStore.layer({ schema })),
+    Layer.provideMerge(Migrations.layer({ schema })),
     Layer.provideMerge(dropSchemaAfter(schema)),
-    Layer.provide(EventTable.layer({ schema })),
     Layer.provideMerge(client),
     Layer.orDie
   )

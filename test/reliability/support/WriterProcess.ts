@@ -20,7 +20,7 @@ import * as Random from "effect/Random"
 import * as SqlClient from "effect/sql/SqlClient"
 import * as EventContext from "../../../packages/core/src/EventContext.ts"
 import * as EventEmitter from "../../../packages/core/src/EventEmitter.ts"
-import * as EventTable from "../../../packages/core/src/EventTable.ts"
+import * as EventStore from "../../../packages/core/src/EventStore.ts"
 import { Mode, OrderLineAdded, ordersTable } from "./Orders.ts"
 
 const settings = Config.all({
@@ -80,7 +80,7 @@ const program = Effect.gen(function* () {
 const layer = Layer.unwrap(
   Effect.map(settings, ({ url, schema, applicationName }) =>
     EventEmitter.layer.pipe(
-      Layer.provide(EventTable.layer({ schema })),
+      Layer.provideMerge(EventStore.layer({ schema })),
       Layer.provideMerge(PgFeedSignal.layerClient({ url, applicationName, maxConnections: 1 }))
     )
   )

@@ -18,7 +18,7 @@
 import type * as Effect from "effect/Effect"
 import type * as SqlClient from "effect/sql/SqlClient"
 import type { SqlError } from "effect/sql/SqlError"
-import type { EventTableConfig } from "../EventTable.ts"
+import type { EventTable } from "../EventTable.ts"
 import { qualify } from "../EventTable.ts"
 
 /** One event as the statement takes it, in snake_case JSON. */
@@ -65,7 +65,7 @@ export interface AppendOutcome {
 }
 
 /** The text each stream's lock key is hashed from: the table and the stream. */
-export const streamLockText = (config: EventTableConfig, aggregateType: string, aggregateId: string): string =>
+export const streamLockText = (config: EventTable, aggregateType: string, aggregateId: string): string =>
   `${config.schema}.${config.table}/${aggregateType}/${aggregateId}`
 
 /**
@@ -87,7 +87,7 @@ export const makeLockStreams =
  * as SQL NULL, so the statement puts it back as jsonb `null`.
  */
 export const makeAppend =
-  (sql: SqlClient.SqlClient, config: EventTableConfig) =>
+  (sql: SqlClient.SqlClient, config: EventTable) =>
   (rows: ReadonlyArray<AppendRow>, expected: number): Effect.Effect<ReadonlyArray<AppendOutcome>, SqlError> => {
     const table = sql(qualify(config, config.table))
     const chain = sql(qualify(config, `${config.table}_chain`))
@@ -182,7 +182,7 @@ ORDER BY i.ord`.withoutTransform
  * and the caller runs the general statement, which tells which of these it was.
  */
 export const makeAppendOne =
-  (sql: SqlClient.SqlClient, config: EventTableConfig) =>
+  (sql: SqlClient.SqlClient, config: EventTable) =>
   (
     row: AppendRow,
     expected: number

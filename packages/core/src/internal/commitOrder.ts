@@ -22,7 +22,7 @@
  */
 import * as Effect from "effect/Effect"
 import * as SqlClient from "effect/sql/SqlClient"
-import type { EventTableConfig } from "../EventTable.ts"
+import type { EventTable } from "../EventTable.ts"
 import { qualify } from "../EventTable.ts"
 import { consumersTable } from "./feedMigration.ts"
 
@@ -33,7 +33,7 @@ export const commitLockClass = 0x616e6e61
  * A 32-bit key for one events table (FNV-1a of `schema.table`, signed), so that two tables in one database take
  * different commit locks.
  */
-export const tableKey = (config: EventTableConfig): number => {
+export const tableKey = (config: EventTable): number => {
   let hash = 0x811c9dc5
   for (const char of `${config.schema}.${config.table}`) {
     hash ^= char.charCodeAt(0)
@@ -43,7 +43,7 @@ export const tableKey = (config: EventTableConfig): number => {
 }
 
 /** The names of the commit order's objects for one events table. */
-export const commitObjects = (config: EventTableConfig) => ({
+export const commitObjects = (config: EventTable) => ({
   sequence: qualify(config, `${config.table}_commit_sequence`),
   commits: qualify(config, `${config.table}_commits`),
   pending: qualify(config, `${config.table}_pending_commits`),
@@ -58,7 +58,7 @@ export const commitObjects = (config: EventTableConfig) => ({
 export const fenceWindow = 10_000
 
 /** Creates the commit order and numbers the transactions already in the log. */
-export const commitOrderMigration = (config: EventTableConfig) =>
+export const commitOrderMigration = (config: EventTable) =>
   Effect.gen(function* () {
     const sql = yield* SqlClient.SqlClient
     const table = sql(qualify(config, config.table))

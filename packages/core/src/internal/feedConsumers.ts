@@ -8,7 +8,7 @@ import * as Schema from "effect/Schema"
 import type * as SqlClient from "effect/sql/SqlClient"
 import type { SqlError } from "effect/sql/SqlError"
 import type { StorageError } from "../AnnalError.ts"
-import type { EventTableConfig } from "../EventTable.ts"
+import type { EventTable } from "../EventTable.ts"
 import { qualify } from "../EventTable.ts"
 import { consumersTable } from "./feedMigration.ts"
 import type * as Checkpoint from "../Checkpoint.ts"
@@ -21,7 +21,7 @@ import { fromSqlError } from "./sqlErrors.ts"
 export type LagRow = typeof LagRow.Type
 
 /** Builds the consumers' statements for one events table; failures are `StorageError`s named after them. */
-export const makeConsumerStatements = (sql: SqlClient.SqlClient, config: EventTableConfig) => {
+export const makeConsumerStatements = (sql: SqlClient.SqlClient, config: EventTable) => {
   const consumers = sql(consumersTable(config))
   const events = sql(qualify(config, config.table))
   const commits = sql(commitObjects(config).commits)

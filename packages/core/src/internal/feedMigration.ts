@@ -5,7 +5,7 @@
  */
 import * as Effect from "effect/Effect"
 import * as SqlClient from "effect/sql/SqlClient"
-import type { EventTableConfig } from "../EventTable.ts"
+import type { EventTable } from "../EventTable.ts"
 import { qualify } from "../EventTable.ts"
 
 /**
@@ -13,13 +13,13 @@ import { qualify } from "../EventTable.ts"
  * table name is cut: two tables that share the cut name only wake each other's readers for nothing, as the
  * notification is a hint and never the data.
  */
-export const channelOf = (config: EventTableConfig): string => `annal.${config.schema}.${config.table}`.slice(0, 63)
+export const channelOf = (config: EventTable): string => `annal.${config.schema}.${config.table}`.slice(0, 63)
 
 /** The table of named consumers that lives beside the events table. */
-export const consumersTable = (config: EventTableConfig): string => qualify(config, `${config.table}_consumers`)
+export const consumersTable = (config: EventTable): string => qualify(config, `${config.table}_consumers`)
 
 /** Creates the notify trigger (removed by migration 5) and the consumers table. */
-export const feedMigration = (config: EventTableConfig) =>
+export const feedMigration = (config: EventTable) =>
   Effect.gen(function* () {
     const sql = yield* SqlClient.SqlClient
     const table = sql(qualify(config, config.table))
@@ -63,7 +63,7 @@ export const feedMigration = (config: EventTableConfig) =>
  * 12,000 to 15,600 with the `NOTIFY` sent after the commit, in a transaction of its own that writes no WAL to wait
  * for. The store now does that, coalesced (`feedNotifier.ts`); readers poll as before for rows written by others.
  */
-export const dropNotifyTrigger = (config: EventTableConfig) =>
+export const dropNotifyTrigger = (config: EventTable) =>
   Effect.gen(function* () {
     const sql = yield* SqlClient.SqlClient
     yield* sql`DROP TRIGGER IF EXISTS ${sql(`${config.table}_notify_feed`)} ON ${sql(qualify(config, config.table))}`

@@ -14,7 +14,7 @@ import type * as Statement from "effect/sql/Statement"
 import { StorageError } from "../AnnalError.ts"
 import * as Checkpoint from "../Checkpoint.ts"
 import type * as Event from "../Event.ts"
-import type { EventTableConfig } from "../EventTable.ts"
+import type { EventTable } from "../EventTable.ts"
 import { qualify } from "../EventTable.ts"
 import { commitLockClass, commitObjects, tableKey } from "./commitOrder.ts"
 import { decodeRows, eventColumns } from "./read.ts"
@@ -61,7 +61,7 @@ export interface CommittingRow {
 }
 
 /** Builds the feed's statements for one events table; database failures are `StorageError`s named after them. */
-export const makeFeedRead = (sql: SqlClient.SqlClient, config: EventTableConfig) => {
+export const makeFeedRead = (sql: SqlClient.SqlClient, config: EventTable) => {
   const table = sql(qualify(config, config.table))
   const objects = commitObjects(config)
   const commits = sql(objects.commits)

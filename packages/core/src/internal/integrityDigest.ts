@@ -13,7 +13,7 @@ import type * as SqlClient from "effect/sql/SqlClient"
 import type { SqlError } from "effect/sql/SqlError"
 import { StorageError } from "../AnnalError.ts"
 import * as Checkpoint from "../Checkpoint.ts"
-import { type EventTableConfig, qualify } from "../EventTable.ts"
+import { type EventTable, qualify } from "../EventTable.ts"
 
 /** The format tag of digests, in the root's preimage and in every document. */
 export const format = "annal.digest.v2"
@@ -63,7 +63,7 @@ export interface StoredDigest {
 }
 
 /** Reads and writes the digests tables of one events table. */
-export const makeDigestTables = (sql: SqlClient.SqlClient, config: EventTableConfig) => {
+export const makeDigestTables = (sql: SqlClient.SqlClient, config: EventTable) => {
   const digests = sql(qualify(config, `${config.table}_digests`))
   const heads = sql(qualify(config, `${config.table}_digest_heads`))
   /** The heads signed by digest `id`: each stream's latest row at or before it. */

@@ -11,7 +11,7 @@
 import * as Effect from "effect/Effect"
 import * as SqlClient from "effect/sql/SqlClient"
 import type * as Statement from "effect/sql/Statement"
-import { type EventTableConfig, qualify } from "../EventTable.ts"
+import { type EventTable, qualify } from "../EventTable.ts"
 import { genesis, scheme } from "./integrityChain.ts"
 import { makeReadPage, type Position, positionOf } from "./integrityRead.ts"
 
@@ -19,7 +19,7 @@ import { makeReadPage, type Position, positionOf } from "./integrityRead.ts"
 const backfillBatch = 1000
 
 /** The migration for one events table. */
-export const integrity = (config: EventTableConfig) =>
+export const integrity = (config: EventTable) =>
   Effect.gen(function* () {
     const sql = yield* SqlClient.SqlClient
     const table = sql(qualify(config, config.table))

@@ -12,7 +12,7 @@ import type { SqlError } from "effect/sql/SqlError"
 import type * as Statement from "effect/sql/Statement"
 import { StorageError } from "../AnnalError.ts"
 import * as Event from "../Event.ts"
-import type { EventTableConfig } from "../EventTable.ts"
+import type { EventTable } from "../EventTable.ts"
 import { qualify } from "../EventTable.ts"
 import { isJson } from "./json.ts"
 
@@ -35,7 +35,7 @@ export interface Range {
 }
 
 /** Builds the read statement for one events table. */
-export const makeRead = (sql: SqlClient.SqlClient, config: EventTableConfig) => {
+export const makeRead = (sql: SqlClient.SqlClient, config: EventTable) => {
   const table = sql(qualify(config, config.table))
   return (filter: Filter, range: Range): Effect.Effect<ReadonlyArray<Event.RawEvent>, SqlError | StorageError> => {
     const where = clauses(sql, filter)
@@ -251,7 +251,7 @@ type EventRow = typeof EventRow.Type
 const decodeEventRows = Schema.decodeUnknownEffect(Schema.Array(EventRow))
 
 /** Builds the count statement for one events table. */
-export const makeCount = (sql: SqlClient.SqlClient, config: EventTableConfig) => {
+export const makeCount = (sql: SqlClient.SqlClient, config: EventTable) => {
   const table = sql(qualify(config, config.table))
   return (filter: Filter): Effect.Effect<number, SqlError> =>
     sql<{

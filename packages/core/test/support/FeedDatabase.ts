@@ -9,7 +9,6 @@ import * as Schedule from "effect/Schedule"
 import * as SqlClient from "effect/sql/SqlClient"
 import * as Consumers from "../../src/Consumers.ts"
 import * as EventStore from "../../src/EventStore.ts"
-import * as EventTable from "../../src/EventTable.ts"
 import * as Checkpoint from "../../src/Checkpoint.ts"
 import * as Feed from "../../src/Feed.ts"
 import { GstAdded, OrganizationCreated, uuid } from "./Fixtures.ts"
@@ -17,11 +16,7 @@ import * as TestDatabase from "./TestDatabase.ts"
 
 /** The core's services, the feed and the consumers over a fresh events table in `schema`. */
 export const layerWith = (schema: string) =>
-  Consumers.layer.pipe(
-    Layer.provideMerge(Feed.layer),
-    Layer.provide(EventTable.layer({ schema })),
-    Layer.provideMerge(TestDatabase.layerWith(schema))
-  )
+  Consumers.layer.pipe(Layer.provideMerge(Feed.layer({ schema })), Layer.provideMerge(TestDatabase.layerWith(schema)))
 
 /** An organization.created event of a new organization. */
 export const created = (aggregateId = uuid(), name = "Acme") =>

@@ -11,7 +11,6 @@ import * as SqlClient from "effect/sql/SqlClient"
 import * as AuditService from "../../src/AuditService.ts"
 import * as EventEmitter from "../../src/EventEmitter.ts"
 import * as EventStore from "../../src/EventStore.ts"
-import * as EventTable from "../../src/EventTable.ts"
 import * as Migrations from "../../src/Migrations.ts"
 import type * as FeedSignal from "../../src/FeedSignal.ts"
 import { PgliteClient } from "@annal/sql-pglite"
@@ -42,9 +41,10 @@ const dropSchemaAfter = (schema: string) =>
 
 /** The core's services over a fresh, migrated events table in schema `schema`. */
 export const layerWith = (schema: string) =>
-  Layer.mergeAll(Migrations.layer, EventStore.layer, EventEmitter.layer, AuditService.layer).pipe(
+  Layer.mergeAll(EventEmitter.layer, AuditService.layer).pipe(
+    Layer.provideMerge(EventStore.layer({ schema })),
+    Layer.provideMerge(Migrations.layer({ schema })),
     Layer.provideMerge(dropSchemaAfter(schema)),
-    Layer.provide(EventTable.layer({ schema })),
     Layer.provideMerge(sqlLayer),
     Layer.orDie
   )

@@ -13,7 +13,6 @@ import * as SqlClient from "effect/sql/SqlClient"
 import * as Consumer from "../../src/Consumer.ts"
 import * as Consumers from "../../src/Consumers.ts"
 import * as EventRegistry from "../../src/EventRegistry.ts"
-import * as EventTable from "../../src/EventTable.ts"
 import * as Feed from "../../src/Feed.ts"
 
 const [url, schema, name] = process.argv.slice(2)
@@ -51,8 +50,7 @@ const program = Effect.gen(function* () {
 })
 
 const layer = Consumers.layer.pipe(
-  Layer.provideMerge(Feed.layer),
-  Layer.provide(EventTable.layer({ schema })),
+  Layer.provideMerge(Feed.layer({ schema })),
   Layer.provideMerge(PgFeedSignal.layerClient({ url: Redacted.make(url), maxConnections: 4 }))
 )
 
