@@ -20,6 +20,31 @@ if tar tzf "$work/annal-core-"*.tgz | grep -E '(^|/)test/|\.test\.'; then
   exit 1
 fi
 
+# The tarballs are what a release publishes (docs/releasing.md), so they are what the linters read.
+for tarball in "$work"/annal-*.tgz; do
+  echo "== publint and attw: $(basename "$tarball")"
+  # --strict: a warning fails as an error does.
+  "$node24" "$repo/node_modules/publint/src/cli.js" run "$tarball" --strict
+  # Every module is a subpath through the "./*" export, which attw does not expand: name each one, so a module
+  # whose .d.ts is missing or whose export does not resolve fails here. Profile esm-only: the packages are ESM
+  # ("type": "module", no "require" condition, no "main"), so the two resolutions it leaves out, node10 and
+  # require() from CommonJS, are ones they do not offer; every problem in node16-ESM and bundler fails the check.
+  modules="$(tar tzf "$tarball" | sed -n 's#^package/dist/\([^/]*\)\.js$#./\1#p' | grep -vx './index')"
+  # shellcheck disable=SC2086 # one argument per module
+  "$node24" "$repo/node_modules/@arethetypeswrong/cli/dist/index.js" "$tarball" --profile esm-only \
+    --include-entrypoints $modules --format ascii --no-color > "$work/attw.txt" 2>&1 ||
+    { cat "$work/attw.txt" >&2; echo "attw found problems in $(basename "$tarball")" >&2; exit 1; }
+  # npm shows the README away from the repository, where a relative link leads nowhere.
+  tar xzf "$tarball" -O package/README.md | "$node24" -e '
+    const text = require("node:fs").readFileSync(0, "utf8")
+    const targets = [...text.matchAll(/\]\(([^)\s]+)[^)]*\)|^\[[^\]]+\]:\s*(\S+)/gm)].map((m) => m[1] ?? m[2])
+    const relative = targets.filter((url) => !/^(https?:|mailto:|#)/.test(url))
+    if (relative.length > 0) {
+      console.error(`relative links in the README, broken on npm: ${relative.join(", ")}`)
+      process.exit(1)
+    }'
+done
+
 mkdir "$work/app" "$work/node22"
 (cd "$work/node22" && npm init -y > /dev/null && npm install --no-audit --no-fund --silent node@22 > /dev/null)
 node22="$work/node22/node_modules/node/bin/node"
