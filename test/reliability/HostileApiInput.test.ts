@@ -72,7 +72,7 @@ interface World {
   readonly organizations: { readonly alice: string; readonly bob: string; readonly carol: string }
   /** The commodity alice created, and one the first release imported, which alice then changed. */
   readonly commodities: { readonly alice: string; readonly imported: string }
-  /** The correlation ids of the seed's writes. */
+  /** The correlation ids of the seeding writes. */
   readonly correlationIds: ReadonlyArray<string>
   /** Real cursors: the query each was issued for, and the cursor. */
   readonly cursors: ReadonlyArray<{ readonly path: string; readonly cursor: string }>

@@ -161,7 +161,7 @@ export class Api extends HttpApi.make("organization")
       title: "Organization service",
       version: "0.1.0",
       description:
-        "The seed's Organization module, with its audit trail. Authenticate with `Authorization: Bearer <token>`. " +
+        "The Organization example app, with its audit trail. Authenticate with `Authorization: Bearer <token>`. " +
         "Send `X-Correlation-Id` to tie a request's events to your own id (one is made otherwise, and echoed), and " +
         "`X-Change-Reason` to record why."
     })

@@ -1,5 +1,5 @@
 /**
- * The commodity catalog, after the seed's Commodity example: each write changes the table and emits its event in
+ * The commodity catalog, after docs/design.md's Commodity example: each write changes the table and emits its event in
  * one transaction; an update emits the fields that changed, and nothing when none did.
  *
  * @since 0.1.0

@@ -1,6 +1,6 @@
 /**
  * The demo's users and their API tokens, used when `ANNAL_API_TOKENS` is not set. The tokens are public (they are
- * in this file and in the README), so a deployment sets its own; the app says so when it starts with these.
+ * in this file and in docs/example-app.md), so a deployment sets its own; the app says so when it starts with these.
  *
  * @since 0.1.0
  */

@@ -1,9 +1,9 @@
 /**
- * The Organization module's events, as the seed names them. Each business write emits them in its own
+ * The Organization module's events, as docs/design.md names them. Each business write emits them in its own
  * transaction: CREATE events carry the entity, UPDATE events carry `changes` (old and new value of each changed
  * field), the DELETE event carries the name and when.
  *
- * `commodity.created` has two versions. The first release stored the seed's snake_case payload
+ * `commodity.created` has two versions. The first release stored the original design's snake_case payload
  * (`{ name, category, hsn_code }`) and had no unit; the current one is `{ name, category, hsnCode, unit }`. Rows
  * stored as v1 (the catalog the first release imported, see `Migrations`) read as v2, with the unit they were
  * traded in then: kilograms.
@@ -72,7 +72,7 @@ export const DocumentSeriesAdded = EventDefinition.make("organization.document_s
   schema: Schema.Struct({ documentSeriesId: Schema.String, ...Domain.DocumentSeries.fields })
 })
 
-/** The payload `commodity.created` had in the first release: the seed's snake_case fields, without a unit. */
+/** The payload `commodity.created` had in the first release: the design's snake_case fields, without a unit. */
 export const CommodityV1 = Schema.Struct({
   name: Schema.String,
   category: Schema.String,

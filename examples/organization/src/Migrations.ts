@@ -3,7 +3,7 @@
  *
  * 1. The first release's tables: organizations and what belongs to them, and the commodity catalog, which had no
  *    unit yet.
- * 2. The first release imported the seed's commodity catalog, writing each commodity and its `commodity.created`
+ * 2. The first release imported a catalog in the design's payload, writing each commodity and its `commodity.created`
  *    event as that release defined it (version 1). Those rows stay in the log as they were written; the current
  *    release reads them as version 2.
  * 3. The second release added the unit; the commodities it already had were traded in kilograms.
@@ -118,7 +118,7 @@ const importCatalog = Effect.gen(function* () {
           userId: catalogImportUserId,
           timestamp: DateTime.makeUnsafe(commodity.at),
           data: { name: commodity.name, category: commodity.category, hsn_code: commodity.hsn_code },
-          metadata: { reason: "Imported from the seed's commodity catalog", correlationId: "catalog-import-2024" }
+          metadata: { reason: "Imported from the first commodity catalog", correlationId: "catalog-import-2024" }
         })
       ],
       { expectedVersion: "no_stream" }

@@ -3,6 +3,7 @@
  * PGlite folder) for Node programs.
  *
  * @since 0.1.0
+ * @module @annal/cli
  */
 export * as Cli from "./Cli.ts"
 export * as Database from "./Database.ts"

@@ -1,6 +1,7 @@
 /**
- * The seed's high-level audit queries, as typed Effects over the store: the complete history of an entity, what a
- * user did, recent changes and change counts. Each returns decoded events (or a number) that projections fold.
+ * The original design's high-level audit queries, as typed Effects over the store: the complete history of an
+ * aggregate, what a user did, recent changes and change counts. Each returns decoded events (or a number) that
+ * projections fold.
  *
  * @since 0.1.0
  */

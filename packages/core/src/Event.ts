@@ -1,5 +1,5 @@
 /**
- * The event envelope (the seed's BaseEvent): an immutable record of one state change, with who made it, when,
+ * The event envelope (docs/design.md's BaseEvent): an immutable record of one state change, with who made it, when,
  * in which stream, and the context of the request that caused it.
  *
  * @since 0.1.0

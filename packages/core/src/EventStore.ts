@@ -1,5 +1,5 @@
 /**
- * The repository of events: appends with optimistic concurrency per aggregate stream, and the seed's queries
+ * The repository of events: appends with optimistic concurrency per aggregate stream, and the original design's queries
  * (`getByAggregate`, `getByType`, `getByUser`, `getByTimeRange`), each a keyset-paginated page or a stream in
  * constant memory. A layer that needs a `SqlClient`; the table is the one its options name.
  *

@@ -5,7 +5,7 @@
  * signed; it reports each bad stream's first bad event: changed, missing, inserted, swapped, truncated, rewritten.
  * `verifyEntity` is the fast path for one entity's history.
  *
- * What each check proves, and what it does not, is in the README's "Tamper evidence" section. In short: the chain
+ * What each check proves, and what it does not, is in docs/guides/hardening.md. In short: the chain
  * alone catches any change that was not followed by recomputing the hashes after it; only a digest, signed with a key
  * the attacker does not hold and kept outside the database, catches a consistent rewrite, a truncated tail, or a
  * forged event appended at the end, and only for events at or before its checkpoint.

@@ -76,7 +76,7 @@ const createEvents = (config: EventTable.EventTable) =>
     const sql = yield* SqlClient.SqlClient
     const table = sql(qualify(config, config.table))
     const name = (suffix: string) => sql(`${config.table}_${suffix}`)
-    // The seed's table, with the stream version, global position, transaction id and tracing ids added. The
+    // docs/design.md's table, with the stream version, global position, transaction id and tracing ids added. The
     // checks repeat the application's validation so that no other writer can store a malformed row either.
     yield* sql`CREATE TABLE ${table} (
       id uuid NOT NULL,
@@ -98,8 +98,8 @@ const createEvents = (config: EventTable.EventTable) =>
       CONSTRAINT ${name("stream_version_key")} UNIQUE (aggregate_type, aggregate_id, stream_version),
       CONSTRAINT ${name("global_position_key")} UNIQUE (global_position)
     )`
-    // The seed's single-column indexes, each extended by global_position so that every filtered read is one
-    // ordered index range that keyset pagination can resume from. The seed's (aggregate_id, aggregate_type,
+    // The original design's single-column indexes, each extended by global_position so that every filtered read is one
+    // ordered index range that keyset pagination can resume from. Its (aggregate_id, aggregate_type,
     // timestamp) index serves entity history "as of" a time; the stream key serves the rest of entity history.
     yield* sql`CREATE INDEX ${name("event_type_idx")} ON ${table} (event_type, global_position)`
     yield* sql`CREATE INDEX ${name("aggregate_type_idx")} ON ${table} (aggregate_type, global_position)`

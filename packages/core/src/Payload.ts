@@ -1,5 +1,5 @@
 /**
- * The seed's payload conventions. CREATE carries the entity's fields; UPDATE carries
+ * The payload conventions of the original design (docs/design.md). CREATE carries the entity's fields; UPDATE carries
  * `changes: { field: { old, new } }` with only the fields that changed; DELETE carries a name and `deletedAt`.
  *
  * @since 0.1.0

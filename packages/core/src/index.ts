@@ -2,6 +2,7 @@
  * @annal/core: an immutable, queryable audit trail of business events in PostgreSQL, on Effect.
  *
  * @since 0.1.0
+ * @module @annal/core
  */
 export * as AnnalError from "./AnnalError.ts"
 export * as AuditService from "./AuditService.ts"

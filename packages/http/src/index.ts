@@ -4,6 +4,7 @@
  * into every event a request emits.
  *
  * @since 0.1.0
+ * @module @annal/http
  */
 export * as ApiError from "./ApiError.ts"
 export * as ApiTokens from "./ApiTokens.ts"

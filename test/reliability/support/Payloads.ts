@@ -8,7 +8,7 @@
  * makes such keys own properties as JSON.parse does. Besides the generated trees there are deep ones (up to 10,000
  * levels, as arrays, objects or both), and big strings of up to 5 MB in the corpus.
  *
- * `limitCases` are built to fall on either side of the limits the README documents (nesting deeper than 512, data or
+ * `limitCases` are built to fall on either side of the documented limits (docs/concepts.md: nesting beyond 512, data or
  * metadata over 5 MiB of JSON), each with what the store must do with it, so that every chunk of a run reaches them.
  */
 import type * as Schema from "effect/Schema"
@@ -26,7 +26,7 @@ export interface Payload {
 }
 
 /**
- * The limits as the README documents them, written out here rather than imported, so that a store whose limits
+ * The limits as docs/concepts.md documents them, written out here rather than imported, so that a store whose limits
  * drifted from the documented ones fails.
  */
 export const documentedMaxDepth = 512

@@ -1,5 +1,5 @@
 /**
- * The events the core's tests use: the seed's Organization module, with `organization.created` in two versions.
+ * The events the core's tests use: the Organization example's, with `organization.created` in two versions.
  */
 import * as Schema from "effect/Schema"
 import * as EventDefinition from "../../src/EventDefinition.ts"

@@ -1,7 +1,7 @@
 /**
- * The README's curl examples, run as written by bash and curl against the app: only the base URL is changed, to
- * the test server's. A wrapper around curl records each response's status on stderr, so that every step is checked
- * without changing what the examples print.
+ * The curl examples of docs/guides/http-api.md, run as written by bash and curl against the app: only the base URL
+ * is changed, to the test server's. A wrapper around curl records each response's status on stderr, so that every
+ * step is checked without changing what the examples print.
  */
 import { assert, layer } from "@effect/vitest"
 import * as Data from "effect/Data"
@@ -11,13 +11,13 @@ import { readFileSync } from "node:fs"
 import { join } from "node:path"
 import * as TestApp from "./support/TestApp.ts"
 
-const readme = readFileSync(join(import.meta.dirname, "../../../README.md"), "utf8")
+const guide = readFileSync(join(import.meta.dirname, "../../../docs/guides/http-api.md"), "utf8")
 
-/** The README's block of curl examples: the shell block that sets BASE. */
+/** The guide's block of curl examples: the shell block that sets BASE. */
 const examples = (): string => {
-  const blocks = [...readme.matchAll(/```sh\n([\s\S]*?)```/g)].map((match) => match[1]!)
+  const blocks = [...guide.matchAll(/```sh\n([\s\S]*?)```/g)].map((match) => match[1]!)
   const found = blocks.filter((block) => block.startsWith("BASE=http://localhost:3000\n"))
-  assert.strictEqual(found.length, 1, "the README has one block of curl examples")
+  assert.strictEqual(found.length, 1, "the guide has one block of curl examples")
   return found[0]!
 }
 
@@ -35,8 +35,8 @@ const run = (script: string) =>
     )
   })
 
-layer(TestApp.layer, TestApp.layerOptions)("the README's HTTP audit API examples", (it) => {
-  it.effect("run as written, and answer as the README says", () =>
+layer(TestApp.layer, TestApp.layerOptions)("the HTTP API guide's examples", (it) => {
+  it.effect("run as written, and answer as the guide says", () =>
     Effect.gen(function* () {
       const base = yield* TestApp.baseUrl
       const block = examples()
