@@ -9,7 +9,7 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Migrator from "effect/sql/Migrator"
 import * as SqlClient from "effect/sql/SqlClient"
-import { StorageError } from "./AnnalError.ts"
+import { MigrationFailed, StorageError } from "./AnnalError.ts"
 import { EventTable, type EventTableConfig, qualify } from "./EventTable.ts"
 import { fromSqlError } from "./internal/sqlErrors.ts"
 import { dropNotifyTrigger, feedMigration } from "./internal/feedMigration.ts"
@@ -59,9 +59,8 @@ export const run: Effect.Effect<
     Effect.fail(
       new StorageError({
         operation: "Migrations.run",
-        reason: error.kind,
-        detail: `${error.message}${error.cause === undefined ? "" : `: ${String(error.cause)}`}`,
-        retryable: false
+        reason: new MigrationFailed({ kind: error.kind }),
+        detail: `${error.message}${error.cause === undefined ? "" : `: ${String(error.cause)}`}`
       })
     )
   ),
