@@ -339,7 +339,7 @@ const unresponsiveServer = Effect.acquireRelease(
 /** The error the connect timeout ends an append with, as the store reports it. */
 const isConnectTimeout = (error: TypedError): boolean =>
   error instanceof AnnalError.StorageError &&
-  error.reason === "ConnectionError" &&
+  error.reason._tag === "ConnectionError" &&
   /connection timed out/i.test(error.detail)
 
 /** Sends `appends` appends at once to the unresponsive server through a client with the given connect timeout. */

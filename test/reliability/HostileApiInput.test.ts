@@ -146,12 +146,12 @@ const seedWorld: Effect.Effect<World, never, ApiServer.Served> = Effect.gen(func
     ["/audit/events?limit=1", dana],
     ["/audit/events?limit=1&order=desc", dana],
     [`/audit/events?limit=1&userId=${bob.userId}`, dana],
-    ["/audit/events?limit=1&entityType=organization", dana],
+    ["/audit/events?limit=1&aggregateType=organization", dana],
     ["/audit/changes/recent?limit=1", dana],
     [`/audit/users/${alice.userId}/activity?limit=1`, alice],
     [`/audit/users/${bob.userId}/activity?limit=1`, dana],
-    [`/audit/entities/organization/${organizations.alice}?limit=1`, alice],
-    [`/audit/entities/commodity/${imported}?limit=1`, dana]
+    [`/audit/aggregates/organization/${organizations.alice}?limit=1`, alice],
+    [`/audit/aggregates/commodity/${imported}?limit=1`, dana]
   ]
   const cursors: Array<{ readonly path: string; readonly cursor: string }> = []
   for (const [path, caller] of cursorQueries) {
@@ -439,9 +439,9 @@ const arbitraries = (world: World) => {
     switch (name) {
       case "eventType":
         return fc.constantFrom(...eventTypes)
-      case "entityType":
+      case "aggregateType":
         return fc.constantFrom("organization", "commodity", "audit")
-      case "entityId":
+      case "aggregateId":
         return fc.constantFrom(...ids, ...ids.map((id) => id.toUpperCase()))
       case "userId":
         return fc.constantFrom(...userIds, catalogImportUserId)
@@ -535,19 +535,19 @@ const arbitraries = (world: World) => {
       { weight: 1, arbitrary: fc.constantFrom("", "&", "=", "limit", "limit=", "=1", "&&&", "?") }
     )
 
-  const filterNames = ["eventType", "entityType", "entityId", "userId", "correlationId", "from", "to"]
+  const filterNames = ["eventType", "aggregateType", "aggregateId", "userId", "correlationId", "from", "to"]
   const pageNames = ["limit", "cursor"]
   const endpoint = fc.oneof(
     fc.constant({ base: "/audit/events", names: [...filterNames, "order", ...pageNames] }),
     fc.constant({ base: "/audit/changes/count", names: filterNames }),
-    fc.constant({ base: "/audit/changes/recent", names: ["hours", "entityType", ...pageNames] }),
+    fc.constant({ base: "/audit/changes/recent", names: ["hours", "aggregateType", ...pageNames] }),
     segment(fc.constantFrom(...userIds, ...userIds.map((id) => id.toUpperCase()))).map((user) => ({
       base: `/audit/users/${user}/activity`,
       names: pageNames
     })),
     fc
       .tuple(segment(fc.constantFrom("organization", "commodity", "audit")), segment(fc.constantFrom(...ids)))
-      .map(([type, id]) => ({ base: `/audit/entities/${type}/${id}`, names: pageNames }))
+      .map(([type, id]) => ({ base: `/audit/aggregates/${type}/${id}`, names: pageNames }))
   )
   const caller = fc.oneof(
     { weight: 12, arbitrary: fc.constant(dana) },
@@ -567,7 +567,7 @@ const arbitraries = (world: World) => {
   const valid: fc.Arbitrary<Generated> = fc.oneof(
     fc
       .tuple(
-        fc.subarray(["eventType", "entityType", "entityId", "userId", "correlationId", "limit", "order"]),
+        fc.subarray(["eventType", "aggregateType", "aggregateId", "userId", "correlationId", "limit", "order"]),
         fc.option(fc.tuple(validInstant, validInstant), { nil: undefined }),
         fc.boolean()
       )
@@ -594,13 +594,13 @@ const arbitraries = (world: World) => {
         fc.option(fc.constantFrom("organization", "commodity"), { nil: undefined })
       )
       .map(([hours, type]) => {
-        const query = [hours === undefined ? "" : `hours=${hours}`, type === undefined ? "" : `entityType=${type}`]
+        const query = [hours === undefined ? "" : `hours=${hours}`, type === undefined ? "" : `aggregateType=${type}`]
           .filter((part) => part !== "")
           .join("&")
         return { caller: dana, path: `/audit/changes/recent${query === "" ? "" : `?${query}`}`, valid: true }
       }),
     fc.constantFrom(...userIds).map((user) => ({ caller: dana, path: `/audit/users/${user}/activity`, valid: true })),
-    fc.constantFrom(...ids).map((id) => ({ caller: dana, path: `/audit/entities/organization/${id}`, valid: true })),
+    fc.constantFrom(...ids).map((id) => ({ caller: dana, path: `/audit/aggregates/organization/${id}`, valid: true })),
     // The next page of a real query: the cursor with the query it was issued for.
     fc.constantFrom(...world.cursors).map(({ path, cursor }) => ({
       caller: path.includes(alice.userId!) || path.includes(world.organizations.alice) ? alice : dana,
@@ -709,15 +709,15 @@ const slowRequests = (): ReadonlyArray<Generated> =>
 
 /** What a request reads, for the policy. */
 type Reading =
-  | { readonly kind: "entity"; readonly entityType: string; readonly entityId: string }
+  | { readonly kind: "entity"; readonly aggregateType: string; readonly aggregateId: string }
   | { readonly kind: "activity"; readonly userId: string }
   | { readonly kind: "recent" }
   | {
       readonly kind: "filter"
       readonly count: boolean
       readonly userId?: string
-      readonly entityType?: string
-      readonly entityId?: string
+      readonly aggregateType?: string
+      readonly aggregateId?: string
     }
   | { readonly kind: "business" }
   | { readonly kind: "public" }
@@ -736,8 +736,8 @@ const participantsOf = (truth: ReadonlyArray<Seen>) => {
     users.add(event.userId)
     byEntity.set(key, users)
   }
-  return (entityType: string, entityId: string, userId: string): boolean =>
-    byEntity.get(`${entityType}/${entityId.toLowerCase()}`)?.has(userId) ?? false
+  return (aggregateType: string, aggregateId: string, userId: string): boolean =>
+    byEntity.get(`${aggregateType}/${aggregateId.toLowerCase()}`)?.has(userId) ?? false
 }
 
 /** The requests of the matrix: every endpoint, about every kind of object. */
@@ -755,9 +755,9 @@ const matrixRequests = (world: World): ReadonlyArray<MatrixRequest> => {
   ]
   const users = [...userIds, catalogImportUserId, alice.userId!.toUpperCase()]
   return [
-    ...entities.map(([entityType, entityId]) => ({
-      path: `/audit/entities/${entityType}/${entityId}?limit=500`,
-      reading: { kind: "entity", entityType, entityId } as const
+    ...entities.map(([aggregateType, aggregateId]) => ({
+      path: `/audit/aggregates/${aggregateType}/${aggregateId}?limit=500`,
+      reading: { kind: "entity", aggregateType, aggregateId } as const
     })),
     ...users.map((userId) => ({
       path: `/audit/users/${userId}/activity?limit=500`,
@@ -773,22 +773,22 @@ const matrixRequests = (world: World): ReadonlyArray<MatrixRequest> => {
           path: at(`userId=${userId}`),
           reading: { kind: "filter", count, userId } as const
         })),
-        ...entities.map(([entityType, entityId]) => ({
-          path: at(`entityType=${entityType}&entityId=${entityId}`),
-          reading: { kind: "filter", count, entityType, entityId } as const
+        ...entities.map(([aggregateType, aggregateId]) => ({
+          path: at(`aggregateType=${aggregateType}&aggregateId=${aggregateId}`),
+          reading: { kind: "filter", count, aggregateType, aggregateId } as const
         })),
-        { path: at(`entityId=${organizations.alice}`), reading: { kind: "filter", count } as const },
-        { path: at("entityType=organization"), reading: { kind: "filter", count } as const },
+        { path: at(`aggregateId=${organizations.alice}`), reading: { kind: "filter", count } as const },
+        { path: at("aggregateType=organization"), reading: { kind: "filter", count } as const },
         { path: at("eventType=organization.created"), reading: { kind: "filter", count } as const },
         { path: at("correlationId=seed-bob-create"), reading: { kind: "filter", count } as const },
         {
-          path: at(`userId=${alice.userId}&entityType=organization&entityId=${organizations.bob}`),
+          path: at(`userId=${alice.userId}&aggregateType=organization&aggregateId=${organizations.bob}`),
           reading: {
             kind: "filter",
             count,
             userId: alice.userId!,
-            entityType: "organization",
-            entityId: organizations.bob
+            aggregateType: "organization",
+            aggregateId: organizations.bob
           } as const
         }
       ]
@@ -816,8 +816,8 @@ const runMatrix = Effect.gen(function* () {
     const self = caller.userId
     const auditor = caller.role === "auditor"
     const reading = request.reading
-    const mayReadEntity = (entityType: string, entityId: string) =>
-      auditor || entityType === "commodity" || (self !== undefined && participated(entityType, entityId, self))
+    const mayReadEntity = (aggregateType: string, aggregateId: string) =>
+      auditor || aggregateType === "commodity" || (self !== undefined && participated(aggregateType, aggregateId, self))
     /** Whether the caller may see `event`. */
     const visible = (event: Seen) =>
       auditor || event.userId === self || mayReadEntity(event.aggregateType, event.aggregateId)
@@ -829,7 +829,7 @@ const runMatrix = Effect.gen(function* () {
           : auditor || reading.kind === "business"
             ? "allowed"
             : reading.kind === "entity"
-              ? mayReadEntity(reading.entityType, reading.entityId)
+              ? mayReadEntity(reading.aggregateType, reading.aggregateId)
                 ? "allowed"
                 : "forbidden"
               : reading.kind === "activity"
@@ -839,9 +839,9 @@ const runMatrix = Effect.gen(function* () {
                 : reading.kind === "recent"
                   ? "forbidden"
                   : reading.userId?.toLowerCase() === self ||
-                      (reading.entityType !== undefined &&
-                        reading.entityId !== undefined &&
-                        mayReadEntity(reading.entityType, reading.entityId))
+                      (reading.aggregateType !== undefined &&
+                        reading.aggregateId !== undefined &&
+                        mayReadEntity(reading.aggregateType, reading.aggregateId))
                     ? "allowed"
                     : "forbidden"
     figures[policy]++
@@ -879,8 +879,8 @@ const runMatrix = Effect.gen(function* () {
       const matching = world.truth.filter(
         (event) =>
           (reading.userId === undefined || event.userId === reading.userId.toLowerCase()) &&
-          (reading.entityType === undefined || event.aggregateType === reading.entityType) &&
-          (reading.entityId === undefined || event.aggregateId === reading.entityId.toLowerCase())
+          (reading.aggregateType === undefined || event.aggregateType === reading.aggregateType) &&
+          (reading.aggregateId === undefined || event.aggregateId === reading.aggregateId.toLowerCase())
       )
       if (count.value.count > matching.filter(visible).length) {
         failures.add("count beyond what it may see", `${detail} (it may see ${matching.filter(visible).length})`)
@@ -899,11 +899,11 @@ const runMatrix = Effect.gen(function* () {
       }
       const outside =
         (reading.kind === "entity" &&
-          (event.aggregateType !== reading.entityType || event.aggregateId !== reading.entityId.toLowerCase())) ||
+          (event.aggregateType !== reading.aggregateType || event.aggregateId !== reading.aggregateId.toLowerCase())) ||
         (reading.kind === "activity" && event.userId !== reading.userId.toLowerCase()) ||
         (reading.kind === "filter" &&
           ((reading.userId !== undefined && event.userId !== reading.userId.toLowerCase()) ||
-            (reading.entityId !== undefined && event.aggregateId !== reading.entityId.toLowerCase())))
+            (reading.aggregateId !== undefined && event.aggregateId !== reading.aggregateId.toLowerCase())))
       if (outside)
         failures.add("returned an event outside its query", `${detail}: ${event.aggregateType}/${event.aggregateId}`)
     }

@@ -1,5 +1,5 @@
 /**
- * Who may read which entity's history in this app, for callers who are not auditors: the commodity catalog is
+ * Who may read which aggregate's history in this app, for callers who are not auditors: the commodity catalog is
  * shared, so anyone may read a commodity's history; an organization's history is readable by the users who have
  * changed it (the audit API's default policy).
  *
@@ -16,8 +16,10 @@ export const layer: Layer.Layer<AuditAccess.AuditAccess, never, EventStore.Event
   Effect.gen(function* () {
     const participants = yield* AuditAccess.participants
     return AuditAccess.AuditAccess.of({
-      canReadEntity: (principal, entityType, entityId) =>
-        entityType === "commodity" ? Effect.succeed(true) : participants.canReadEntity(principal, entityType, entityId)
+      canReadAggregate: (principal, aggregateType, aggregateId) =>
+        aggregateType === "commodity"
+          ? Effect.succeed(true)
+          : participants.canReadAggregate(principal, aggregateType, aggregateId)
     })
   })
 )

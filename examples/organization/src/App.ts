@@ -6,7 +6,7 @@
  *
  * @since 0.1.0
  */
-import { EventEmitter, EventStore, Feed, Integrity, Migrations } from "@annal/core"
+import { AuditService, EventEmitter, EventStore, Feed, Integrity, Migrations } from "@annal/core"
 import {
   ApiTokens,
   AuditHandlers,
@@ -64,7 +64,7 @@ export const migrations = OrganizationMigrations.layer.pipe(Layer.provide(Migrat
 
 /** The services, over the `SqlClient` in context, built once the migrations have run. */
 export const services = Layer.mergeAll(Organizations.layer, Commodities.layer, Access.layer).pipe(
-  Layer.provideMerge(Layer.mergeAll(EventEmitter.layer, Integrity.layer(), Feed.layer())),
+  Layer.provideMerge(Layer.mergeAll(EventEmitter.layer, AuditService.layer, Integrity.layer(), Feed.layer())),
   Layer.provideMerge(EventStore.layer()),
   Layer.provide(migrations)
 )

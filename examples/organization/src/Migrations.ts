@@ -163,9 +163,8 @@ export const run: Effect.Effect<
     (error) =>
       new AnnalError.StorageError({
         operation: "OrganizationMigrations.run",
-        reason: error._tag,
-        detail: error.message,
-        retryable: false
+        reason: error._tag === "SqlError" ? error.reason : new AnnalError.MigrationFailed({ kind: error.kind }),
+        detail: error.message
       })
   ),
   Effect.withSpan("OrganizationMigrations.run")

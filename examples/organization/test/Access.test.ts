@@ -33,8 +33,8 @@ const createOrganization = (as: "alice" | "bob") =>
   })
 
 /** Every read endpoint of the audit API, with valid parameters. */
-const auditReads = (entityId: string) => [
-  `/audit/entities/organization/${entityId}`,
+const auditReads = (aggregateId: string) => [
+  `/audit/aggregates/organization/${aggregateId}`,
   `/audit/users/${alice.userId}/activity`,
   "/audit/changes/recent",
   "/audit/changes/count",
@@ -106,16 +106,18 @@ layer(TestApp.layer, TestApp.layerOptions)("who may see what", (it) => {
   it.effect("a clerk reads the history of the entities they may see, and no other", () =>
     Effect.gen(function* () {
       const id = yield* createOrganization("bob")
-      const path = `/audit/entities/organization/${id}`
+      const path = `/audit/aggregates/organization/${id}`
       assertRefusal(yield* TestApp.request("GET", path, { as: "alice" }), 403, "Forbidden")
       // Filters that reach the same events are refused too.
       assertRefusal(
-        yield* TestApp.request("GET", `/audit/events?entityType=organization&entityId=${id}`, { as: "alice" }),
+        yield* TestApp.request("GET", `/audit/events?aggregateType=organization&aggregateId=${id}`, { as: "alice" }),
         403,
         "Forbidden"
       )
       assertRefusal(
-        yield* TestApp.request("GET", `/audit/changes/count?entityType=organization&entityId=${id}`, { as: "alice" }),
+        yield* TestApp.request("GET", `/audit/changes/count?aggregateType=organization&aggregateId=${id}`, {
+          as: "alice"
+        }),
         403,
         "Forbidden"
       )
@@ -128,7 +130,7 @@ layer(TestApp.layer, TestApp.layerOptions)("who may see what", (it) => {
       assert.strictEqual(changed.status, 200)
       assert.strictEqual((yield* TestApp.request("GET", path, { as: "alice" })).status, 200)
       // The catalog is shared: anyone reads a commodity's history.
-      const commodity = `/audit/entities/commodity/${importedCommodities[1].id}`
+      const commodity = `/audit/aggregates/commodity/${importedCommodities[1].id}`
       assert.strictEqual((yield* TestApp.request("GET", commodity, { as: "carol" })).status, 200)
     })
   )
@@ -154,9 +156,13 @@ layer(TestApp.layer, TestApp.layerOptions)("who may see what", (it) => {
   it.effect("auditors read business data but do not change it: 403, and nothing is written", () =>
     Effect.gen(function* () {
       const id = yield* createOrganization("alice")
-      const before = yield* TestApp.request("GET", `/audit/changes/count?entityType=organization&entityId=${id}`, {
-        as: "dana"
-      })
+      const before = yield* TestApp.request(
+        "GET",
+        `/audit/changes/count?aggregateType=organization&aggregateId=${id}`,
+        {
+          as: "dana"
+        }
+      )
       const attempts = [
         TestApp.request("POST", "/organizations", {
           as: "dana",
@@ -173,7 +179,7 @@ layer(TestApp.layer, TestApp.layerOptions)("who may see what", (it) => {
       const read = yield* TestApp.request("GET", `/organizations/${id}`, { as: "dana" })
       assert.strictEqual(read.status, 200)
       assert.strictEqual(TestApp.decode(Schema.Struct({ name: Schema.String }))(read.body).name, "Narmada Cotton Mills")
-      const after = yield* TestApp.request("GET", `/audit/changes/count?entityType=organization&entityId=${id}`, {
+      const after = yield* TestApp.request("GET", `/audit/changes/count?aggregateType=organization&aggregateId=${id}`, {
         as: "dana"
       })
       assert.deepStrictEqual(after.body, before.body)
@@ -185,7 +191,7 @@ layer(TestApp.layer, TestApp.layerOptions)("who may see what", (it) => {
       const before = yield* createdCount
       const event = { eventType: "organization.created", aggregateId: crypto.randomUUID(), data: {} }
       for (const method of ["POST", "PUT", "PATCH", "DELETE"] as const) {
-        for (const path of ["/audit/events", `/audit/entities/organization/${event.aggregateId}`]) {
+        for (const path of ["/audit/events", `/audit/aggregates/organization/${event.aggregateId}`]) {
           const response = yield* TestApp.request(method, path, { as: "dana", body: event })
           assert.strictEqual(response.status, 404, `${method} ${path}`)
           assert.strictEqual(TestApp.decode(TestApp.ErrorBody)(response.body)._tag, "NotFound")

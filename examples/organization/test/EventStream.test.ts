@@ -372,8 +372,13 @@ layer(appLayer, TestApp.layerOptions)("GET /events/stream", (it) => {
           ["/events/stream", { as: { token: "not-a-token" } }, 401, "Unauthenticated"],
           ["/events/stream", { as: "alice" }, 403, "Forbidden"],
           [`/events/stream?userId=${bob.userId}`, { as: "alice" }, 403, "Forbidden"],
-          [`/events/stream?entityType=organization&entityId=${bobsOrganization}`, { as: "alice" }, 403, "Forbidden"],
-          [`/events/stream?entityId=${bobsOrganization}`, { as: "bob" }, 403, "Forbidden"],
+          [
+            `/events/stream?aggregateType=organization&aggregateId=${bobsOrganization}`,
+            { as: "alice" },
+            403,
+            "Forbidden"
+          ],
+          [`/events/stream?aggregateId=${bobsOrganization}`, { as: "bob" }, 403, "Forbidden"],
           [`/events/stream?eventType=organization.created`, { as: "carol" }, 403, "Forbidden"]
         ]
         for (const [path, options, status, tag] of cases) {
@@ -383,8 +388,8 @@ layer(appLayer, TestApp.layerOptions)("GET /events/stream", (it) => {
         }
         // What they may see: an entity they changed, and a commodity (the app lets anyone read those).
         for (const path of [
-          `/events/stream?entityType=organization&entityId=${bobsOrganization}`,
-          `/events/stream?entityType=commodity&entityId=c0000000-0000-4000-8000-000000000001`
+          `/events/stream?aggregateType=organization&aggregateId=${bobsOrganization}`,
+          `/events/stream?aggregateType=commodity&aggregateId=c0000000-0000-4000-8000-000000000001`
         ]) {
           yield* Effect.scoped(
             Effect.gen(function* () {
@@ -401,7 +406,7 @@ layer(appLayer, TestApp.layerOptions)("GET /events/stream", (it) => {
         const correlationId = crypto.randomUUID()
         yield* Effect.scoped(
           Effect.gen(function* () {
-            const stream = yield* connect(`/events/stream?eventType=organization.deleted&entityType=organization`, {
+            const stream = yield* connect(`/events/stream?eventType=organization.deleted&aggregateType=organization`, {
               as: "dana",
               headers: { "x-correlation-id": correlationId }
             })
@@ -419,7 +424,7 @@ layer(appLayer, TestApp.layerOptions)("GET /events/stream", (it) => {
         assert.strictEqual(reads[0]!["eventType"], "audit.read")
         assert.deepStrictEqual((reads[0]!["data"] as Record<string, unknown>)["parameters"], {
           eventType: ["organization.deleted"],
-          entityType: "organization"
+          aggregateType: "organization"
         })
       })
     )
@@ -433,7 +438,7 @@ layer(appLayer, TestApp.layerOptions)("GET /events/stream", (it) => {
           [`/events/stream?${own}`, { headers: { "last-event-id": "not-an-id" } }, "header.last-event-id"],
           [`/events/stream?${own}&lastEventId=bm90IGEgY2hlY2twb2ludA`, {}, "query.lastEventId"],
           ["/events/stream?userId=not-a-uuid", {}, "query.userId"],
-          [`/events/stream?entityId=123&${own}`, {}, "query.entityId"],
+          [`/events/stream?aggregateId=123&${own}`, {}, "query.aggregateId"],
           [`/events/stream?${own}&from=2025-01-01T00:00:00Z`, {}, "query.from"],
           [`/events/stream?${own}&limit=5`, {}, "query.limit"],
           [`/events/stream?${own}&eventType=Not.A.Type`, {}, "query.eventType.0"]

@@ -20,7 +20,7 @@ const bob = DemoUsers.user("bob")
 const dana = DemoUsers.user("dana")
 
 const Created = Schema.Struct({ id: Schema.String })
-const history = TestApp.decode(AuditApi.EntityHistory)
+const history = TestApp.decode(AuditApi.AggregateHistory)
 const page = TestApp.decode(AuditApi.EventPage)
 
 /** A PAN of its own for each organization a test creates, so tests never collide. */
@@ -84,7 +84,7 @@ layer(TestApp.layer, TestApp.layerOptions)("the Organization app over HTTP", (it
       })
       assert.strictEqual(unchanged.status, 200)
 
-      const response = yield* TestApp.request("GET", `/audit/entities/organization/${id}`, { as: "alice" })
+      const response = yield* TestApp.request("GET", `/audit/aggregates/organization/${id}`, { as: "alice" })
       assert.strictEqual(response.status, 200, response.text)
       const { events, nextCursor } = history(response.body)
       assert.isNull(nextCursor)
@@ -204,7 +204,7 @@ layer(TestApp.layer, TestApp.layerOptions)("the Organization app over HTTP", (it
       assert.strictEqual(TestApp.decode(TestApp.ErrorBody)(gone.body)._tag, "NotFound")
 
       const events = history(
-        (yield* TestApp.request("GET", `/audit/entities/organization/${id}`, { as: "dana" })).body
+        (yield* TestApp.request("GET", `/audit/aggregates/organization/${id}`, { as: "dana" })).body
       ).events
       assert.deepStrictEqual(
         events.map((event) => event.eventType),
@@ -263,7 +263,7 @@ layer(TestApp.layer, TestApp.layerOptions)("the Organization app over HTTP", (it
       const list = yield* TestApp.request("GET", "/commodities", { as: "alice" })
       assert.isTrue(TestApp.decode(Schema.Array(Created))(list.body).some((c) => c.id === id))
       const events = history(
-        (yield* TestApp.request("GET", `/audit/entities/commodity/${id}`, { as: "alice" })).body
+        (yield* TestApp.request("GET", `/audit/aggregates/commodity/${id}`, { as: "alice" })).body
       ).events
       assert.deepStrictEqual(
         events.map((event) => [event.eventType, event.version, event.data]),
@@ -282,7 +282,7 @@ layer(TestApp.layer, TestApp.layerOptions)("the Organization app over HTTP", (it
       const stored = yield* sql<{ readonly version: number; readonly data: unknown }>`SELECT version, data
         FROM events WHERE aggregate_id = ${wheat.id}`
       assert.deepStrictEqual(stored, [{ version: 1, data: { name: "Wheat", category: "Grains", hsn_code: "1001" } }])
-      const response = yield* TestApp.request("GET", `/audit/entities/commodity/${wheat.id}`, { as: "bob" })
+      const response = yield* TestApp.request("GET", `/audit/aggregates/commodity/${wheat.id}`, { as: "bob" })
       assert.strictEqual(response.status, 200, response.text)
       const [event] = history(response.body).events
       assert.strictEqual(event!.version, 2)
@@ -341,7 +341,7 @@ layer(TestApp.layer, TestApp.layerOptions)("the Organization app over HTTP", (it
         const suffix: string = cursor === null ? "" : `&cursor=${encodeURIComponent(cursor)}`
         const response = yield* TestApp.request(
           "GET",
-          `${byCorrelation}&eventType=organization.created&entityType=organization&limit=1${suffix}`,
+          `${byCorrelation}&eventType=organization.created&aggregateType=organization&limit=1${suffix}`,
           { as: "dana" }
         )
         const current = page(response.body)
@@ -356,7 +356,7 @@ layer(TestApp.layer, TestApp.layerOptions)("the Organization app over HTTP", (it
       assert.deepStrictEqual(counted.body, { count: 3 })
       const ownCount = yield* TestApp.request(
         "GET",
-        `/audit/changes/count?userId=${bob.userId}&entityType=organization&entityId=${ids[0]}`,
+        `/audit/changes/count?userId=${bob.userId}&aggregateType=organization&aggregateId=${ids[0]}`,
         { as: "bob" }
       )
       assert.deepStrictEqual(ownCount.body, { count: 1 })
@@ -386,7 +386,7 @@ layer(TestApp.layer, TestApp.layerOptions)("the Organization app over HTTP", (it
       const ours = new Set([old, ...ids])
       const recentOf = (hours: number) =>
         Effect.map(
-          TestApp.request("GET", `/audit/changes/recent?hours=${hours}&entityType=organization&limit=500`, {
+          TestApp.request("GET", `/audit/changes/recent?hours=${hours}&aggregateType=organization&limit=500`, {
             as: "dana"
           }),
           (response) => {
@@ -405,9 +405,9 @@ layer(TestApp.layer, TestApp.layerOptions)("the Organization app over HTTP", (it
   it.effect("an auditor's read is itself recorded, with who, what and the request's metadata", () =>
     Effect.gen(function* () {
       const id = yield* createOrganization("Konkan Cashew Processors")
-      const auditTrail = `/audit/entities/audit/${dana.userId}?limit=500`
+      const auditTrail = `/audit/aggregates/audit/${dana.userId}?limit=500`
       const countReads = Effect.map(
-        TestApp.request("GET", `/audit/changes/count?entityType=audit&entityId=${dana.userId}`, { as: "dana" }),
+        TestApp.request("GET", `/audit/changes/count?aggregateType=audit&aggregateId=${dana.userId}`, { as: "dana" }),
         (response) => TestApp.decode(Schema.Struct({ count: Schema.Int }))(response.body).count
       )
       const before = yield* countReads
@@ -415,13 +415,13 @@ layer(TestApp.layer, TestApp.layerOptions)("the Organization app over HTTP", (it
       const afterCounting = yield* countReads
       assert.strictEqual(afterCounting, before + 1)
 
-      const read = yield* TestApp.request("GET", `/audit/entities/organization/${id}`, {
+      const read = yield* TestApp.request("GET", `/audit/aggregates/organization/${id}`, {
         as: "dana",
         headers: { "x-correlation-id": "inspection-7", "x-change-reason": "Quarterly inspection" }
       })
       assert.strictEqual(read.status, 200)
       // A clerk's read is not an auditor's: nothing is recorded for it.
-      yield* TestApp.request("GET", `/audit/entities/organization/${id}`, { as: "alice" })
+      yield* TestApp.request("GET", `/audit/aggregates/organization/${id}`, { as: "alice" })
 
       const trail = history((yield* TestApp.request("GET", auditTrail, { as: "dana" })).body).events
       const recorded = trail.filter((event) => event.metadata.correlationId === "inspection-7")
@@ -430,8 +430,8 @@ layer(TestApp.layer, TestApp.layerOptions)("the Organization app over HTTP", (it
       assert.strictEqual(event!.eventType, "audit.read")
       assert.strictEqual(event!.userId, dana.userId)
       assert.deepStrictEqual(event!.data, {
-        endpoint: "entityHistory",
-        parameters: { entityType: "organization", entityId: id },
+        endpoint: "aggregateHistory",
+        parameters: { aggregateType: "organization", aggregateId: id },
         continued: false,
         returned: 1
       })
@@ -462,7 +462,7 @@ layer(TestApp.layer, TestApp.layerOptions)("the Organization app over HTTP", (it
         )(document.body)
         assert.strictEqual(spec.openapi, "3.1.0")
         for (const path of [
-          "/audit/entities/{entityType}/{entityId}",
+          "/audit/aggregates/{aggregateType}/{aggregateId}",
           "/audit/users/{userId}/activity",
           "/audit/changes/recent",
           "/audit/changes/count",
@@ -485,7 +485,7 @@ layer(TestApp.layer, TestApp.layerOptions)("the Organization app over HTTP", (it
     Effect.gen(function* () {
       const id = yield* createOrganization("Verified Traders")
       const before = history(
-        (yield* TestApp.request("GET", `/audit/entities/organization/${id}`, { as: "alice" })).body
+        (yield* TestApp.request("GET", `/audit/aggregates/organization/${id}`, { as: "alice" })).body
       )
       assert.deepStrictEqual(before.verification, { verified: true, events: 1, finding: null })
 
@@ -497,7 +497,9 @@ layer(TestApp.layer, TestApp.layerOptions)("the Organization app over HTTP", (it
         WHERE tgrelid = 'events'::regclass AND NOT tgisinternal`
       for (const trigger of triggers) yield* sql`ALTER TABLE events ENABLE ALWAYS TRIGGER ${sql(trigger.name)}`
 
-      const after = history((yield* TestApp.request("GET", `/audit/entities/organization/${id}`, { as: "alice" })).body)
+      const after = history(
+        (yield* TestApp.request("GET", `/audit/aggregates/organization/${id}`, { as: "alice" })).body
+      )
       assert.strictEqual(after.verification?.verified, false)
       assert.strictEqual(after.verification?.finding?.kind, "changed")
       assert.strictEqual(after.verification?.finding?.streamVersion, 1)

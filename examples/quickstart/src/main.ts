@@ -53,7 +53,7 @@ const program = Effect.gen(function* () {
     })
   )
   // 4. Read the history back, typed and decoded, and fold it.
-  const history = yield* audit.getEntityHistory(OrganizationEvents, id, "organization")
+  const { events: history } = yield* audit.getEntityHistory(OrganizationEvents, "organization", id)
   for (const event of history) {
     yield* Console.log(event.streamVersion, event.eventType, event.data, event.metadata.correlationId)
   }

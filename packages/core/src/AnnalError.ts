@@ -5,6 +5,7 @@
  * @since 0.1.0
  */
 import * as Schema from "effect/Schema"
+import * as SqlError from "effect/sql/SqlError"
 
 /** The stream's version was not the one the caller expected: someone else appended first. */
 export class ConcurrencyConflict extends Schema.TaggedError<ConcurrencyConflict>("@annal/core/ConcurrencyConflict")(
@@ -101,15 +102,69 @@ export class InvalidQuery extends Schema.TaggedError<InvalidQuery>("@annal/core/
   }
 }
 
-/** The database failed in a way the caller cannot fix by changing its input; `reason` is the driver's kind. */
+/** Two writers met on one stream (a unique violation at append): the transaction rolled back, and running it again helps. */
+export class ConcurrentWrite extends Schema.TaggedError<ConcurrentWrite>("@annal/core/StorageError/ConcurrentWrite")(
+  "ConcurrentWrite",
+  {}
+) {
+  /** Always: the whole transaction, run again, reads the winner's state. */
+  get isRetryable(): boolean {
+    return true
+  }
+}
+
+/** A row came back in a shape the table's definition does not allow: the table was changed outside Annal. */
+export class UnexpectedRow extends Schema.TaggedError<UnexpectedRow>("@annal/core/StorageError/UnexpectedRow")(
+  "UnexpectedRow",
+  {}
+) {
+  /** Never: the same row comes back on every read. */
+  get isRetryable(): boolean {
+    return false
+  }
+}
+
+/** The migrations could not run; `kind` is the `Migrator`'s own. */
+export class MigrationFailed extends Schema.TaggedError<MigrationFailed>("@annal/core/StorageError/MigrationFailed")(
+  "MigrationFailed",
+  { kind: Schema.String }
+) {
+  /** Never: a missing or misnamed migration stays so. */
+  get isRetryable(): boolean {
+    return false
+  }
+}
+
+/**
+ * Why storage failed: the driver's own reason (`SqlError`'s typed union, kept as the driver classified it) or one of
+ * Annal's. Each says whether a retry may succeed.
+ */
+export const StorageErrorReason = Schema.Union([
+  ...SqlError.SqlErrorReason.members,
+  ConcurrentWrite,
+  UnexpectedRow,
+  MigrationFailed
+])
+
+/** Why storage failed. */
+export type StorageErrorReason = SqlError.SqlErrorReason | ConcurrentWrite | UnexpectedRow | MigrationFailed
+
+/**
+ * The database failed in a way the caller cannot fix by changing its input. `reason` is typed, so callers match on
+ * its `_tag` (`StatementTimeoutError`, `ConnectionError`, `ConcurrentWrite`, ...), never on a string.
+ */
 export class StorageError extends Schema.TaggedError<StorageError>("@annal/core/StorageError")("StorageError", {
   operation: Schema.String,
-  reason: Schema.String,
-  detail: Schema.String,
-  retryable: Schema.Boolean
+  reason: StorageErrorReason,
+  detail: Schema.String
 }) {
+  /** Whether running the operation again may succeed, as its reason says. */
+  get isRetryable(): boolean {
+    return this.reason.isRetryable
+  }
+
   override get message(): string {
-    return `${this.operation} failed (${this.reason}): ${this.detail}`
+    return `${this.operation} failed (${this.reason._tag}): ${this.detail}`
   }
 }
 

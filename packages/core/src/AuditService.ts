@@ -1,7 +1,7 @@
 /**
- * The original design's high-level audit queries, as typed Effects over the store: the complete history of an
- * aggregate, what a user did, recent changes and change counts. Each returns decoded events (or a number) that
- * projections fold.
+ * The original design's high-level audit queries, as typed Effects over the store: the history of an aggregate (a
+ * page at a time, or streamed and folded), what a user did, recent changes, filtered events and change counts. Each
+ * returns decoded events (or a number) that projections fold; the HTTP audit API reads through them.
  *
  * @since 0.1.0
  */
@@ -14,35 +14,41 @@ import type * as Event from "./Event.ts"
 import type * as EventRegistry from "./EventRegistry.ts"
 import * as EventStore from "./EventStore.ts"
 import * as Projection from "./Projection.ts"
+import * as Stream from "effect/Stream"
 
-/** Which changes to count; all fields optional and combined. */
-export interface ChangeCountFilter {
-  readonly entityType?: string
-  readonly entityId?: string
-  readonly userId?: string
-  readonly eventTypes?: ReadonlyArray<string>
-  readonly from?: DateTime.Utc
-  readonly to?: DateTime.Utc
+/** Which part of an aggregate's history to read: at most `limit` events after `cursor`, up to `asOf`. */
+export interface HistoryOptions {
+  /** Only the events that happened at or before this moment. */
+  readonly asOf?: DateTime.Utc
+  readonly limit?: number
+  /** A previous page's `nextCursor`. */
+  readonly cursor?: string
 }
 
-/** The audit service. */
+/** The audit service: the high-level queries an audit trail is read with, the HTTP audit API's among them. */
 export class AuditService extends Context.Service<
   AuditService,
   {
-    /** Every event of one entity, oldest first; with `asOf`, only those that happened at or before it. */
+    /** A page of one aggregate's history, oldest first; with `asOf`, only what happened at or before it. */
     readonly getEntityHistory: <E extends Event.Event, Err>(
       registry: EventRegistry.EventRegistry<E, Err>,
-      entityId: string,
-      entityType: string,
+      aggregateType: string,
+      aggregateId: string,
+      options?: HistoryOptions
+    ) => Effect.Effect<EventStore.Page<E>, Err | EventStore.QueryError>
+    /** One aggregate's whole history, oldest first, read page by page in constant memory; `asOf` as above. */
+    readonly streamEntityHistory: <E extends Event.Event, Err>(
+      registry: EventRegistry.EventRegistry<E, Err>,
+      aggregateType: string,
+      aggregateId: string,
       options?: { readonly asOf?: DateTime.Utc }
-    ) => Effect.Effect<ReadonlyArray<E>, Err | EventStore.QueryError>
-    /** The state of one entity as of `at`: its history up to then, folded by `projection`. */
+    ) => Stream.Stream<E, Err | EventStore.QueryError>
+    /** The state of one aggregate as of `asOf`: its history up to then, folded by `projection` as it is read. */
     readonly getEntityStateAsOf: <S, E extends Event.Event, Err>(
       registry: EventRegistry.EventRegistry<E, Err>,
-      projection: Projection.Projection<S, E>,
-      entityId: string,
-      entityType: string,
-      at: DateTime.Utc
+      aggregateType: string,
+      aggregateId: string,
+      options: { readonly projection: Projection.Projection<S, E>; readonly asOf: DateTime.Utc }
     ) => Effect.Effect<S, Err | EventStore.QueryError>
     /** What one user did, newest first, a page at a time (50 by default). */
     readonly getUserActivity: <E extends Event.Event, Err>(
@@ -50,18 +56,24 @@ export class AuditService extends Context.Service<
       userId: string,
       options?: { readonly limit?: number; readonly cursor?: string }
     ) => Effect.Effect<EventStore.Page<E>, Err | EventStore.QueryError>
-    /** What changed in the last `hours`, newest first, optionally for one entity type. */
+    /** What changed in the last `hours`, newest first, optionally for one aggregate type. */
     readonly getRecentChanges: <E extends Event.Event, Err>(
       registry: EventRegistry.EventRegistry<E, Err>,
       options: {
         readonly hours: number
-        readonly entityType?: string
+        readonly aggregateType?: string
         readonly limit?: number
         readonly cursor?: string
       }
     ) => Effect.Effect<EventStore.Page<E>, Err | EventStore.QueryError>
-    /** How many changes match the filter. */
-    readonly getChangeCount: (filter?: ChangeCountFilter) => Effect.Effect<number, EventStore.QueryError>
+    /** A page of the events that match every field of `filter`, oldest first unless `direction` is backward. */
+    readonly getEvents: <E extends Event.Event, Err>(
+      registry: EventRegistry.EventRegistry<E, Err>,
+      filter: EventStore.EventFilter,
+      page?: EventStore.PageOptions
+    ) => Effect.Effect<EventStore.Page<E>, Err | EventStore.QueryError>
+    /** How many changes match every field of `filter`. */
+    readonly getChangeCount: (filter?: EventStore.EventFilter) => Effect.Effect<number, EventStore.QueryError>
   }
 >()("@annal/core/AuditService") {}
 
@@ -71,26 +83,34 @@ export const make = Effect.gen(function* () {
 
   const getEntityHistory = <E extends Event.Event, Err>(
     registry: EventRegistry.EventRegistry<E, Err>,
-    entityId: string,
-    entityType: string,
+    aggregateType: string,
+    aggregateId: string,
+    options?: HistoryOptions
+  ): Effect.Effect<EventStore.Page<E>, Err | EventStore.QueryError> =>
+    store
+      .query(registry, historyFilter(aggregateType, aggregateId, options?.asOf), {
+        direction: "forward",
+        ...(options?.limit === undefined ? {} : { limit: options.limit }),
+        ...(options?.cursor === undefined ? {} : { cursor: options.cursor })
+      })
+      .pipe(Effect.withSpan("AuditService.getEntityHistory", { attributes: { aggregateType, aggregateId } }))
+
+  const streamEntityHistory = <E extends Event.Event, Err>(
+    registry: EventRegistry.EventRegistry<E, Err>,
+    aggregateType: string,
+    aggregateId: string,
     options?: { readonly asOf?: DateTime.Utc }
-  ): Effect.Effect<ReadonlyArray<E>, Err | EventStore.QueryError> =>
-    store.getByAggregate(registry, entityType, entityId).pipe(
-      Effect.map((events) => {
-        const asOf = options?.asOf
-        return asOf === undefined
-          ? events
-          : events.filter((event) => DateTime.isLessThanOrEqualTo(event.timestamp, asOf))
-      }),
-      Effect.withSpan("AuditService.getEntityHistory", { attributes: { entityId, entityType } })
-    )
+  ): Stream.Stream<E, Err | EventStore.QueryError> =>
+    store
+      .stream(registry, historyFilter(aggregateType, aggregateId, options?.asOf))
+      .pipe(Stream.withSpan("AuditService.streamEntityHistory", { attributes: { aggregateType, aggregateId } }))
 
   return AuditService.of({
     getEntityHistory,
-    getEntityStateAsOf: (registry, projection, entityId, entityType, at) =>
-      getEntityHistory(registry, entityId, entityType, { asOf: at }).pipe(
-        Effect.map((events) => Projection.fold(projection, events)),
-        Effect.withSpan("AuditService.getEntityStateAsOf")
+    streamEntityHistory,
+    getEntityStateAsOf: (registry, aggregateType, aggregateId, { projection, asOf }) =>
+      Projection.foldStream(projection, streamEntityHistory(registry, aggregateType, aggregateId, { asOf })).pipe(
+        Effect.withSpan("AuditService.getEntityStateAsOf", { attributes: { aggregateType, aggregateId } })
       ),
     getUserActivity: (registry, userId, options) =>
       store
@@ -110,10 +130,11 @@ export const make = Effect.gen(function* () {
           return yield* new InvalidQuery({ field: "hours", reason: "must be a positive number" })
         }
         const now = yield* DateTime.now
-        const from = DateTime.subtract(now, { milliseconds: options.hours * 3_600_000 })
+        // Whole milliseconds: a fraction of an hour (1/60 is a minute) is no exact number of them.
+        const from = DateTime.subtract(now, { milliseconds: Math.round(options.hours * 3_600_000) })
         return yield* store.query(
           registry,
-          { from, ...(options.entityType === undefined ? {} : { aggregateType: options.entityType }) },
+          { from, ...(options.aggregateType === undefined ? {} : { aggregateType: options.aggregateType }) },
           {
             direction: "backward",
             ...(options.limit === undefined ? {} : { limit: options.limit }),
@@ -121,17 +142,22 @@ export const make = Effect.gen(function* () {
           }
         )
       }).pipe(Effect.withSpan("AuditService.getRecentChanges")),
-    getChangeCount: (filter) => {
-      const { entityType, entityId, ...rest } = filter ?? {}
-      return store
-        .count({
-          ...rest,
-          ...(entityType === undefined ? {} : { aggregateType: entityType }),
-          ...(entityId === undefined ? {} : { aggregateId: entityId })
-        })
-        .pipe(Effect.withSpan("AuditService.getChangeCount"))
-    }
+    getEvents: (registry, filter, page) =>
+      store.query(registry, filter, page).pipe(Effect.withSpan("AuditService.getEvents")),
+    getChangeCount: (filter) => store.count(filter ?? {}).pipe(Effect.withSpan("AuditService.getChangeCount"))
   })
+})
+
+/**
+ * The store's filter for one aggregate's history up to `asOf`, which is inclusive where the store's `to` is not.
+ * Timestamps read back in whole milliseconds, truncated, so `to = asOf + 1 ms` keeps exactly the events whose
+ * timestamp, as read, is at or before `asOf`; and the database filters them on the (aggregate, timestamp) index
+ * instead of this process reading the rest of the stream to drop it.
+ */
+const historyFilter = (aggregateType: string, aggregateId: string, asOf: DateTime.Utc | undefined) => ({
+  aggregateType,
+  aggregateId,
+  ...(asOf === undefined ? {} : { to: DateTime.add(asOf, { milliseconds: 1 }) })
 })
 
 /** The audit service, reading through the `EventStore` in context. */

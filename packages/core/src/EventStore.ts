@@ -15,6 +15,7 @@ import type { SqlError } from "effect/sql/SqlError"
 import * as Stream from "effect/Stream"
 import {
   ConcurrencyConflict,
+  ConcurrentWrite,
   EventIdConflict,
   InvalidCursor,
   InvalidEvent,
@@ -329,7 +330,7 @@ const fastOutcome = { duplicate: false, same: null, stored_aggregate_type: null,
 const appendFailure = (error: SqlError): StorageError => {
   const failure = fromSqlError("EventStore.append", error)
   return error.reason._tag === "UniqueViolation"
-    ? new StorageError({ ...failure, reason: "ConcurrentWrite", retryable: true })
+    ? new StorageError({ operation: failure.operation, reason: new ConcurrentWrite(), detail: failure.detail })
     : failure
 }
 

@@ -9,7 +9,7 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Migrator from "effect/sql/Migrator"
 import * as SqlClient from "effect/sql/SqlClient"
-import { StorageError } from "./AnnalError.ts"
+import { MigrationFailed, StorageError } from "./AnnalError.ts"
 import * as EventTable from "./EventTable.ts"
 import { qualify } from "./EventTable.ts"
 import { fromSqlError } from "./internal/sqlErrors.ts"
@@ -33,7 +33,7 @@ export const migrations = (
 export const run: (
   options?: EventTable.Options
 ) => Effect.Effect<ReadonlyArray<readonly [id: number, name: string]>, StorageError, SqlClient.SqlClient> = Effect.fn(
-  "Migrations.run()"
+  "Migrations.run"
 )(
   function* (options?: EventTable.Options) {
     const sql = yield* SqlClient.SqlClient
@@ -54,14 +54,13 @@ export const run: (
       })
     )
   },
-  Effect.catchTag("SqlError", (error) => Effect.fail(fromSqlError("Migrations.run()", error))),
+  Effect.catchTag("SqlError", (error) => Effect.fail(fromSqlError("Migrations.run", error))),
   Effect.catchTag("MigrationError", (error) =>
     Effect.fail(
       new StorageError({
-        operation: "Migrations.run()",
-        reason: error.kind,
-        detail: `${error.message}${error.cause === undefined ? "" : `: ${String(error.cause)}`}`,
-        retryable: false
+        operation: "Migrations.run",
+        reason: new MigrationFailed({ kind: error.kind }),
+        detail: `${error.message}${error.cause === undefined ? "" : `: ${String(error.cause)}`}`
       })
     )
   )

@@ -33,7 +33,7 @@ const conflictReasons: ReadonlySet<string> = new Set(["DeadlockError", "Serializ
 /** Whether an error is a lost race that running the whole transaction again can resolve. */
 export const isConflict = (error: unknown): boolean => {
   if (error instanceof ConcurrencyConflict) return true
-  if (error instanceof StorageError) return conflictReasons.has(error.reason)
+  if (error instanceof StorageError) return conflictReasons.has(error.reason._tag)
   return (
     Predicate.hasProperty(error, "_tag") &&
     error._tag === "SqlError" &&

@@ -130,9 +130,13 @@ export const storage = (doing: string, cause: unknown): Effect.Effect<never, Int
 
 /**
  * Whether `cause` is a cancelled statement: the driver's `SqlError`, or the `StorageError` Annal's services map it
- * to, which keeps the driver's reason.
+ * to, which keeps the driver's typed reason.
  */
-const isCancelled = (cause: unknown): boolean =>
-  SqlError.isSqlError(cause)
-    ? cause.reason._tag === "StatementTimeoutError"
-    : cause instanceof AnnalError.StorageError && cause.reason === "StatementTimeoutError"
+const isCancelled = (cause: unknown): boolean => {
+  const reason = SqlError.isSqlError(cause)
+    ? cause.reason
+    : cause instanceof AnnalError.StorageError
+      ? cause.reason
+      : undefined
+  return reason?._tag === "StatementTimeoutError"
+}

@@ -3,7 +3,7 @@
  * `HttpApi`, so its endpoints, its errors and its schemas appear in the application's OpenAPI document and
  * documentation page. Every endpoint reads; none writes events, apart from the record of an auditor's read.
  *
- * - `GET /audit/entities/{entityType}/{entityId}`: an entity's history, oldest first.
+ * - `GET /audit/aggregates/{aggregateType}/{aggregateId}`: an aggregate's history, oldest first.
  * - `GET /audit/users/{userId}/activity`: what a user did, newest first.
  * - `GET /audit/changes/recent`: what changed in the last hours, newest first (auditors).
  * - `GET /audit/changes/count`: how many events match a filter.
@@ -31,11 +31,11 @@ export const maxPageSize = 500
 /** The longest window `changes/recent` looks back: a leap year, in hours. */
 export const maxRecentHours = 8784
 
-/** A UUID, such as an entity or user id. */
+/** A UUID, such as an aggregate or user id. */
 export const Uuid = Schema.String.check(Schema.isUUID(undefined, { message: "must be a UUID" }))
 
-/** An entity (aggregate) type: one lowercase segment, such as `organization`. */
-export const EntityType = Schema.String.check(
+/** An aggregate type: one lowercase segment, such as `organization`. */
+export const AggregateType = Schema.String.check(
   Schema.isPattern(Event.aggregateTypePattern, { message: "must be one lowercase segment, such as organization" }),
   Schema.isMaxLength(50, { message: "must be at most 50 characters" })
 )
@@ -130,7 +130,7 @@ export const EventPage = Schema.Struct({
   nextCursor: Schema.NullOr(Schema.String)
 }).annotate({ identifier: "EventPage" })
 
-/** Whether an entity's hash chain holds, and where it first breaks when it does not. */
+/** Whether an aggregate's hash chain holds, and where it first breaks when it does not. */
 export const Verification = Schema.Struct({
   verified: Schema.Boolean,
   events: Schema.Int,
@@ -145,17 +145,17 @@ export const Verification = Schema.Struct({
 }).annotate({ identifier: "Verification" })
 
 /**
- * A page of an entity's history, with whether its whole hash chain verified (`null` when the application serves
+ * A page of an aggregate's history, with whether its whole hash chain verified (`null` when the application serves
  * no `Integrity` service). The chain alone does not catch a consistent rewrite or a truncated tail: that needs a
  * signed digest (`annal verify --digest`).
  */
-export const EntityHistory = Schema.Struct({
-  entityType: Schema.String,
-  entityId: Schema.String,
+export const AggregateHistory = Schema.Struct({
+  aggregateType: Schema.String,
+  aggregateId: Schema.String,
   events: Schema.Array(AuditEvent),
   nextCursor: Schema.NullOr(Schema.String),
   verification: Schema.NullOr(Verification)
-}).annotate({ identifier: "EntityHistory" })
+}).annotate({ identifier: "AggregateHistory" })
 
 /** How many events match a filter. */
 export const ChangeCount = Schema.Struct({ count: Schema.Int }).annotate({ identifier: "ChangeCount" })
@@ -167,8 +167,8 @@ const page = {
 
 const filter = {
   eventType: Schema.optional(Schema.Array(EventType)),
-  entityType: Schema.optional(EntityType),
-  entityId: Schema.optional(Uuid),
+  aggregateType: Schema.optional(AggregateType),
+  aggregateId: Schema.optional(Uuid),
   userId: Schema.optional(Uuid),
   // A NUL is no character PostgreSQL's text can hold: a filter holding one could match nothing, and the database
   // would refuse the query with an error of its own.
@@ -194,17 +194,18 @@ const errors = [Forbidden, InternalError]
 /** The audit endpoints, authenticated by bearer token, with typed 400s for malformed requests. */
 export class AuditGroup extends HttpApiGroup.make("audit")
   .add(
-    HttpApiEndpoint.get("entityHistory", "/entities/:entityType/:entityId", {
-      params: { entityType: EntityType, entityId: Uuid },
+    HttpApiEndpoint.get("aggregateHistory", "/aggregates/:aggregateType/:aggregateId", {
+      params: { aggregateType: AggregateType, aggregateId: Uuid },
       query: page,
-      success: EntityHistory,
+      success: AggregateHistory,
       error: errors
     }).annotateMerge(
       OpenApi.annotations({
-        summary: "An entity's history",
+        summary: "An aggregate's history",
         description:
-          "Every event of one entity, oldest first, decoded to the current version of each type. Auditors read " +
-          "any entity; other users read the entities the application's access policy lets them see."
+          "Every event of one aggregate, a page at a time, oldest first, decoded to the current version of each " +
+          "type. Auditors read any aggregate; other users read the aggregates the application's access policy lets " +
+          "them see."
       })
     ),
     HttpApiEndpoint.get("userActivity", "/users/:userId/activity", {
@@ -228,7 +229,7 @@ export class AuditGroup extends HttpApiGroup.make("audit")
             )
           )
         ),
-        entityType: Schema.optional(EntityType),
+        aggregateType: Schema.optional(AggregateType),
         ...page
       },
       success: EventPage,
@@ -248,7 +249,7 @@ export class AuditGroup extends HttpApiGroup.make("audit")
         summary: "How many changes",
         description:
           "How many events match every given filter (`from` inclusive, `to` exclusive). Users count their own " +
-          "events (`userId`) or those of an entity they may see; auditors count anything."
+          "events (`userId`) or those of an aggregate they may see; auditors count anything."
       })
     ),
     HttpApiEndpoint.get("events", "/events", {
@@ -259,9 +260,9 @@ export class AuditGroup extends HttpApiGroup.make("audit")
       OpenApi.annotations({
         summary: "Events by filter",
         description:
-          "Events that match every given filter: `eventType` (repeatable), `entityType`, `entityId`, `userId`, " +
+          "Events that match every given filter: `eventType` (repeatable), `aggregateType`, `aggregateId`, `userId`, " +
           "`correlationId`, and the time range [`from`, `to`). Oldest first, or newest first with `order=desc`. " +
-          "Users list their own events or those of an entity they may see; auditors list anything."
+          "Users list their own events or those of an aggregate they may see; auditors list anything."
       })
     )
   )
@@ -274,7 +275,7 @@ export class AuditGroup extends HttpApiGroup.make("audit")
     OpenApi.annotations({
       title: "Audit",
       description:
-        "The audit trail: entity histories, user activity, recent changes, counts and filtered events. Reads only; " +
+        "The audit trail: aggregate histories, user activity, recent changes, counts and filtered events. Reads only; " +
         "an auditor's reads are themselves recorded as `audit.read` events."
     })
   ) {}

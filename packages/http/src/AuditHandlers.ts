@@ -4,12 +4,12 @@
  *
  * Who may see what: an auditor reads everything, and each of their reads is recorded as an `audit.read` event
  * before the response is sent (no record, no data). Any other caller reads their own activity, and the history of
- * the entities `AuditAccess` lets them see; a count or a filtered list must be restricted to one of those. Nothing
+ * the aggregates `AuditAccess` lets them see; a count or a filtered list must be restricted to one of those. Nothing
  * here writes any other event.
  *
  * @since 0.1.0
  */
-import { type Event, EventEmitter, type EventRegistry, EventStore, Integrity } from "@annal/core"
+import { AuditService, type Event, EventEmitter, type EventRegistry, type EventStore, Integrity } from "@annal/core"
 import * as DateTime from "effect/DateTime"
 import * as Effect from "effect/Effect"
 import type * as HttpApi from "effect/http-api/HttpApi"
@@ -38,8 +38,8 @@ type Parameters = Record<string, string | ReadonlyArray<string> | undefined>
 /** The filters of `changes/count` and `events`, as decoded from the query. */
 interface FilterQuery {
   readonly eventType?: ReadonlyArray<string> | undefined
-  readonly entityType?: string | undefined
-  readonly entityId?: string | undefined
+  readonly aggregateType?: string | undefined
+  readonly aggregateId?: string | undefined
   readonly userId?: string | undefined
   readonly correlationId?: string | undefined
   readonly from?: DateTime.Utc | undefined
@@ -56,7 +56,7 @@ export const maxEventTypes = 50
 const build = (api: typeof AuditApi, options: Options) =>
   HttpApiBuilder.group(api, "audit", (handlers) =>
     Effect.gen(function* () {
-      const store = yield* EventStore.EventStore
+      const audit = yield* AuditService.AuditService
       const emitter = yield* EventEmitter.EventEmitter
       const access = yield* AuditAccess
       // Verification is offered when the application serves the Integrity service; the API works without it.
@@ -65,26 +65,25 @@ const build = (api: typeof AuditApi, options: Options) =>
       const registry = withAuditRead(options.registry)
       const toAuditEvent = makeToAuditEvent(registry)
 
-      /** Reads one page of `filter` for the read `endpoint` with `parameters`, resuming after `cursor`. */
+      /**
+       * Reads one page with `read` for the read `endpoint` with `parameters`: the signed `cursor` the caller sent is
+       * verified against them and handed to `read` as the store's own, and the next page's is signed for them.
+       */
       const readPage = Effect.fnUntraced(function* (
         endpoint: string,
         parameters: Parameters,
-        filter: EventStore.EventFilter,
-        page: {
-          readonly direction: "forward" | "backward"
-          readonly limit?: number | undefined
-          readonly cursor?: string | undefined
-        }
+        page: { readonly limit?: number | undefined; readonly cursor?: string | undefined },
+        read: (page: {
+          readonly limit: number
+          readonly cursor?: string
+        }) => Effect.Effect<EventStore.Page<Event.Event>, EventStore.QueryError | EventRegistry.DecodeError>
       ) {
         const scope = scopeOf(endpoint, parameters)
         const position = page.cursor === undefined ? undefined : yield* cursors.verify(scope, page.cursor)
-        const result = yield* store
-          .query(registry, filter, {
-            direction: page.direction,
-            limit: page.limit ?? defaultPageSize,
-            ...(position === undefined ? {} : { cursor: position })
-          })
-          .pipe(Effect.catch(fromStoreError))
+        const result = yield* read({
+          limit: page.limit ?? defaultPageSize,
+          ...(position === undefined ? {} : { cursor: position })
+        }).pipe(Effect.catch(fromStoreError))
         const events = yield* Effect.forEach(result.events, toAuditEvent)
         const nextCursor = Option.isSome(result.nextCursor) ? yield* cursors.sign(scope, result.nextCursor.value) : null
         yield* recordRead(endpoint, parameters, page.cursor !== undefined, events.length)
@@ -114,29 +113,29 @@ const build = (api: typeof AuditApi, options: Options) =>
           principal,
           query,
           "Only auditors read beyond their own events: restrict the query to userId=<your user id>, or to an " +
-            "entityType and entityId you may see"
+            "aggregateType and aggregateId you may see"
         )
 
       return handlers
         .handle(
-          "entityHistory",
-          Effect.fn("AuditApi.entityHistory")(function* ({ params, query }) {
+          "aggregateHistory",
+          Effect.fn("AuditApi.aggregateHistory")(function* ({ params, query }) {
             yield* authorizeRestricted(
               access,
               yield* CurrentPrincipal,
               params,
-              "You may not read the history of this entity"
+              "You may not read the history of this aggregate"
             )
             const page = yield* readPage(
-              "entityHistory",
-              { entityType: params.entityType, entityId: params.entityId.toLowerCase() },
-              { aggregateType: params.entityType, aggregateId: params.entityId },
-              { direction: "forward", limit: query.limit, cursor: query.cursor }
+              "aggregateHistory",
+              { aggregateType: params.aggregateType, aggregateId: params.aggregateId.toLowerCase() },
+              query,
+              (page) => audit.getEntityHistory(registry, params.aggregateType, params.aggregateId, page)
             )
             const verification = yield* Option.match(integrity, {
               onNone: () => Effect.succeed(null),
               onSome: (service) =>
-                service.verifyEntity(params.entityType, params.entityId).pipe(
+                service.verifyEntity(params.aggregateType, params.aggregateId).pipe(
                   Effect.map((report) => ({
                     verified: report.verified,
                     events: report.events,
@@ -150,10 +149,15 @@ const build = (api: typeof AuditApi, options: Options) =>
                             detail: report.finding.detail
                           }
                   })),
-                  Effect.catch((error) => storage("verifying the entity's history", error))
+                  Effect.catch((error) => storage("verifying the aggregate's history", error))
                 )
             })
-            return { entityType: params.entityType, entityId: params.entityId.toLowerCase(), ...page, verification }
+            return {
+              aggregateType: params.aggregateType,
+              aggregateId: params.aggregateId.toLowerCase(),
+              ...page,
+              verification
+            }
           })
         )
         .handle(
@@ -164,11 +168,8 @@ const build = (api: typeof AuditApi, options: Options) =>
             if (!isAuditor(principal) && userId !== principal.userId) {
               return yield* new Forbidden({ message: "You may read only your own activity" })
             }
-            return yield* readPage(
-              "userActivity",
-              { userId },
-              { userId },
-              { direction: "backward", limit: query.limit, cursor: query.cursor }
+            return yield* readPage("userActivity", { userId }, query, (page) =>
+              audit.getUserActivity(registry, userId, page)
             )
           })
         )
@@ -180,12 +181,13 @@ const build = (api: typeof AuditApi, options: Options) =>
               return yield* new Forbidden({ message: "Only auditors read everyone's recent changes" })
             }
             const hours = query.hours ?? 24
-            const from = DateTime.subtract(yield* DateTime.now, { milliseconds: Math.round(hours * 3_600_000) })
-            return yield* readPage(
-              "recentChanges",
-              { hours: String(hours), entityType: query.entityType },
-              { from, ...(query.entityType === undefined ? {} : { aggregateType: query.entityType }) },
-              { direction: "backward", limit: query.limit, cursor: query.cursor }
+            const { aggregateType } = query
+            return yield* readPage("recentChanges", { hours: String(hours), aggregateType }, query, (page) =>
+              audit.getRecentChanges(registry, {
+                hours,
+                ...(aggregateType === undefined ? {} : { aggregateType }),
+                ...page
+              })
             )
           })
         )
@@ -195,7 +197,7 @@ const build = (api: typeof AuditApi, options: Options) =>
             const principal = yield* CurrentPrincipal
             const filter = yield* toFilter(query)
             yield* authorizeFilter(principal, query)
-            const count = yield* store.count(filter).pipe(Effect.catch(fromStoreError))
+            const count = yield* audit.getChangeCount(filter).pipe(Effect.catch(fromStoreError))
             yield* recordRead("changeCount", filterParameters(query), false, count)
             return { count }
           })
@@ -207,11 +209,9 @@ const build = (api: typeof AuditApi, options: Options) =>
             const filter = yield* toFilter(query)
             yield* authorizeFilter(principal, query)
             const order = query.order ?? "asc"
-            return yield* readPage("events", { ...filterParameters(query), order }, filter, {
-              direction: order === "asc" ? "forward" : "backward",
-              limit: query.limit,
-              cursor: query.cursor
-            })
+            return yield* readPage("events", { ...filterParameters(query), order }, query, (page) =>
+              audit.getEvents(registry, filter, { direction: order === "asc" ? "forward" : "backward", ...page })
+            )
           })
         )
     })
@@ -227,8 +227,8 @@ const toFilter = (query: FilterQuery): Effect.Effect<EventStore.EventFilter, Inv
   }
   return Effect.succeed({
     ...(query.eventType === undefined ? {} : { eventTypes: query.eventType }),
-    ...(query.entityType === undefined ? {} : { aggregateType: query.entityType }),
-    ...(query.entityId === undefined ? {} : { aggregateId: query.entityId }),
+    ...(query.aggregateType === undefined ? {} : { aggregateType: query.aggregateType }),
+    ...(query.aggregateId === undefined ? {} : { aggregateId: query.aggregateId }),
     ...(query.userId === undefined ? {} : { userId: query.userId }),
     ...(query.correlationId === undefined ? {} : { correlationId: query.correlationId }),
     ...(query.from === undefined ? {} : { from: query.from }),
@@ -239,8 +239,8 @@ const toFilter = (query: FilterQuery): Effect.Effect<EventStore.EventFilter, Inv
 /** The parameters of a filtered read, as recorded and bound into its cursors; ids in lowercase. */
 export const filterParameters = (query: FilterQuery): Parameters => ({
   eventType: query.eventType,
-  entityType: query.entityType,
-  entityId: query.entityId?.toLowerCase(),
+  aggregateType: query.aggregateType,
+  aggregateId: query.aggregateId?.toLowerCase(),
   userId: query.userId?.toLowerCase(),
   correlationId: query.correlationId,
   from: query.from === undefined ? undefined : DateTime.formatIso(query.from),

@@ -1,7 +1,7 @@
 /**
  * The event that records an auditor's read: who looked (the event's user), at what (the endpoint and its
  * parameters), how much came back, and from where and why (the request's metadata). Each auditor's reads form one
- * stream, `audit/<user id>`, so "what did this auditor look at" is one entity history.
+ * stream, `audit/<user id>`, so "what did this auditor look at" is one aggregate's history.
  *
  * @since 0.1.0
  */
@@ -15,7 +15,7 @@ import { isAuditor, type Principal } from "./Principal.ts"
 export const AuditRead = EventDefinition.make("audit.read", {
   aggregateType: "audit",
   schema: Schema.Struct({
-    /** The endpoint, such as `entityHistory`. */
+    /** The endpoint, such as `aggregateHistory`. */
     endpoint: Schema.String,
     /** What was asked: the path and query parameters, without the page cursor. */
     parameters: Schema.Record(Schema.String, Schema.Union([Schema.String, Schema.Array(Schema.String)])),

@@ -2,9 +2,9 @@
  * The audit trail delivered live over Server-Sent Events: `GET /events/stream`, an `HttpApiGroup` an application adds
  * to its `HttpApi` next to the audit group, and its handler as a layer, `layer(Api, { registry })`, which needs the
  * core's `Feed`. It takes the filters of `GET /audit/events` but the time range (`eventType`, repeatable,
- * `entityType`, `entityId`, `userId`, `correlationId`), and the same bearer tokens and rules: an auditor streams
+ * `aggregateType`, `aggregateId`, `userId`, `correlationId`), and the same bearer tokens and rules: an auditor streams
  * everything, and the opening of each auditor's stream is recorded as an `audit.read` before anything is sent; anyone
- * else must restrict the stream to their own `userId`, or to an `entityType` and `entityId` `AuditAccess` lets them
+ * else must restrict the stream to their own `userId`, or to an `aggregateType` and `aggregateId` `AuditAccess` lets them
  * read.
  *
  * Each message is one event: `id:` is its feed checkpoint, `event:` its event type (so that an `EventSource` listens
@@ -66,8 +66,8 @@ export const EventId = Schema.String.check(Schema.isMaxLength(512, { message: "i
 /** The query parameters of `GET /events/stream`: the filters of `GET /audit/events` but time, and a resume point. */
 export const streamQuery = {
   eventType: eventsQuery.eventType,
-  entityType: eventsQuery.entityType,
-  entityId: eventsQuery.entityId,
+  aggregateType: eventsQuery.aggregateType,
+  aggregateId: eventsQuery.aggregateId,
   userId: eventsQuery.userId,
   correlationId: eventsQuery.correlationId,
   /** The `Last-Event-ID`, for clients that cannot set headers; the header wins when both are sent. */
@@ -103,7 +103,7 @@ export class EventStreamGroup extends HttpApiGroup.make("eventStream")
           "Server-Sent Events: each message's `id` is the event's feed checkpoint, its `event` the event type and " +
           "its `data` the event. Filters as for `GET /audit/events`, without the time range. Starts at the events " +
           "committed from now on, or after the `Last-Event-ID` header (or `lastEventId`) of a reconnecting client. " +
-          "Users stream their own events or those of an entity they may see; auditors stream anything."
+          "Users stream their own events or those of an aggregate they may see; auditors stream anything."
       })
     )
   )
@@ -146,8 +146,8 @@ export interface Options {
 /** The filters of the stream, as decoded from the query. */
 interface StreamQuery {
   readonly eventType?: ReadonlyArray<string> | undefined
-  readonly entityType?: string | undefined
-  readonly entityId?: string | undefined
+  readonly aggregateType?: string | undefined
+  readonly aggregateId?: string | undefined
   readonly userId?: string | undefined
   readonly correlationId?: string | undefined
   readonly lastEventId?: string | undefined
@@ -262,7 +262,7 @@ const build = (api: typeof EventStreamApi, options: Options) =>
             principal,
             query,
             "Only auditors stream everyone's events: restrict the stream to userId=<your user id>, or to an " +
-              "entityType and entityId you may see"
+              "aggregateType and aggregateId you may see"
           )
           yield* holdSlot(principal.userId)
           // `returned` is 0: the record is written before the stream sends anything, and what it will send is not
@@ -352,8 +352,8 @@ const toFilter = (query: StreamQuery): Effect.Effect<Feed.Filter, InvalidRequest
   }
   return Effect.succeed({
     ...(query.eventType === undefined ? {} : { eventTypes: query.eventType }),
-    ...(query.entityType === undefined ? {} : { aggregateTypes: [query.entityType] }),
-    ...(query.entityId === undefined ? {} : { aggregateId: query.entityId }),
+    ...(query.aggregateType === undefined ? {} : { aggregateTypes: [query.aggregateType] }),
+    ...(query.aggregateId === undefined ? {} : { aggregateId: query.aggregateId }),
     ...(query.userId === undefined ? {} : { userId: query.userId }),
     ...(query.correlationId === undefined ? {} : { correlationId: query.correlationId })
   })

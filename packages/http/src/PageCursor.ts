@@ -1,7 +1,7 @@
 /**
  * Tamper-proof page cursors. The store's keyset cursor is signed with HMAC-SHA-256 together with the query it
  * belongs to, so a cursor the server did not issue, one that was altered or truncated, and one issued for another
- * query (another entity, user, or filter) are all refused with a 400 instead of reading from an arbitrary position
+ * query (another aggregate, user, or filter) are all refused with a 400 instead of reading from an arbitrary position
  * or widening a query. Cursors carry no expiry: the position they name stays valid, since events are never removed.
  *
  * The key comes from `ANNAL_CURSOR_SECRET`; without it a random key is made at startup, and cursors do not survive

@@ -16,7 +16,7 @@ import * as HttpApiGroup from "effect/http-api/HttpApiGroup"
 import * as Layer from "effect/Layer"
 import * as Schema from "effect/Schema"
 import * as AuditAccess from "../src/AuditAccess.ts"
-import { AuditGroup, EntityHistory, EventPage } from "../src/AuditApi.ts"
+import { AuditGroup, AggregateHistory, EventPage } from "../src/AuditApi.ts"
 import * as AuditHandlers from "../src/AuditHandlers.ts"
 import * as ApiTokens from "../src/ApiTokens.ts"
 import * as Authentication from "../src/Authentication.ts"
@@ -95,19 +95,19 @@ layer(App, { excludeTestServices: true })("the audit group in another applicatio
   it.effect("records an auditor's read with the request's context, which no handler passed", () =>
     Effect.gen(function* () {
       const aggregateId = uuid()
-      const read = yield* get(`/api/v1/audit/entities/organization/${aggregateId}`, auditor.token, {
+      const read = yield* get(`/api/v1/audit/aggregates/organization/${aggregateId}`, auditor.token, {
         "x-correlation-id": "inspection-1",
         "x-change-reason": "Annual audit",
         "user-agent": "ledger-tests"
       })
       assert.strictEqual(read.status, 200)
-      const trail = yield* get(`/api/v1/audit/entities/audit/${auditor.userId}`, auditor.token)
-      const [recorded] = Schema.decodeUnknownSync(Schema.toCodecJson(EntityHistory))(trail.body).events
+      const trail = yield* get(`/api/v1/audit/aggregates/audit/${auditor.userId}`, auditor.token)
+      const [recorded] = Schema.decodeUnknownSync(Schema.toCodecJson(AggregateHistory))(trail.body).events
       assert.strictEqual(recorded!.eventType, "audit.read")
       assert.strictEqual(recorded!.userId, auditor.userId)
       assert.deepStrictEqual(recorded!.data, {
-        endpoint: "entityHistory",
-        parameters: { entityType: "organization", entityId: aggregateId },
+        endpoint: "aggregateHistory",
+        parameters: { aggregateType: "organization", aggregateId: aggregateId },
         continued: false,
         returned: 0
       })

@@ -21,6 +21,7 @@ import type * as SqlClient from "effect/sql/SqlClient"
 import { Database } from "@annal/cli"
 import type { FeedSignal } from "@annal/core"
 import * as EventEmitter from "../../../packages/core/src/EventEmitter.ts"
+import * as AuditService from "../../../packages/core/src/AuditService.ts"
 import * as EventStore from "../../../packages/core/src/EventStore.ts"
 import * as Integrity from "../../../packages/core/src/Integrity.ts"
 import * as ApiTokens from "../../../packages/http/src/ApiTokens.ts"
@@ -172,6 +173,8 @@ export const variant = (parts: Parts) => {
   return Layer.unwrap(
     Effect.map(tokenEntries, (tokens) =>
       HttpRouter.serve(routes, { disableListenLog: true, disableLogger: true }).pipe(
+        // The audit handlers read through the AuditService, so it is built over the (possibly wrapped) store.
+        Layer.provide(Layer.effect(AuditService.AuditService, AuditService.make)),
         Layer.provide(store),
         Layer.provide(services),
         Layer.provide([ApiTokens.layer(tokens), parts.pageCursor ?? PageCursor.layerRandom]),

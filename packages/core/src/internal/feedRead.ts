@@ -11,7 +11,7 @@ import * as Schema from "effect/Schema"
 import type * as SqlClient from "effect/sql/SqlClient"
 import type { SqlError } from "effect/sql/SqlError"
 import type * as Statement from "effect/sql/Statement"
-import { StorageError } from "../AnnalError.ts"
+import { StorageError, UnexpectedRow } from "../AnnalError.ts"
 import * as Checkpoint from "../Checkpoint.ts"
 import type * as Event from "../Event.ts"
 import type { EventTable } from "../EventTable.ts"
@@ -318,7 +318,7 @@ const textOf = (row: unknown): string | undefined => {
 const emptyPage: Page = { events: [], checkpoints: [] }
 
 const unexpectedRow = (detail: string) =>
-  new StorageError({ operation: "Feed.read", reason: "UnexpectedRow", detail, retryable: false })
+  new StorageError({ operation: "Feed.read", reason: new UnexpectedRow(), detail })
 
 const FenceRows = Schema.Array(Schema.Struct({ fence: Schema.String, complete: Schema.Boolean }))
 export const CheckpointRows = Schema.Array(

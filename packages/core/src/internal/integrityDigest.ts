@@ -11,7 +11,7 @@ import * as Effect from "effect/Effect"
 import * as Schema from "effect/Schema"
 import type * as SqlClient from "effect/sql/SqlClient"
 import type { SqlError } from "effect/sql/SqlError"
-import { StorageError } from "../AnnalError.ts"
+import { StorageError, UnexpectedRow } from "../AnnalError.ts"
 import * as Checkpoint from "../Checkpoint.ts"
 import { type EventTable, qualify } from "../EventTable.ts"
 
@@ -106,7 +106,7 @@ FROM ${digests} d ${id === undefined ? sql`` : sql`WHERE d.id = ${id}::bigint`} 
 }
 
 const storageError = (detail: string) =>
-  new StorageError({ operation: "Digest.read", reason: "UnexpectedRow", detail, retryable: false })
+  new StorageError({ operation: "Digest.read", reason: new UnexpectedRow(), detail })
 
 const HeadRow = Schema.Struct({
   aggregate_type: Schema.String,

@@ -5,7 +5,7 @@ import * as Effect from "effect/Effect"
 import type * as SqlClient from "effect/sql/SqlClient"
 import type { SqlError } from "effect/sql/SqlError"
 import type * as Statement from "effect/sql/Statement"
-import { StorageError } from "../AnnalError.ts"
+import { StorageError, UnexpectedRow } from "../AnnalError.ts"
 import type { ChainedEvent } from "./integrityChain.ts"
 
 /**
@@ -45,7 +45,7 @@ export const decodePage = (text: string | null): Effect.Effect<ReadonlyArray<Rea
   })
 
 const unexpected = (detail: string) =>
-  new StorageError({ operation: "Integrity.read", reason: "UnexpectedRow", detail, retryable: false })
+  new StorageError({ operation: "Integrity.read", reason: new UnexpectedRow(), detail })
 
 const isString = (value: unknown): value is string => typeof value === "string"
 const isNullableString = (value: unknown): value is string | null => value === null || typeof value === "string"

@@ -10,7 +10,7 @@ import * as Schema from "effect/Schema"
 import type * as SqlClient from "effect/sql/SqlClient"
 import type { SqlError } from "effect/sql/SqlError"
 import type * as Statement from "effect/sql/Statement"
-import { StorageError } from "../AnnalError.ts"
+import { StorageError, UnexpectedRow } from "../AnnalError.ts"
 import * as Event from "../Event.ts"
 import type { EventTable } from "../EventTable.ts"
 import { qualify } from "../EventTable.ts"
@@ -108,9 +108,8 @@ const decodeWithSchema = (
       (error) =>
         new StorageError({
           operation,
-          reason: "UnexpectedRow",
-          detail: error.message,
-          retryable: false
+          reason: new UnexpectedRow(),
+          detail: error.message
         })
     )
   )

@@ -5,14 +5,9 @@ import { hasProperty } from "effect/Predicate"
 import type * as SqlError from "effect/sql/SqlError"
 import { StorageError } from "../AnnalError.ts"
 
-/** A `StorageError` that keeps the driver's reason and message, and whether a retry may succeed. */
+/** A `StorageError` that keeps the driver's typed reason (and so whether a retry may succeed) and its message. */
 export const fromSqlError = (operation: string, error: SqlError.SqlError): StorageError =>
-  new StorageError({
-    operation,
-    reason: error.reason._tag,
-    detail: describe(error),
-    retryable: error.isRetryable
-  })
+  new StorageError({ operation, reason: error.reason, detail: describe(error) })
 
 /** The constraint a unique violation names, if the error is one. */
 export const uniqueViolation = (error: SqlError.SqlError): string | undefined =>
