@@ -3,4 +3,5 @@
  *
  * @since 0.1.0
  */
+export * as DataDirLock from "./DataDirLock.ts"
 export * as PgliteClient from "./PgliteClient.ts"
