@@ -13,7 +13,6 @@ import * as Console from "effect/Console"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as App from "./App.ts"
-import * as DataDirLock from "./DataDirLock.ts"
 import * as DemoData from "./DemoData.ts"
 import * as DemoUsers from "./DemoUsers.ts"
 
@@ -24,11 +23,8 @@ const main = Effect.gen(function* () {
   yield* Console.log(
     `Filling demo data into ${Database.describe(database)}: ${organizations} organizations, ${months} months`
   )
-  // The folder's lock is taken before the database opens, and released after it closes.
-  const services = App.services.pipe(
-    Layer.provideMerge(Database.layer(database)),
-    Layer.provide(DataDirLock.layer(database))
-  )
+  // On PGlite the client holds the folder's lock from before the database opens until after it closes.
+  const services = App.services.pipe(Layer.provideMerge(Database.layer(database)))
   const summary = yield* DemoData.write({ organizations, months, onProgress: Console.log }).pipe(
     Effect.provide(services)
   )

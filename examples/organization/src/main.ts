@@ -18,7 +18,6 @@ import * as Option from "effect/Option"
 import * as Runtime from "effect/Runtime"
 import * as App from "./App.ts"
 import * as AppConfig from "./AppConfig.ts"
-import * as DataDirLock from "./DataDirLock.ts"
 import * as DemoUsers from "./DemoUsers.ts"
 
 const banner = (settings: AppConfig.AppConfig) =>
@@ -62,8 +61,8 @@ const main = Effect.gen(function* () {
   return yield* Layer.launch(
     banner(settings).pipe(
       Layer.provide(server),
-      Layer.provide(Database.layer(settings.database, { statementTimeout: settings.statementTimeout })),
-      Layer.provide(DataDirLock.layer(settings.database))
+      // On PGlite the client holds the data folder's lock: a second app or `annal verify` beside it is refused.
+      Layer.provide(Database.layer(settings.database, { statementTimeout: settings.statementTimeout }))
     )
   ).pipe(Effect.onInterrupt(() => Console.log("Stopped: requests finished, connections closed.")))
 })

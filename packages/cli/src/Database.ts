@@ -12,7 +12,7 @@
  */
 import type { FeedSignal } from "@annal/core"
 import { PgFeedSignal } from "@annal/sql-pg"
-import { PgliteClient } from "@annal/sql-pglite"
+import { type DataDirLock, PgliteClient } from "@annal/sql-pglite"
 import * as Config from "effect/Config"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -43,13 +43,19 @@ export interface ConnectionOptions {
   readonly statementTimeout?: Duration.Input | undefined
 }
 
+/**
+ * Why the database could not be opened: the driver's error, or, on PGlite, the data folder held by another process
+ * (each PGlite folder is opened by one process at a time; see `DataDirLock`).
+ */
+export type OpenError = SqlError | DataDirLock.DataDirInUse | DataDirLock.DataDirLockError
+
 /** A `SqlClient` for the given database, and the feed's `FeedSignal` for its engine. */
 export const layer = (
   database: DatabaseConfig,
   options: ConnectionOptions = {}
-): Layer.Layer<SqlClient.SqlClient | FeedSignal.FeedSignal, SqlError> =>
+): Layer.Layer<SqlClient.SqlClient | FeedSignal.FeedSignal, OpenError> =>
   Option.match(database.url, {
-    onSome: (url): Layer.Layer<SqlClient.SqlClient | FeedSignal.FeedSignal, SqlError> =>
+    onSome: (url): Layer.Layer<SqlClient.SqlClient | FeedSignal.FeedSignal, OpenError> =>
       PgFeedSignal.layerClient({ url, ...postgresOptions(options) }),
     onNone: () => PgliteClient.layer({ dataDir: database.dataDir })
   })
@@ -69,7 +75,7 @@ export const postgresOptions = (
 }
 
 /** A `SqlClient` and `FeedSignal` for the database the environment names. */
-export const layerConfig: Layer.Layer<SqlClient.SqlClient | FeedSignal.FeedSignal, SqlError | Config.ConfigError> =
+export const layerConfig: Layer.Layer<SqlClient.SqlClient | FeedSignal.FeedSignal, OpenError | Config.ConfigError> =
   Layer.unwrap(Effect.map(config, layer))
 
 /** A one-line description of the database, without secrets, for logs and banners. */

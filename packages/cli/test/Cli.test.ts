@@ -1,10 +1,12 @@
 import { assert, describe, it } from "@effect/vitest"
+import * as Effect from "effect/Effect"
 import { execFile } from "node:child_process"
 import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { promisify } from "node:util"
 import * as TestDatabase from "../../core/test/support/TestDatabase.ts"
+import { exited, holder, report } from "../../sql-pglite/test/support/FolderHolder.ts"
 import { run } from "./support/runCli.ts"
 
 /** The database flags of this engine, on a folder or schema of the test's own, and its removal. */
@@ -73,4 +75,30 @@ describe(`annal migrate (${TestDatabase.engine})`, () => {
     assert.include(output, "Unrecognized flag: --bogus in command annal migrate")
     assert.notInclude(result.stdout, "Migrating")
   }, 60_000)
+})
+
+describe.skipIf(TestDatabase.engine === "postgres")("annal on a PGlite folder another process holds", () => {
+  it.live("refuses with exit code 1 naming the folder and the holding process, and runs once it has stopped", () =>
+    Effect.gen(function* () {
+      const root = mkdtempSync(join(tmpdir(), "annal-cli-held-"))
+      yield* Effect.addFinalizer(() => Effect.sync(() => rmSync(root, { recursive: true, force: true })))
+      const folder = join(root, "db")
+      // A process with the folder open through PgliteClient.layer, as a running app has it.
+      const app = yield* holder(folder, "client")
+      assert.isTrue((yield* report(app)).held)
+
+      const refused = yield* Effect.promise(() => run(["verify", "--data-dir", folder]))
+      const output = refused.stdout + refused.stderr
+      assert.strictEqual(refused.code, 1, output)
+      assert.include(output, `The PGlite data folder ${folder} is in use by process ${app.pid} on `)
+      assert.include(output, "Stop that process first")
+      assert.notInclude(output, "Verified")
+
+      app.stdin?.end()
+      assert.strictEqual(yield* exited(app), 0)
+      const migrated = yield* Effect.promise(() => run(["migrate", "--data-dir", folder]))
+      assert.strictEqual(migrated.code, 0, migrated.stdout + migrated.stderr)
+      assert.include(migrated.stdout, "Applied 1_create_events")
+    }).pipe(Effect.scoped)
+  )
 })

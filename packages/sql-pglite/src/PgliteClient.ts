@@ -49,6 +49,7 @@ import {
 } from "effect/sql/SqlError"
 import * as Statement from "effect/sql/Statement"
 import * as Stream from "effect/Stream"
+import * as DataDirLock from "./DataDirLock.ts"
 
 /**
  * @since 0.1.0
@@ -113,6 +114,10 @@ export interface PgliteClientConfig {
    * other value is a folder, created if missing, that holds the database and
    * persists it across clients. A `file://` prefix is accepted; PGlite's other
    * schemes, such as `idb://`, are passed through.
+   *
+   * A folder is opened by one client at a time: the client holds its lock
+   * (`DataDirLock`) while it lives, and another opener, in this process or
+   * another, fails with `DataDirInUse`.
    */
   readonly dataDir?: string | undefined
   readonly spanAttributes?: Record<string, unknown> | undefined
@@ -127,15 +132,20 @@ export interface PgliteClientConfig {
 // -----------------------------------------------------------------------------
 
 /**
- * Opens a PGlite database and builds a client over it. The database is closed
- * when the scope closes.
+ * Opens a PGlite database and builds a client over it, holding the data
+ * folder's lock. The database is closed, then the lock released, when the
+ * scope closes.
  *
  * @since 0.1.0
  * @category constructors
  */
 export const make = Effect.fnUntraced(function* (
   config: PgliteClientConfig
-): Effect.fn.Return<PgliteClient, SqlError, Scope.Scope | Reactivity.Reactivity> {
+): Effect.fn.Return<
+  PgliteClient,
+  SqlError | DataDirLock.DataDirInUse | DataDirLock.DataDirLockError,
+  Scope.Scope | Reactivity.Reactivity
+> {
   const pglite = yield* open(config.dataDir)
 
   const connection = makeConnection(pglite)
@@ -285,7 +295,10 @@ const layerFrom = <E>(
  */
 export const layer = (
   config: PgliteClientConfig = {}
-): Layer.Layer<PgliteClient | SqlClient.SqlClient | FeedSignal.FeedSignal, SqlError> => layerFrom(make(config))
+): Layer.Layer<
+  PgliteClient | SqlClient.SqlClient | FeedSignal.FeedSignal,
+  SqlError | DataDirLock.DataDirInUse | DataDirLock.DataDirLockError
+> => layerFrom(make(config))
 
 /**
  * As {@link layer}, reading the configuration with `Config`.
@@ -295,14 +308,18 @@ export const layer = (
  */
 export const layerConfig = (
   config: Config.Wrap<PgliteClientConfig>
-): Layer.Layer<PgliteClient | SqlClient.SqlClient | FeedSignal.FeedSignal, Config.ConfigError | SqlError> =>
-  layerFrom(Effect.flatMap(Config.unwrap(config), make))
+): Layer.Layer<
+  PgliteClient | SqlClient.SqlClient | FeedSignal.FeedSignal,
+  Config.ConfigError | SqlError | DataDirLock.DataDirInUse | DataDirLock.DataDirLockError
+> => layerFrom(Effect.flatMap(Config.unwrap(config), make))
 
 // -----------------------------------------------------------------------------
 // Opening
 // -----------------------------------------------------------------------------
 
-const open = (dataDir: string | undefined): Effect.Effect<PGlite, SqlError, Scope.Scope> => {
+const open = (
+  dataDir: string | undefined
+): Effect.Effect<PGlite, SqlError | DataDirLock.DataDirInUse | DataDirLock.DataDirLockError, Scope.Scope> => {
   const location = resolveDataDir(dataDir)
   const options: PGliteOptions = location._tag === "Memory" ? { parsers } : { dataDir: location.dataDir, parsers }
   const prepare =
@@ -314,6 +331,9 @@ const open = (dataDir: string | undefined): Effect.Effect<PGlite, SqlError, Scop
         )
       : Effect.void
   return prepare.pipe(
+    // Held from before the database opens until after it closes (finalizers run in reverse), so no other opener
+    // ever has the folder while this one's PostgreSQL still writes to it.
+    Effect.andThen(location._tag === "Folder" ? DataDirLock.acquire(location.path) : Effect.void),
     Effect.andThen(
       Effect.acquireRelease(
         Effect.try({

@@ -4,4 +4,5 @@
  * @since 0.1.0
  * @module @annal/sql-pglite
  */
+export * as DataDirLock from "./DataDirLock.ts"
 export * as PgliteClient from "./PgliteClient.ts"

@@ -46,7 +46,7 @@ const submit = <A, E, R>(statement: Effect.Effect<A, E, R>) =>
 // PGlite in the `pglite` project and against PostgreSQL through @effect/sql-pg
 // in the `postgres` project, so it checks that the adapter and @effect/sql-pg
 // agree.
-const engineLayer: Layer.Layer<SqlClient.SqlClient, SqlError> =
+const engineLayer: Layer.Layer<SqlClient.SqlClient, unknown> =
   engine === "postgres" ? PgClient.layer({ url: Redacted.make(postgresUrl) }) : PgliteClient.layer()
 
 layer(engineLayer)(`result types (${engine})`, (it) => {
