@@ -27,7 +27,7 @@ import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
 import * as SqlClient from "effect/sql/SqlClient"
 import fc from "fast-check"
-import type * as EventStore from "../../packages/core/src/EventStore.ts"
+import type * as Filter from "../../packages/core/src/Filter.ts"
 import { fromSqlError } from "../../packages/core/src/internal/sqlErrors.ts"
 import * as ApiError from "../../packages/http/src/ApiError.ts"
 import * as AuditAccess from "../../packages/http/src/AuditAccess.ts"
@@ -687,7 +687,7 @@ const slowStore: NonNullable<ApiServer.Parts["store"]> = (inner) =>
     const sql = yield* SqlClient.SqlClient
     return {
       ...inner,
-      count: (filter: EventStore.EventFilter) =>
+      count: (filter: Filter.Filter) =>
         filter.correlationId === slowCorrelationId
           ? sql`SELECT pg_sleep(${sleepSeconds})`.pipe(
               Effect.mapError((error) => fromSqlError("EventStore.count", error)),

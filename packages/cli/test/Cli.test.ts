@@ -50,7 +50,7 @@ describe(`annal migrate (${TestDatabase.engine})`, () => {
     const output = result.stdout + result.stderr
     assert.strictEqual(result.code, 1, output)
     assert.include(result.stdout, "Migrating public.events on PostgreSQL")
-    assert.include(output, "@annal/core/StorageError: Migrations.run() failed (ConnectionError)")
+    assert.include(output, "@annal/core/StorageError: Migrations.run failed (ConnectionError)")
     assert.include(output, "ECONNREFUSED 127.0.0.1:1")
     assert.notInclude(result.stdout, "Applied")
   }, 60_000)

@@ -13,6 +13,7 @@ import { InvalidQuery } from "./AnnalError.ts"
 import type * as Event from "./Event.ts"
 import type * as EventRegistry from "./EventRegistry.ts"
 import * as EventStore from "./EventStore.ts"
+import type * as Filter from "./Filter.ts"
 import * as Projection from "./Projection.ts"
 import * as Stream from "effect/Stream"
 
@@ -69,11 +70,11 @@ export class AuditService extends Context.Service<
     /** A page of the events that match every field of `filter`, oldest first unless `direction` is backward. */
     readonly getEvents: <E extends Event.Event, Err>(
       registry: EventRegistry.EventRegistry<E, Err>,
-      filter: EventStore.EventFilter,
+      filter: Filter.Filter,
       page?: EventStore.PageOptions
     ) => Effect.Effect<EventStore.Page<E>, Err | EventStore.QueryError>
     /** How many changes match every field of `filter`. */
-    readonly getChangeCount: (filter?: EventStore.EventFilter) => Effect.Effect<number, EventStore.QueryError>
+    readonly getChangeCount: (filter?: Filter.Filter) => Effect.Effect<number, EventStore.QueryError>
   }
 >()("@annal/core/AuditService") {}
 

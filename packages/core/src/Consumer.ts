@@ -14,6 +14,7 @@ import * as Option from "effect/Option"
 import type * as Event from "./Event.ts"
 import type * as EventRegistry from "./EventRegistry.ts"
 import * as Feed from "./Feed.ts"
+import type * as Filter from "./Filter.ts"
 
 /** How a consumer's effects and its checkpoint are committed. */
 export type Delivery = "at-least-once" | "transactional"
@@ -22,7 +23,7 @@ export type Delivery = "at-least-once" | "transactional"
 export interface Consumer<E extends Event.Event, DecodeErr, HandleErr, R> {
   readonly name: string
   readonly registry: EventRegistry.EventRegistry<E, DecodeErr>
-  readonly filter: Feed.Filter
+  readonly filter: Filter.Filter
   readonly delivery: Delivery
   /** Runs once per batch that has events, in feed order; never for two batches at once. */
   readonly handle: (batch: Feed.Batch<E>) => Effect.Effect<void, HandleErr, R>
@@ -35,7 +36,7 @@ export interface Consumer<E extends Event.Event, DecodeErr, HandleErr, R> {
 }
 
 /** The options of `make`; only the name, registry and handler are required. */
-export interface ConsumerOptions<E extends Event.Event, DecodeErr, HandleErr, R> extends Feed.Filter {
+export interface ConsumerOptions<E extends Event.Event, DecodeErr, HandleErr, R> extends Filter.Filter {
   /** Unique per events table: the checkpoint and the lease are stored under it. 1 to 200 characters. */
   readonly name: string
   readonly registry: EventRegistry.EventRegistry<E, DecodeErr>
@@ -78,11 +79,13 @@ export const make = <E extends Event.Event, DecodeErr, HandleErr = never, R = ne
     name: options.name,
     registry: options.registry,
     filter: {
-      ...(options.eventTypes === undefined ? {} : { eventTypes: options.eventTypes }),
-      ...(options.aggregateTypes === undefined ? {} : { aggregateTypes: options.aggregateTypes }),
-      ...(options.aggregateId === undefined ? {} : { aggregateId: options.aggregateId }),
-      ...(options.userId === undefined ? {} : { userId: options.userId }),
-      ...(options.correlationId === undefined ? {} : { correlationId: options.correlationId })
+      eventTypes: options.eventTypes,
+      aggregateType: options.aggregateType,
+      aggregateId: options.aggregateId,
+      userId: options.userId,
+      correlationId: options.correlationId,
+      from: options.from,
+      to: options.to
     },
     delivery: options.delivery ?? "at-least-once",
     handle: options.handle,

@@ -28,6 +28,7 @@ import * as Checkpoint from "./Checkpoint.ts"
 import type { Consumer } from "./Consumer.ts"
 import type * as Event from "./Event.ts"
 import * as Feed from "./Feed.ts"
+import * as Filter from "./Filter.ts"
 import { makeConsumerStatements } from "./internal/feedConsumers.ts"
 import { makeFeedRead } from "./internal/feedRead.ts"
 import { fromSqlError } from "./internal/sqlErrors.ts"
@@ -235,7 +236,7 @@ export const make = Effect.gen(function* () {
   ): Effect.Effect<ReplayProgress, DecodeErr | HandleErr | ResetErr | LeaseLost | ConsumerError, R | R2> =>
     withLease(consumer, (_, owner) =>
       Effect.gen(function* () {
-        const filter = yield* Feed.validateFilter(consumer.filter)
+        const filter = yield* Filter.validate(consumer.filter)
         const progressInterval = Duration.toMillis(
           Option.getOrElse(Duration.fromInput(options?.progressInterval ?? Duration.seconds(1)), () =>
             Duration.seconds(1)

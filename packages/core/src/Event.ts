@@ -4,7 +4,7 @@
  *
  * @since 0.1.0
  */
-import type * as DateTime from "effect/DateTime"
+import * as DateTime from "effect/DateTime"
 import * as Schema from "effect/Schema"
 
 /** Context about the event: where the request came from and why. */
@@ -70,3 +70,15 @@ export type ValidEventType<T extends string> =
         ? T
         : never
     : never
+
+/**
+ * Whether an instant is one an event may carry and a filter send: years 0001 to 9999 in UTC, the ones its ISO text names without a sign
+ * or a fifth digit, which is what PostgreSQL reads as a timestamp. No event is stored outside them.
+ */
+export const isStorableInstant = (instant: DateTime.Utc): boolean => {
+  const millis = DateTime.toEpochMillis(instant)
+  return millis >= firstInstant && millis <= lastInstant
+}
+// Parsed rather than built with Date.UTC, which reads the years 0 to 99 as 1900 to 1999.
+const firstInstant = Date.parse("0001-01-01T00:00:00.000Z")
+const lastInstant = Date.parse("9999-12-31T23:59:59.999Z")

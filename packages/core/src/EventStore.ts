@@ -39,7 +39,8 @@ import * as Notifier from "./internal/feedNotifier.ts"
 import { canonicalParts, microsOfMillis } from "./internal/integrityChain.ts"
 import * as Cursor from "./internal/cursor.ts"
 import { findProblem } from "./internal/json.ts"
-import { type Filter, makeCount, makeRead } from "./internal/read.ts"
+import * as Filter from "./Filter.ts"
+import { makeCount, makeRead } from "./internal/read.ts"
 import { fromSqlError } from "./internal/sqlErrors.ts"
 import { generateEventId } from "./internal/uuid.ts"
 
@@ -61,17 +62,6 @@ export interface Appended {
   readonly globalPosition: bigint
   /** An event with this id was already stored, so nothing was written for it; its stored position is given. */
   readonly duplicate: boolean
-}
-
-/** The filters that queries combine; `from` is inclusive and `to` exclusive, on the event's `timestamp`. */
-export interface EventFilter {
-  readonly eventTypes?: ReadonlyArray<string>
-  readonly aggregateType?: string
-  readonly aggregateId?: string
-  readonly userId?: string
-  readonly correlationId?: string
-  readonly from?: DateTime.Utc
-  readonly to?: DateTime.Utc
 }
 
 /** Which page to read: at most `limit` events after `cursor`, oldest first unless `direction` is backward. */
@@ -109,15 +99,15 @@ export class EventStore extends Context.Service<
     /** A page of the events that match `filter`. */
     readonly query: <E extends Event.Event, Err>(
       registry: EventRegistry.EventRegistry<E, Err>,
-      filter: EventFilter,
+      filter: Filter.Filter,
       page?: PageOptions
     ) => Effect.Effect<Page<E>, Err | QueryError>
     /** How many events match `filter`. */
-    readonly count: (filter: EventFilter) => Effect.Effect<number, QueryError>
+    readonly count: (filter: Filter.Filter) => Effect.Effect<number, QueryError>
     /** All the events that match `filter`, read page by page in constant memory. */
     readonly stream: <E extends Event.Event, Err>(
       registry: EventRegistry.EventRegistry<E, Err>,
-      filter: EventFilter,
+      filter: Filter.Filter,
       options?: { readonly batchSize?: number }
     ) => Stream.Stream<E, Err | QueryError>
     /** The whole stream of one aggregate, in order. */
@@ -130,20 +120,20 @@ export class EventStore extends Context.Service<
     readonly getByType: <E extends Event.Event, Err>(
       registry: EventRegistry.EventRegistry<E, Err>,
       eventType: string,
-      options?: EventFilter & PageOptions
+      options?: Filter.Filter & PageOptions
     ) => Effect.Effect<Page<E>, Err | QueryError>
     /** A page of what one user did, combined with any other filters. */
     readonly getByUser: <E extends Event.Event, Err>(
       registry: EventRegistry.EventRegistry<E, Err>,
       userId: string,
-      options?: EventFilter & PageOptions
+      options?: Filter.Filter & PageOptions
     ) => Effect.Effect<Page<E>, Err | QueryError>
     /** A page of the events that happened in `[from, to)`, combined with any other filters. */
     readonly getByTimeRange: <E extends Event.Event, Err>(
       registry: EventRegistry.EventRegistry<E, Err>,
       from: DateTime.Utc,
       to: DateTime.Utc,
-      options?: EventFilter & PageOptions
+      options?: Filter.Filter & PageOptions
     ) => Effect.Effect<Page<E>, Err | QueryError>
   }
 >()("@annal/core/EventStore") {}
@@ -233,12 +223,12 @@ export const make = Effect.fnUntraced(function* (options?: EventTable.Options) {
 
   const query = <E extends Event.Event, Err>(
     registry: EventRegistry.EventRegistry<E, Err>,
-    filter: EventFilter,
+    filter: Filter.Filter,
     page?: PageOptions
   ): Effect.Effect<Page<E>, Err | QueryError> =>
     Effect.gen(function* () {
       const limit = yield* validateLimit(page?.limit ?? defaultLimit)
-      const checked = yield* validateFilter(filter)
+      const checked = yield* Filter.validate(filter)
       const after = page?.cursor === undefined ? undefined : yield* Cursor.decode(page.cursor)
       const direction = page?.direction ?? "forward"
       // One row more than the page tells whether there is a next page without a count.
@@ -256,13 +246,13 @@ export const make = Effect.fnUntraced(function* (options?: EventTable.Options) {
 
   const stream = <E extends Event.Event, Err>(
     registry: EventRegistry.EventRegistry<E, Err>,
-    filter: EventFilter,
+    filter: Filter.Filter,
     options?: { readonly batchSize?: number }
   ): Stream.Stream<E, Err | QueryError> =>
     Stream.unwrap(
       Effect.gen(function* () {
         const batchSize = yield* validateLimit(options?.batchSize ?? 1000)
-        const checked = yield* validateFilter(filter)
+        const checked = yield* Filter.validate(filter)
         return Stream.paginate(undefined as bigint | undefined, (after) =>
           read(checked, { after, direction: "forward", limit: batchSize }).pipe(
             Effect.catchTag("SqlError", stored("EventStore.stream")),
@@ -289,8 +279,8 @@ export const make = Effect.fnUntraced(function* (options?: EventTable.Options) {
       Effect.withSpan("EventStore.getByAggregate", { attributes: { aggregateType, aggregateId } })
     )
 
-  const count = Effect.fn("EventStore.count")(function* (filter: EventFilter) {
-    const checked = yield* validateFilter(filter)
+  const count = Effect.fn("EventStore.count")(function* (filter: Filter.Filter) {
+    const checked = yield* Filter.validate(filter)
     return yield* countRows(checked).pipe(Effect.catchTag("SqlError", stored("EventStore.count")))
   })
 
@@ -337,7 +327,7 @@ const appendFailure = (error: SqlError): StorageError => {
 const stored = (operation: string) => (error: SqlError) => Effect.fail(fromSqlError(operation, error))
 
 /** Separates a query's filters from its paging. */
-const split = (options: (EventFilter & PageOptions) | undefined): readonly [EventFilter, PageOptions] => {
+const split = (options: (Filter.Filter & PageOptions) | undefined): readonly [Filter.Filter, PageOptions] => {
   const { cursor, direction, limit, ...filter } = options ?? {}
   return [
     filter,
@@ -385,7 +375,7 @@ const prepare = Effect.fnUntraced(function* (events: ReadonlyArray<EventDefiniti
     const problem = findProblem(data, "data") ?? findProblem(metadata, "metadata")
     if (problem !== undefined) return yield* invalid(problem.path, problem.reason)
     const timestamp = event.timestamp ?? now
-    if (!isStorableInstant(timestamp)) {
+    if (!Event.isStorableInstant(timestamp)) {
       return yield* invalid("timestamp", "must be between 0001-01-01T00:00:00Z and 9999-12-31T23:59:59.999Z")
     }
     const row = {
@@ -425,41 +415,3 @@ const validateLimit = (limit: number): Effect.Effect<number, InvalidQuery> =>
   Number.isSafeInteger(limit) && limit >= 1 && limit <= maxLimit
     ? Effect.succeed(limit)
     : Effect.fail(new InvalidQuery({ field: "limit", reason: `must be an integer from 1 to ${maxLimit}` }))
-
-const invalidQuery = (field: string, reason: string) => Effect.fail(new InvalidQuery({ field, reason }))
-
-/**
- * Whether an instant is one a filter can send: years 0001 to 9999 in UTC, the ones its ISO text names without a sign
- * or a fifth digit, which is what PostgreSQL reads as a timestamp. No event is stored outside them.
- */
-const isStorableInstant = (instant: DateTime.Utc): boolean => {
-  const millis = DateTime.toEpochMillis(instant)
-  return millis >= firstInstant && millis <= lastInstant
-}
-// Parsed rather than built with Date.UTC, which reads the years 0 to 99 as 1900 to 1999.
-const firstInstant = Date.parse("0001-01-01T00:00:00.000Z")
-const lastInstant = Date.parse("9999-12-31T23:59:59.999Z")
-
-const validateFilter = (filter: EventFilter): Effect.Effect<Filter, InvalidQuery> => {
-  const invalid = invalidQuery
-  if (filter.eventTypes !== undefined && filter.eventTypes.length === 0) {
-    return invalid("eventTypes", "must name at least one type")
-  }
-  for (const field of ["aggregateId", "userId"] as const) {
-    const value = filter[field]
-    if (value !== undefined && !Event.isUuid(value)) return invalid(field, "must be a UUID")
-  }
-  if (filter.correlationId !== undefined && filter.correlationId.includes("\u0000")) {
-    return invalid("correlationId", "contains \\u0000, which no stored correlation id can")
-  }
-  for (const field of ["from", "to"] as const) {
-    const value = filter[field]
-    if (value !== undefined && !isStorableInstant(value)) {
-      return invalid(field, "must be between 0001-01-01T00:00:00Z and 9999-12-31T23:59:59.999Z")
-    }
-  }
-  if (filter.from !== undefined && filter.to !== undefined && DateTime.isGreaterThan(filter.from, filter.to)) {
-    return invalid("from", "must not be after to")
-  }
-  return Effect.succeed(filter)
-}

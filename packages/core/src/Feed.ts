@@ -26,24 +26,13 @@ import * as Event from "./Event.ts"
 import * as EventRegistry from "./EventRegistry.ts"
 import * as EventTable from "./EventTable.ts"
 import { channelOf } from "./internal/feedMigration.ts"
-import { type FeedFilter, isFiltered, makeFeedRead } from "./internal/feedRead.ts"
+import * as Filter from "./Filter.ts"
+import { makeFeedRead } from "./internal/feedRead.ts"
 import * as Wakeups from "./internal/feedWakeups.ts"
 import { FeedSignal } from "./FeedSignal.ts"
 
-/**
- * Which events to read: all filters are optional, and combine. The feed reads in commit order whatever the filter,
- * so a narrow filter scans the events between its matches; they are passed once, not on every read.
- */
-export interface Filter {
-  readonly eventTypes?: ReadonlyArray<string>
-  readonly aggregateTypes?: ReadonlyArray<string>
-  readonly aggregateId?: string
-  readonly userId?: string
-  readonly correlationId?: string
-}
-
 /** Where a read starts, and which events it reads. */
-export interface ReadOptions extends Filter {
+export interface ReadOptions extends Filter.Filter {
   /** Read what follows this checkpoint, given as a value or as the string `Checkpoint.encode` made; default start. */
   readonly after?: Checkpoint.Checkpoint | string
   /** The page size: at most this many events per read (default 500). */
@@ -193,7 +182,7 @@ export const make = Effect.fnUntraced(function* (options?: EventTable.Options) {
    */
   const readPage = Effect.fnUntraced(function* <E extends Event.Event, Err>(
     registry: EventRegistry.EventRegistry<E, Err>,
-    filter: FeedFilter,
+    filter: Filter.Filter,
     after: Checkpoint.Checkpoint,
     limit: number,
     until: bigint | undefined
@@ -210,7 +199,7 @@ export const make = Effect.fnUntraced(function* (options?: EventTable.Options) {
     // A filtered reader that read everything below the fence has passed the events that did not match too: resume
     // after the whole of the fence's commit, so that they are not scanned again.
     const checkpoint =
-      !full && isFiltered(filter) && fenceAt > after.commitSequence
+      !full && Filter.isFiltered(filter) && fenceAt > after.commitSequence
         ? Checkpoint.max(last, Checkpoint.make(fenceAt, Checkpoint.endOfCommit))
         : last
     return { batch: { events, entries, checkpoint }, full, fenceAt }
@@ -337,49 +326,26 @@ export const layer = (options?: EventTable.Options): Layer.Layer<Feed, never, Sq
 /** Checks a read's options: its page size and filter. */
 export const validate = (
   options: ReadOptions | undefined
-): Effect.Effect<{ readonly filter: FeedFilter; readonly limit: number }, InvalidQuery> =>
+): Effect.Effect<{ readonly filter: Filter.Filter; readonly limit: number }, InvalidQuery> =>
   Effect.gen(function* () {
     const limit = options?.limit ?? defaultLimit
     if (!Number.isSafeInteger(limit) || limit < 1 || limit > maxLimit) {
       return yield* new InvalidQuery({ field: "limit", reason: `must be an integer from 1 to ${maxLimit}` })
     }
-    const filter = yield* validateFilter(options ?? {})
+    const filter = yield* Filter.validate(filterOf(options ?? {}))
     return { filter, limit }
   })
 
-/** Checks the filter: each list, when given, names at least one well-formed type; ids are UUIDs. */
-export const validateFilter = (filter: Filter): Effect.Effect<FeedFilter, InvalidQuery> => {
-  const lists = [
-    ["eventTypes", filter.eventTypes, Event.eventTypePattern],
-    ["aggregateTypes", filter.aggregateTypes, Event.aggregateTypePattern]
-  ] as const
-  for (const [field, values, pattern] of lists) {
-    if (values === undefined) continue
-    if (values.length === 0) return Effect.fail(new InvalidQuery({ field, reason: "must name at least one type" }))
-    const wrong = values.find((value) => !pattern.test(value))
-    if (wrong !== undefined) {
-      return Effect.fail(new InvalidQuery({ field, reason: `${JSON.stringify(wrong)} is not a well-formed type` }))
-    }
-  }
-  for (const field of ["aggregateId", "userId"] as const) {
-    const value = filter[field]
-    if (value !== undefined && !Event.isUuid(value)) {
-      return Effect.fail(new InvalidQuery({ field, reason: "must be a UUID" }))
-    }
-  }
-  if (filter.correlationId !== undefined && filter.correlationId.includes("\u0000")) {
-    return Effect.fail(
-      new InvalidQuery({ field: "correlationId", reason: "contains \\u0000, which no stored correlation id can" })
-    )
-  }
-  return Effect.succeed({
-    eventTypes: filter.eventTypes,
-    aggregateTypes: filter.aggregateTypes,
-    aggregateId: filter.aggregateId?.toLowerCase(),
-    userId: filter.userId?.toLowerCase(),
-    correlationId: filter.correlationId
-  })
-}
+/** The filter of a read's options, without its other options. */
+const filterOf = ({ eventTypes, aggregateType, aggregateId, userId, correlationId, from, to }: Filter.Filter) => ({
+  eventTypes,
+  aggregateType,
+  aggregateId,
+  userId,
+  correlationId,
+  from,
+  to
+})
 
 const validatePollInterval = (input: Duration.Input | undefined): Effect.Effect<Duration.Duration, InvalidQuery> => {
   const interval = input === undefined ? Option.some(defaultPollInterval) : Duration.fromInput(input)

@@ -16,6 +16,7 @@ import * as EventRegistry from "../src/EventRegistry.ts"
 import { EventStore } from "../src/EventStore.ts"
 import * as Checkpoint from "../src/Checkpoint.ts"
 import * as Feed from "../src/Feed.ts"
+import type * as Filter from "../src/Filter.ts"
 import { channelOf } from "../src/internal/feedMigration.ts"
 import { OrganizationEvents, uuid } from "./support/Fixtures.ts"
 import * as FeedDatabase from "./support/FeedDatabase.ts"
@@ -32,7 +33,7 @@ const ids = (list: ReadonlyArray<{ readonly eventId: string }>) => list.map((eve
 const hangGuard = "20 seconds"
 
 /** Everything readable after `after`, page by page, without following. */
-const readAll = Effect.fnUntraced(function* (after: Checkpoint.Checkpoint, options: Feed.Filter = {}) {
+const readAll = Effect.fnUntraced(function* (after: Checkpoint.Checkpoint, options: Filter.Filter = {}) {
   const feed = yield* Feed.Feed
   return yield* Stream.runCollect(feed.stream(EventRegistry.raw, { ...options, after, live: false, limit: 7 }))
 })
@@ -124,7 +125,7 @@ layer(FeedDatabase.layerWith(schema), { excludeTestServices: true })(`Feed (${Te
           (row) => Checkpoint.compare(row.checkpoint, start) > 0
         )
         assert.deepStrictEqual(ids(committed), ids(appended))
-        const filters: ReadonlyArray<readonly [Feed.Filter, (eventId: string) => boolean]> = [
+        const filters: ReadonlyArray<readonly [Filter.Filter, (eventId: string) => boolean]> = [
           [{}, () => true],
           [{ eventTypes: ["organization.gst.added"] }, (id) => !created.has(id)],
           [{ aggregateId: org1 }, (id) => appended.find((event) => event.eventId === id)!.aggregateId === org1]
@@ -168,9 +169,9 @@ layer(FeedDatabase.layerWith(schema), { excludeTestServices: true })(`Feed (${Te
       const trailingAt = (yield* FeedDatabase.committed(schema)).find((row) => row.eventId === trailing[0]!.eventId)!
       assert.isAtLeast(Checkpoint.compare(created.checkpoint, trailingAt.checkpoint), 0)
 
-      const byAggregate = yield* feed.read(EventRegistry.raw, { after: start, aggregateTypes: ["organization"] })
+      const byAggregate = yield* feed.read(EventRegistry.raw, { after: start, aggregateType: "organization" })
       assert.strictEqual(byAggregate.events.length, 5)
-      const nothing = yield* feed.read(EventRegistry.raw, { after: start, aggregateTypes: ["trade"] })
+      const nothing = yield* feed.read(EventRegistry.raw, { after: start, aggregateType: "trade" })
       assert.deepStrictEqual(nothing.events, [])
       assert.isAtLeast(Checkpoint.compare(nothing.checkpoint, trailingAt.checkpoint), 0)
 
@@ -198,7 +199,7 @@ layer(FeedDatabase.layerWith(schema), { excludeTestServices: true })(`Feed (${Te
         Effect.flip(feed.read(EventRegistry.raw, { limit: 0 })),
         Effect.flip(feed.read(EventRegistry.raw, { eventTypes: [] })),
         Effect.flip(feed.read(EventRegistry.raw, { eventTypes: ["Not A Type"] })),
-        Effect.flip(feed.read(EventRegistry.raw, { aggregateTypes: ["a.b"] })),
+        Effect.flip(feed.read(EventRegistry.raw, { aggregateType: "a.b" })),
         Effect.flip(feed.read(EventRegistry.raw, { userId: "not-a-uuid" })),
         Effect.flip(feed.read(EventRegistry.raw, { after: "garbage" })),
         Effect.flip(Stream.runCollect(feed.stream(EventRegistry.raw, { pollInterval: 0 })))

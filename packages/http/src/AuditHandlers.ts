@@ -9,7 +9,15 @@
  *
  * @since 0.1.0
  */
-import { AuditService, type Event, EventEmitter, type EventRegistry, type EventStore, Integrity } from "@annal/core"
+import {
+  AuditService,
+  type Event,
+  EventEmitter,
+  type EventRegistry,
+  type EventStore,
+  type Filter,
+  Integrity
+} from "@annal/core"
 import * as DateTime from "effect/DateTime"
 import * as Effect from "effect/Effect"
 import type * as HttpApi from "effect/http-api/HttpApi"
@@ -218,7 +226,7 @@ const build = (api: typeof AuditApi, options: Options) =>
   )
 
 /** The store's filter for a query, refusing what cannot be answered. */
-const toFilter = (query: FilterQuery): Effect.Effect<EventStore.EventFilter, InvalidRequest> => {
+const toFilter = (query: FilterQuery): Effect.Effect<Filter.Filter, InvalidRequest> => {
   if (query.from !== undefined && query.to !== undefined && DateTime.isGreaterThan(query.from, query.to)) {
     return Effect.fail(InvalidRequest.field("query.from", "must not be after query.to"))
   }

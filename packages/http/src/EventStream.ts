@@ -23,7 +23,7 @@
  *
  * @since 0.1.0
  */
-import { Checkpoint, type Event, EventContext, EventEmitter, type EventRegistry, Feed } from "@annal/core"
+import { Checkpoint, type Event, EventContext, EventEmitter, type EventRegistry, Feed, type Filter } from "@annal/core"
 import type * as Cause from "effect/Cause"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -201,7 +201,7 @@ const build = (api: typeof EventStreamApi, options: Options) =>
       /** The stream's messages, as text: the feed from `after`, through a bounded buffer, with heartbeats. */
       const messages = (
         after: Checkpoint.Checkpoint,
-        filter: Feed.Filter
+        filter: Filter.Filter
       ): Stream.Stream<string, InternalError | Timeout> => {
         const entries = feed
           .stream(registry, {
@@ -346,13 +346,13 @@ export const buffered = <A, E>(
   )
 
 /** The feed's filter for a query, refusing what the audit API refuses too. */
-const toFilter = (query: StreamQuery): Effect.Effect<Feed.Filter, InvalidRequest> => {
+const toFilter = (query: StreamQuery): Effect.Effect<Filter.Filter, InvalidRequest> => {
   if (query.eventType !== undefined && query.eventType.length > maxEventTypes) {
     return Effect.fail(InvalidRequest.field("query.eventType", `names at most ${maxEventTypes} types`))
   }
   return Effect.succeed({
     ...(query.eventType === undefined ? {} : { eventTypes: query.eventType }),
-    ...(query.aggregateType === undefined ? {} : { aggregateTypes: [query.aggregateType] }),
+    ...(query.aggregateType === undefined ? {} : { aggregateType: query.aggregateType }),
     ...(query.aggregateId === undefined ? {} : { aggregateId: query.aggregateId }),
     ...(query.userId === undefined ? {} : { userId: query.userId }),
     ...(query.correlationId === undefined ? {} : { correlationId: query.correlationId })

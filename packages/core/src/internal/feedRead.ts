@@ -10,32 +10,16 @@ import * as Effect from "effect/Effect"
 import * as Schema from "effect/Schema"
 import type * as SqlClient from "effect/sql/SqlClient"
 import type { SqlError } from "effect/sql/SqlError"
-import type * as Statement from "effect/sql/Statement"
 import { StorageError, UnexpectedRow } from "../AnnalError.ts"
 import * as Checkpoint from "../Checkpoint.ts"
 import type * as Event from "../Event.ts"
 import type { EventTable } from "../EventTable.ts"
 import { qualify } from "../EventTable.ts"
 import { commitLockClass, commitObjects, tableKey } from "./commitOrder.ts"
+import type { Filter } from "../Filter.ts"
+import { clauses } from "./filter.ts"
 import { decodeRows, eventColumns } from "./read.ts"
 import { fromSqlError } from "./sqlErrors.ts"
-
-/** Which events a feed reads; all optional, and combined. */
-export interface FeedFilter {
-  readonly eventTypes?: ReadonlyArray<string> | undefined
-  readonly aggregateTypes?: ReadonlyArray<string> | undefined
-  readonly aggregateId?: string | undefined
-  readonly userId?: string | undefined
-  readonly correlationId?: string | undefined
-}
-
-/** Whether the filter leaves any event out. */
-export const isFiltered = (filter: FeedFilter): boolean =>
-  filter.eventTypes !== undefined ||
-  filter.aggregateTypes !== undefined ||
-  filter.aggregateId !== undefined ||
-  filter.userId !== undefined ||
-  filter.correlationId !== undefined
 
 /** The fence as the fence function returns it: the number, and whether every commit taken so far is below it. */
 export interface Fence {
@@ -92,7 +76,7 @@ export const makeFeedRead = (sql: SqlClient.SqlClient, config: EventTable) => {
    * inside a large commit (a bulk import), and costs one short statement when a page starts at a commit's end.
    */
   const page = (
-    filter: FeedFilter,
+    filter: Filter,
     from: Checkpoint.Checkpoint,
     fenceAt: bigint,
     limit: number
@@ -112,7 +96,7 @@ export const makeFeedRead = (sql: SqlClient.SqlClient, config: EventTable) => {
 
   /** The matching events of `from`'s commit after it, by position. */
   const restOfCommit = (
-    filter: FeedFilter,
+    filter: Filter,
     from: Checkpoint.Checkpoint,
     limit: number
   ): Effect.Effect<Page, SqlError | StorageError> =>
@@ -138,7 +122,7 @@ ORDER BY e.global_position LIMIT ${limit}`.withoutTransform.pipe(
    * of a bulk import).
    */
   const laterCommits = (
-    filter: FeedFilter,
+    filter: Filter,
     afterCommit: bigint,
     fenceAt: bigint,
     limit: number
@@ -190,7 +174,7 @@ ORDER BY c.commit_sequence DESC LIMIT 1`.withoutTransform.pipe(
 
   /** How many matching events lie after `from` and at or below `fence`. */
   const count = (
-    filter: FeedFilter,
+    filter: Filter,
     from: Checkpoint.Checkpoint,
     fenceAt: bigint
   ): Effect.Effect<number, SqlError | StorageError> =>
@@ -256,10 +240,10 @@ FROM ${sql(objects.legacyCheckpoint)}(${transactionId.toString()}::xid8, ${globa
 
   return {
     fence: (known: bigint, complete: boolean) => stored("Feed.fence", fence(known, complete)),
-    page: (filter: FeedFilter, from: Checkpoint.Checkpoint, fenceAt: bigint, limit: number) =>
+    page: (filter: Filter, from: Checkpoint.Checkpoint, fenceAt: bigint, limit: number) =>
       stored("Feed.page", page(filter, from, fenceAt, limit)),
     lastBelow: (fenceAt: bigint) => stored("Feed.lastBelow", lastBelow(fenceAt)),
-    count: (filter: FeedFilter, from: Checkpoint.Checkpoint, fenceAt: bigint) =>
+    count: (filter: Filter, from: Checkpoint.Checkpoint, fenceAt: bigint) =>
       stored("Feed.count", count(filter, from, fenceAt)),
     pending: (fenceAt: bigint) => stored("Feed.pending", pending(fenceAt)),
     lastTaken: stored("Feed.lastTaken", lastTaken),
@@ -274,17 +258,6 @@ const stored = <A>(
   effect: Effect.Effect<A, SqlError | StorageError>
 ): Effect.Effect<A, StorageError> =>
   Effect.catchTag(effect, "SqlError", (error) => Effect.fail(fromSqlError(operation, error)))
-
-/** The filter's conditions on the events table, aliased `e`. */
-export const clauses = (sql: SqlClient.SqlClient, filter: FeedFilter): Array<Statement.Fragment> => {
-  const where: Array<Statement.Fragment> = []
-  if (filter.eventTypes !== undefined) where.push(sql`e.event_type IN ${sql.in(filter.eventTypes)}`)
-  if (filter.aggregateTypes !== undefined) where.push(sql`e.aggregate_type IN ${sql.in(filter.aggregateTypes)}`)
-  if (filter.aggregateId !== undefined) where.push(sql`e.aggregate_id = ${filter.aggregateId}::uuid`)
-  if (filter.userId !== undefined) where.push(sql`e.user_id = ${filter.userId}::uuid`)
-  if (filter.correlationId !== undefined) where.push(sql`e.correlation_id = ${filter.correlationId}`)
-  return where
-}
 
 /** Decodes rows the database returned; a row of another shape is a storage fault, not the caller's. */
 export const decode = <A, I>(schema: Schema.Codec<A, I>, rows: unknown): Effect.Effect<A, StorageError> =>

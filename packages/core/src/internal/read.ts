@@ -14,18 +14,9 @@ import { StorageError, UnexpectedRow } from "../AnnalError.ts"
 import * as Event from "../Event.ts"
 import type { EventTable } from "../EventTable.ts"
 import { qualify } from "../EventTable.ts"
+import type { Filter } from "../Filter.ts"
+import { clauses } from "./filter.ts"
 import { isJson } from "./json.ts"
-
-/** The filters a read combines, all optional. `from` is inclusive and `to` exclusive, on `timestamp`. */
-export interface Filter {
-  readonly eventTypes?: ReadonlyArray<string> | undefined
-  readonly aggregateType?: string | undefined
-  readonly aggregateId?: string | undefined
-  readonly userId?: string | undefined
-  readonly correlationId?: string | undefined
-  readonly from?: DateTime.Utc | undefined
-  readonly to?: DateTime.Utc | undefined
-}
 
 /** A keyset range: rows after (or, backwards, before) `after`, at most `limit` of them. */
 export interface Range {
@@ -65,18 +56,6 @@ export const eventColumns = (sql: SqlClient.SqlClient): Statement.Fragment =>
   sql`e.id, e.event_type, e.aggregate_id, e.aggregate_type, e.user_id, e."timestamp", e.version, e.data, e.metadata,
   e.stream_version, e.global_position::text AS global_position, e.transaction_id::text AS transaction_id,
   e.recorded_at`
-
-const clauses = (sql: SqlClient.SqlClient, filter: Filter): Array<Statement.Fragment> => {
-  const where: Array<Statement.Fragment> = []
-  if (filter.eventTypes !== undefined) where.push(sql`event_type IN ${sql.in(filter.eventTypes)}`)
-  if (filter.aggregateType !== undefined) where.push(sql`aggregate_type = ${filter.aggregateType}`)
-  if (filter.aggregateId !== undefined) where.push(sql`aggregate_id = ${filter.aggregateId}::uuid`)
-  if (filter.userId !== undefined) where.push(sql`user_id = ${filter.userId}::uuid`)
-  if (filter.correlationId !== undefined) where.push(sql`correlation_id = ${filter.correlationId}`)
-  if (filter.from !== undefined) where.push(sql`"timestamp" >= ${DateTime.formatIso(filter.from)}::timestamptz`)
-  if (filter.to !== undefined) where.push(sql`"timestamp" < ${DateTime.formatIso(filter.to)}::timestamptz`)
-  return where
-}
 
 /**
  * Decodes rows selected with `eventColumns` into raw events; an unexpected row is a `StorageError` of `operation`.
@@ -255,7 +234,7 @@ export const makeCount = (sql: SqlClient.SqlClient, config: EventTable) => {
   return (filter: Filter): Effect.Effect<number, SqlError> =>
     sql<{
       readonly count: string
-    }>`SELECT count(*)::text AS count FROM ${table} WHERE ${sql.and(clauses(sql, filter))}`.withoutTransform.pipe(
+    }>`SELECT count(*)::text AS count FROM ${table} e WHERE ${sql.and(clauses(sql, filter))}`.withoutTransform.pipe(
       Effect.map((rows) => Number(rows[0]?.count ?? 0))
     )
 }

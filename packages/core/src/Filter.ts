@@ -1,0 +1,71 @@
+/**
+ * Which events a read takes: one shape for the store's queries and counts, the feed, consumers and the audit
+ * service. Every field is optional, and the fields given combine: an event matches when it matches all of them.
+ *
+ * @since 0.1.0
+ */
+import * as DateTime from "effect/DateTime"
+import * as Effect from "effect/Effect"
+import { InvalidQuery } from "./AnnalError.ts"
+import * as Event from "./Event.ts"
+
+/** Which events: all fields optional and combined. `from` is inclusive and `to` exclusive, on `timestamp`. */
+export interface Filter {
+  /** Any of these event types; at least one. */
+  readonly eventTypes?: ReadonlyArray<string> | undefined
+  readonly aggregateType?: string | undefined
+  readonly aggregateId?: string | undefined
+  readonly userId?: string | undefined
+  readonly correlationId?: string | undefined
+  readonly from?: DateTime.Utc | undefined
+  readonly to?: DateTime.Utc | undefined
+}
+
+/** Whether the filter leaves any event out. */
+export const isFiltered = (filter: Filter): boolean =>
+  filter.eventTypes !== undefined ||
+  filter.aggregateType !== undefined ||
+  filter.aggregateId !== undefined ||
+  filter.userId !== undefined ||
+  filter.correlationId !== undefined ||
+  filter.from !== undefined ||
+  filter.to !== undefined
+
+const invalid = (field: string, reason: string) => Effect.fail(new InvalidQuery({ field, reason }))
+
+/**
+ * Checks a filter, naming the first field that no stored event could match and why: a type list that is empty or
+ * holds a malformed type, an id that is not a UUID, a correlation id with `\u0000`, an instant PostgreSQL cannot
+ * read, or `from` after `to`. Returns it with the ids in the lowercase they are stored in.
+ */
+export const validate = (filter: Filter): Effect.Effect<Filter, InvalidQuery> => {
+  if (filter.eventTypes !== undefined) {
+    if (filter.eventTypes.length === 0) return invalid("eventTypes", "must name at least one type")
+    const wrong = filter.eventTypes.find((type) => !Event.eventTypePattern.test(type))
+    if (wrong !== undefined) return invalid("eventTypes", `${JSON.stringify(wrong)} is not a well-formed type`)
+  }
+  if (filter.aggregateType !== undefined && !Event.aggregateTypePattern.test(filter.aggregateType)) {
+    return invalid("aggregateType", `${JSON.stringify(filter.aggregateType)} is not a well-formed type`)
+  }
+  for (const field of ["aggregateId", "userId"] as const) {
+    const value = filter[field]
+    if (value !== undefined && !Event.isUuid(value)) return invalid(field, "must be a UUID")
+  }
+  if (filter.correlationId !== undefined && filter.correlationId.includes("\u0000")) {
+    return invalid("correlationId", "contains \\u0000, which no stored correlation id can")
+  }
+  for (const field of ["from", "to"] as const) {
+    const value = filter[field]
+    if (value !== undefined && !Event.isStorableInstant(value)) {
+      return invalid(field, "must be between 0001-01-01T00:00:00Z and 9999-12-31T23:59:59.999Z")
+    }
+  }
+  if (filter.from !== undefined && filter.to !== undefined && DateTime.isGreaterThan(filter.from, filter.to)) {
+    return invalid("from", "must not be after to")
+  }
+  return Effect.succeed({
+    ...filter,
+    ...(filter.aggregateId === undefined ? {} : { aggregateId: filter.aggregateId.toLowerCase() }),
+    ...(filter.userId === undefined ? {} : { userId: filter.userId.toLowerCase() })
+  })
+}
