@@ -82,20 +82,21 @@ export class AuditService extends Context.Service<
 export const make = Effect.gen(function* () {
   const store = yield* EventStore.EventStore
 
-  const getEntityHistory = <E extends Event.Event, Err>(
+  const getEntityHistory = Effect.fn("AuditService.getEntityHistory")(function* <E extends Event.Event, Err>(
     registry: EventRegistry.EventRegistry<E, Err>,
     aggregateType: string,
     aggregateId: string,
     options?: HistoryOptions
-  ): Effect.Effect<EventStore.Page<E>, Err | EventStore.QueryError> =>
-    store
-      .query(registry, historyFilter(aggregateType, aggregateId, options?.asOf), {
-        direction: "forward",
-        ...(options?.limit === undefined ? {} : { limit: options.limit }),
-        ...(options?.cursor === undefined ? {} : { cursor: options.cursor })
-      })
-      .pipe(Effect.withSpan("AuditService.getEntityHistory", { attributes: { aggregateType, aggregateId } }))
+  ): Effect.fn.Return<EventStore.Page<E>, Err | EventStore.QueryError> {
+    yield* Effect.annotateCurrentSpan({ aggregateType, aggregateId })
+    return yield* store.query(registry, historyFilter(aggregateType, aggregateId, options?.asOf), {
+      direction: "forward",
+      ...(options?.limit === undefined ? {} : { limit: options.limit }),
+      ...(options?.cursor === undefined ? {} : { cursor: options.cursor })
+    })
+  })
 
+  // A stream, not an Effect: `Effect.fn` makes functions that return Effects, so the span is the stream's own.
   const streamEntityHistory = <E extends Event.Event, Err>(
     registry: EventRegistry.EventRegistry<E, Err>,
     aggregateType: string,
@@ -106,46 +107,79 @@ export const make = Effect.gen(function* () {
       .stream(registry, historyFilter(aggregateType, aggregateId, options?.asOf))
       .pipe(Stream.withSpan("AuditService.streamEntityHistory", { attributes: { aggregateType, aggregateId } }))
 
+  const getEntityStateAsOf = Effect.fn("AuditService.getEntityStateAsOf")(function* <S, E extends Event.Event, Err>(
+    registry: EventRegistry.EventRegistry<E, Err>,
+    aggregateType: string,
+    aggregateId: string,
+    options: { readonly projection: Projection.Projection<S, E>; readonly asOf: DateTime.Utc }
+  ): Effect.fn.Return<S, Err | EventStore.QueryError> {
+    yield* Effect.annotateCurrentSpan({ aggregateType, aggregateId })
+    const history = streamEntityHistory(registry, aggregateType, aggregateId, { asOf: options.asOf })
+    return yield* Projection.foldStream(options.projection, history)
+  })
+
+  const getUserActivity = Effect.fn("AuditService.getUserActivity")(function* <E extends Event.Event, Err>(
+    registry: EventRegistry.EventRegistry<E, Err>,
+    userId: string,
+    options?: { readonly limit?: number; readonly cursor?: string }
+  ): Effect.fn.Return<EventStore.Page<E>, Err | EventStore.QueryError> {
+    return yield* store.query(
+      registry,
+      { userId },
+      {
+        direction: "backward",
+        limit: options?.limit ?? 50,
+        ...(options?.cursor === undefined ? {} : { cursor: options.cursor })
+      }
+    )
+  })
+
+  const getRecentChanges = Effect.fn("AuditService.getRecentChanges")(function* <E extends Event.Event, Err>(
+    registry: EventRegistry.EventRegistry<E, Err>,
+    options: {
+      readonly hours: number
+      readonly aggregateType?: string
+      readonly limit?: number
+      readonly cursor?: string
+    }
+  ): Effect.fn.Return<EventStore.Page<E>, Err | EventStore.QueryError> {
+    if (!Number.isFinite(options.hours) || options.hours <= 0) {
+      return yield* new InvalidQuery({ field: "hours", reason: "must be a positive number" })
+    }
+    const now = yield* DateTime.now
+    // Whole milliseconds: a fraction of an hour (1/60 is a minute) is no exact number of them.
+    const from = DateTime.subtract(now, { milliseconds: Math.round(options.hours * 3_600_000) })
+    return yield* store.query(
+      registry,
+      { from, ...(options.aggregateType === undefined ? {} : { aggregateType: options.aggregateType }) },
+      {
+        direction: "backward",
+        ...(options.limit === undefined ? {} : { limit: options.limit }),
+        ...(options.cursor === undefined ? {} : { cursor: options.cursor })
+      }
+    )
+  })
+
+  const getEvents = Effect.fn("AuditService.getEvents")(function* <E extends Event.Event, Err>(
+    registry: EventRegistry.EventRegistry<E, Err>,
+    filter: Filter.Filter,
+    page?: EventStore.PageOptions
+  ): Effect.fn.Return<EventStore.Page<E>, Err | EventStore.QueryError> {
+    return yield* store.query(registry, filter, page)
+  })
+
+  const getChangeCount = Effect.fn("AuditService.getChangeCount")(function* (filter?: Filter.Filter) {
+    return yield* store.count(filter ?? {})
+  })
+
   return AuditService.of({
     getEntityHistory,
     streamEntityHistory,
-    getEntityStateAsOf: (registry, aggregateType, aggregateId, { projection, asOf }) =>
-      Projection.foldStream(projection, streamEntityHistory(registry, aggregateType, aggregateId, { asOf })).pipe(
-        Effect.withSpan("AuditService.getEntityStateAsOf", { attributes: { aggregateType, aggregateId } })
-      ),
-    getUserActivity: (registry, userId, options) =>
-      store
-        .query(
-          registry,
-          { userId },
-          {
-            direction: "backward",
-            limit: options?.limit ?? 50,
-            ...(options?.cursor === undefined ? {} : { cursor: options.cursor })
-          }
-        )
-        .pipe(Effect.withSpan("AuditService.getUserActivity")),
-    getRecentChanges: (registry, options) =>
-      Effect.gen(function* () {
-        if (!Number.isFinite(options.hours) || options.hours <= 0) {
-          return yield* new InvalidQuery({ field: "hours", reason: "must be a positive number" })
-        }
-        const now = yield* DateTime.now
-        // Whole milliseconds: a fraction of an hour (1/60 is a minute) is no exact number of them.
-        const from = DateTime.subtract(now, { milliseconds: Math.round(options.hours * 3_600_000) })
-        return yield* store.query(
-          registry,
-          { from, ...(options.aggregateType === undefined ? {} : { aggregateType: options.aggregateType }) },
-          {
-            direction: "backward",
-            ...(options.limit === undefined ? {} : { limit: options.limit }),
-            ...(options.cursor === undefined ? {} : { cursor: options.cursor })
-          }
-        )
-      }).pipe(Effect.withSpan("AuditService.getRecentChanges")),
-    getEvents: (registry, filter, page) =>
-      store.query(registry, filter, page).pipe(Effect.withSpan("AuditService.getEvents")),
-    getChangeCount: (filter) => store.count(filter ?? {}).pipe(Effect.withSpan("AuditService.getChangeCount"))
+    getEntityStateAsOf,
+    getUserActivity,
+    getRecentChanges,
+    getEvents,
+    getChangeCount
   })
 })
 

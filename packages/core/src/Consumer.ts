@@ -14,7 +14,7 @@ import * as Option from "effect/Option"
 import type * as Event from "./Event.ts"
 import type * as EventRegistry from "./EventRegistry.ts"
 import * as Feed from "./Feed.ts"
-import type * as Filter from "./Filter.ts"
+import * as Filter from "./Filter.ts"
 
 /** How a consumer's effects and its checkpoint are committed. */
 export type Delivery = "at-least-once" | "transactional"
@@ -78,15 +78,7 @@ export const make = <E extends Event.Event, DecodeErr, HandleErr = never, R = ne
   return {
     name: options.name,
     registry: options.registry,
-    filter: {
-      eventTypes: options.eventTypes,
-      aggregateType: options.aggregateType,
-      aggregateId: options.aggregateId,
-      userId: options.userId,
-      correlationId: options.correlationId,
-      from: options.from,
-      to: options.to
-    },
+    filter: Filter.pick(options),
     delivery: options.delivery ?? "at-least-once",
     handle: options.handle,
     batchSize,

@@ -215,10 +215,11 @@ export const make = Effect.gen(function* () {
       )
     })
 
-  const run = <E extends Event.Event, DecodeErr, HandleErr, R>(
+  const run = Effect.fn("Consumers.run")(function* <E extends Event.Event, DecodeErr, HandleErr, R>(
     consumer: Consumer<E, DecodeErr, HandleErr, R>
-  ): Effect.Effect<never, DecodeErr | HandleErr | ConsumerError, R> =>
-    withLease(consumer, (checkpoint, owner) =>
+  ): Effect.fn.Return<never, DecodeErr | HandleErr | ConsumerError, R> {
+    yield* Effect.annotateCurrentSpan({ consumer: consumer.name })
+    return yield* withLease(consumer, (checkpoint, owner) =>
       Effect.andThen(follow(consumer, owner, checkpoint, {}), Effect.never)
     ).pipe(
       // A lost lease sends the instance back to waiting for it, from wherever the new holder leaves the checkpoint.
@@ -226,15 +227,23 @@ export const make = Effect.gen(function* () {
         (error): error is LeaseLost => error instanceof LeaseLost,
         (error) => Effect.logWarning(error.message)
       ),
-      Effect.forever,
-      Effect.withSpan("Consumers.run", { attributes: { consumer: consumer.name } })
+      Effect.forever
     )
+  })
 
-  const replay = <E extends Event.Event, DecodeErr, HandleErr, R, ResetErr = never, R2 = never>(
+  const replay = Effect.fn("Consumers.replay")(function* <
+    E extends Event.Event,
+    DecodeErr,
+    HandleErr,
+    R,
+    ResetErr = never,
+    R2 = never
+  >(
     consumer: Consumer<E, DecodeErr, HandleErr, R>,
     options?: ReplayOptions<ResetErr, R2>
-  ): Effect.Effect<ReplayProgress, DecodeErr | HandleErr | ResetErr | LeaseLost | ConsumerError, R | R2> =>
-    withLease(consumer, (_, owner) =>
+  ): Effect.fn.Return<ReplayProgress, DecodeErr | HandleErr | ResetErr | LeaseLost | ConsumerError, R | R2> {
+    yield* Effect.annotateCurrentSpan({ consumer: consumer.name })
+    return yield* withLease(consumer, (_, owner) =>
       Effect.gen(function* () {
         const filter = yield* Filter.validate(consumer.filter)
         const progressInterval = Duration.toMillis(
@@ -292,7 +301,8 @@ export const make = Effect.gen(function* () {
         if (report !== undefined) yield* report(final)
         return final
       })
-    ).pipe(Effect.withSpan("Consumers.replay", { attributes: { consumer: consumer.name } }))
+    )
+  })
 
   const lag: Effect.Effect<ReadonlyArray<Lag>, StorageError> = statements.lag.pipe(
     Effect.map((rows) =>

@@ -58,6 +58,43 @@ const uuidPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{1
 /** Whether a string is a UUID in its canonical hyphenated form. */
 export const isUuid = (value: string): boolean => uuidPattern.test(value)
 
+/** Whether a string is an event type the store takes: `eventTypePattern`, at most 100 characters. */
+export const isEventType = (value: string): boolean => value.length <= 100 && eventTypePattern.test(value)
+
+/** Whether a string is an aggregate type the store takes: `aggregateTypePattern`, at most 50 characters. */
+export const isAggregateType = (value: string): boolean => value.length <= 50 && aggregateTypePattern.test(value)
+
+/**
+ * An event type, checked (`isEventType`) and branded: for input read at a boundary (an HTTP query, a CLI flag), so
+ * that what passes it is what the store and every filter take. The core's own functions take plain strings.
+ */
+export const EventType = Schema.String.check(
+  Schema.makeFilter(isEventType, {
+    message: "must be lowercase dotted segments, such as organization.created, of at most 100 characters"
+  })
+).pipe(Schema.brand("@annal/core/EventType"))
+
+/** A checked event type. */
+export type EventType = typeof EventType.Type
+
+/** An aggregate type, checked (`isAggregateType`) and branded; see `EventType`. */
+export const AggregateType = Schema.String.check(
+  Schema.makeFilter(isAggregateType, {
+    message: "must be one lowercase segment, such as organization, of at most 50 characters"
+  })
+).pipe(Schema.brand("@annal/core/AggregateType"))
+
+/** A checked aggregate type. */
+export type AggregateType = typeof AggregateType.Type
+
+/** A UUID (an event, aggregate or user id) in its canonical hyphenated form, checked and branded; see `EventType`. */
+export const Uuid = Schema.String.check(Schema.makeFilter(isUuid, { message: "must be a UUID" })).pipe(
+  Schema.brand("@annal/core/Uuid")
+)
+
+/** A checked UUID. */
+export type Uuid = typeof Uuid.Type
+
 /**
  * A compile-time check of an event type literal: it resolves to `never` for names that are not lowercase or have
  * no dot, so `define("Organization Created")` does not compile. The runtime check is `eventTypePattern`.

@@ -65,15 +65,25 @@ export const make = Effect.gen(function* () {
     return appended!
   })
 
-  return EventEmitter.of({
-    emit,
-    emitMany,
-    emitChanges: (definition, { before, after, ...input }, options) =>
-      Option.match(Payload.diff(before, after), {
-        onNone: () => Effect.succeedNone,
-        onSome: (changes) => Effect.asSome(emit(definition.make({ ...input, data: changes }), options))
-      })
+  const emitChanges = Effect.fn("EventEmitter.emitChanges")(function* <A extends object>(
+    definition: { readonly make: (input: EventDefinition.MakeInput<Payload.Changes<A>>) => EventDefinition.Pending },
+    {
+      before,
+      after,
+      ...input
+    }: Omit<EventDefinition.MakeInput<Payload.Changes<A>>, "data"> & {
+      readonly before: A
+      readonly after: A
+    },
+    options?: EventStore.AppendOptions
+  ): Effect.fn.Return<Option.Option<EventStore.Appended>, EventStore.AppendError> {
+    const changes = Payload.diff(before, after)
+    yield* Effect.annotateCurrentSpan({ changed: Option.isSome(changes) })
+    if (Option.isNone(changes)) return Option.none()
+    return Option.some(yield* emit(definition.make({ ...input, data: changes.value }), options))
   })
+
+  return EventEmitter.of({ emit, emitMany, emitChanges })
 })
 
 /** The emitter, appending through the `EventStore` in context. */

@@ -221,28 +221,27 @@ export const make = Effect.fnUntraced(function* (options?: EventTable.Options) {
     Effect.catchTag("SqlError", (error) => Effect.fail(appendFailure(error)))
   )
 
-  const query = <E extends Event.Event, Err>(
+  const query = Effect.fn("EventStore.query")(function* <E extends Event.Event, Err>(
     registry: EventRegistry.EventRegistry<E, Err>,
     filter: Filter.Filter,
     page?: PageOptions
-  ): Effect.Effect<Page<E>, Err | QueryError> =>
-    Effect.gen(function* () {
-      const limit = yield* validateLimit(page?.limit ?? defaultLimit)
-      const checked = yield* Filter.validate(filter)
-      const after = page?.cursor === undefined ? undefined : yield* Cursor.decode(page.cursor)
-      const direction = page?.direction ?? "forward"
-      // One row more than the page tells whether there is a next page without a count.
-      const rows = yield* read(checked, { after, direction, limit: limit + 1 }).pipe(
-        Effect.catchTag("SqlError", stored("EventStore.query"))
-      )
-      const events = yield* EventRegistry.decodeAll(registry, rows.slice(0, limit))
-      const last = rows[limit - 1]
-      return {
-        events,
-        nextCursor:
-          rows.length > limit && last !== undefined ? Option.some(Cursor.encode(last.globalPosition)) : Option.none()
-      }
-    }).pipe(Effect.withSpan("EventStore.query"))
+  ): Effect.fn.Return<Page<E>, Err | QueryError> {
+    const limit = yield* validateLimit(page?.limit ?? defaultLimit)
+    const checked = yield* Filter.validate(filter)
+    const after = page?.cursor === undefined ? undefined : yield* Cursor.decode(page.cursor)
+    const direction = page?.direction ?? "forward"
+    // One row more than the page tells whether there is a next page without a count.
+    const rows = yield* read(checked, { after, direction, limit: limit + 1 }).pipe(
+      Effect.catchTag("SqlError", stored("EventStore.query"))
+    )
+    const events = yield* EventRegistry.decodeAll(registry, rows.slice(0, limit))
+    const last = rows[limit - 1]
+    return {
+      events,
+      nextCursor:
+        rows.length > limit && last !== undefined ? Option.some(Cursor.encode(last.globalPosition)) : Option.none()
+    }
+  })
 
   const stream = <E extends Event.Event, Err>(
     registry: EventRegistry.EventRegistry<E, Err>,
@@ -270,14 +269,43 @@ export const make = Effect.fnUntraced(function* (options?: EventTable.Options) {
       })
     )
 
-  const getByAggregate = <E extends Event.Event, Err>(
+  const getByAggregate = Effect.fn("EventStore.getByAggregate")(function* <E extends Event.Event, Err>(
     registry: EventRegistry.EventRegistry<E, Err>,
     aggregateType: string,
     aggregateId: string
-  ): Effect.Effect<ReadonlyArray<E>, Err | QueryError> =>
-    Stream.runCollect(stream(registry, { aggregateType, aggregateId })).pipe(
-      Effect.withSpan("EventStore.getByAggregate", { attributes: { aggregateType, aggregateId } })
-    )
+  ): Effect.fn.Return<ReadonlyArray<E>, Err | QueryError> {
+    yield* Effect.annotateCurrentSpan({ aggregateType, aggregateId })
+    return yield* Stream.runCollect(stream(registry, { aggregateType, aggregateId }))
+  })
+
+  const getByType = Effect.fn("EventStore.getByType")(function* <E extends Event.Event, Err>(
+    registry: EventRegistry.EventRegistry<E, Err>,
+    eventType: string,
+    options?: Filter.Filter & PageOptions
+  ): Effect.fn.Return<Page<E>, Err | QueryError> {
+    yield* Effect.annotateCurrentSpan({ eventType })
+    const [filter, page] = split(options)
+    return yield* query(registry, { ...filter, eventTypes: [eventType] }, page)
+  })
+
+  const getByUser = Effect.fn("EventStore.getByUser")(function* <E extends Event.Event, Err>(
+    registry: EventRegistry.EventRegistry<E, Err>,
+    userId: string,
+    options?: Filter.Filter & PageOptions
+  ): Effect.fn.Return<Page<E>, Err | QueryError> {
+    const [filter, page] = split(options)
+    return yield* query(registry, { ...filter, userId }, page)
+  })
+
+  const getByTimeRange = Effect.fn("EventStore.getByTimeRange")(function* <E extends Event.Event, Err>(
+    registry: EventRegistry.EventRegistry<E, Err>,
+    from: DateTime.Utc,
+    to: DateTime.Utc,
+    options?: Filter.Filter & PageOptions
+  ): Effect.fn.Return<Page<E>, Err | QueryError> {
+    const [filter, page] = split(options)
+    return yield* query(registry, { ...filter, from, to }, page)
+  })
 
   const count = Effect.fn("EventStore.count")(function* (filter: Filter.Filter) {
     const checked = yield* Filter.validate(filter)
@@ -290,18 +318,9 @@ export const make = Effect.fnUntraced(function* (options?: EventTable.Options) {
     count,
     stream,
     getByAggregate,
-    getByType: (registry, eventType, options) => {
-      const [filter, page] = split(options)
-      return query(registry, { ...filter, eventTypes: [eventType] }, page).pipe(Effect.withSpan("EventStore.getByType"))
-    },
-    getByUser: (registry, userId, options) => {
-      const [filter, page] = split(options)
-      return query(registry, { ...filter, userId }, page).pipe(Effect.withSpan("EventStore.getByUser"))
-    },
-    getByTimeRange: (registry, from, to, options) => {
-      const [filter, page] = split(options)
-      return query(registry, { ...filter, from, to }, page).pipe(Effect.withSpan("EventStore.getByTimeRange"))
-    }
+    getByType,
+    getByUser,
+    getByTimeRange
   })
 })
 
@@ -356,10 +375,10 @@ const prepare = Effect.fnUntraced(function* (events: ReadonlyArray<EventDefiniti
   const rows: Array<AppendRow> = []
   for (const [ord, event] of events.entries()) {
     const invalid = (field: string, reason: string) => new InvalidEvent({ eventType: event.eventType, field, reason })
-    if (!Event.eventTypePattern.test(event.eventType) || event.eventType.length > 100) {
+    if (!Event.isEventType(event.eventType)) {
       return yield* invalid("eventType", "must be lowercase dotted segments, {aggregate}.{action}, at most 100 long")
     }
-    if (!Event.aggregateTypePattern.test(event.aggregateType) || event.aggregateType.length > 50) {
+    if (!Event.isAggregateType(event.aggregateType)) {
       return yield* invalid("aggregateType", "must be one lowercase segment, at most 50 long")
     }
     if (!Event.isUuid(event.aggregateId)) return yield* invalid("aggregateId", "must be a UUID")

@@ -219,18 +219,18 @@ export const make = Effect.fnUntraced(function* (options?: EventTable.Options) {
         ? resolve(after)
         : Effect.succeed(after)
 
-  const read = <E extends Event.Event, Err>(
+  const read = Effect.fn("Feed.read")(function* <E extends Event.Event, Err>(
     registry: EventRegistry.EventRegistry<E, Err>,
     options?: ReadOptions
-  ): Effect.Effect<Batch<E>, Err | FeedError> =>
-    Effect.gen(function* () {
-      const { filter, limit } = yield* validate(options)
-      const after = yield* resolveAfter(options?.after)
-      // Everything that committed before the call is readable by this read.
-      const until = yield* fence(true)
-      const { batch } = yield* readPage(registry, filter, after, limit, until)
-      return batch
-    }).pipe(Effect.withSpan("Feed.read"))
+  ): Effect.fn.Return<Batch<E>, Err | FeedError> {
+    const { filter, limit } = yield* validate(options)
+    const after = yield* resolveAfter(options?.after)
+    // Everything that committed before the call is readable by this read.
+    const until = yield* fence(true)
+    const { batch } = yield* readPage(registry, filter, after, limit, until)
+    yield* Effect.annotateCurrentSpan({ events: batch.events.length })
+    return batch
+  })
 
   const batches = <E extends Event.Event, Err>(
     registry: EventRegistry.EventRegistry<E, Err>,
@@ -312,7 +312,9 @@ export const make = Effect.fnUntraced(function* (options?: EventTable.Options) {
     stream,
     head,
     status,
-    resolve: (text) => resolve(text).pipe(Effect.withSpan("Feed.resolve"))
+    resolve: Effect.fn("Feed.resolve")(function* (text: string) {
+      return yield* resolve(text)
+    })
   })
 })
 
@@ -332,20 +334,9 @@ export const validate = (
     if (!Number.isSafeInteger(limit) || limit < 1 || limit > maxLimit) {
       return yield* new InvalidQuery({ field: "limit", reason: `must be an integer from 1 to ${maxLimit}` })
     }
-    const filter = yield* Filter.validate(filterOf(options ?? {}))
+    const filter = yield* Filter.validate(Filter.pick(options ?? {}))
     return { filter, limit }
   })
-
-/** The filter of a read's options, without its other options. */
-const filterOf = ({ eventTypes, aggregateType, aggregateId, userId, correlationId, from, to }: Filter.Filter) => ({
-  eventTypes,
-  aggregateType,
-  aggregateId,
-  userId,
-  correlationId,
-  from,
-  to
-})
 
 const validatePollInterval = (input: Duration.Input | undefined): Effect.Effect<Duration.Duration, InvalidQuery> => {
   const interval = input === undefined ? Option.some(defaultPollInterval) : Duration.fromInput(input)

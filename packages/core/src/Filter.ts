@@ -21,15 +21,19 @@ export interface Filter {
   readonly to?: DateTime.Utc | undefined
 }
 
+const fields = ["eventTypes", "aggregateType", "aggregateId", "userId", "correlationId", "from", "to"] as const
+
+/** The filter fields of `input` that are given, and nothing else: a read's options without its other options. */
+export const pick = (input: Filter): Filter => {
+  const filter: { -readonly [K in keyof Filter]: Filter[K] } = {}
+  for (const field of fields) {
+    if (input[field] !== undefined) (filter as Record<string, unknown>)[field] = input[field]
+  }
+  return filter
+}
+
 /** Whether the filter leaves any event out. */
-export const isFiltered = (filter: Filter): boolean =>
-  filter.eventTypes !== undefined ||
-  filter.aggregateType !== undefined ||
-  filter.aggregateId !== undefined ||
-  filter.userId !== undefined ||
-  filter.correlationId !== undefined ||
-  filter.from !== undefined ||
-  filter.to !== undefined
+export const isFiltered = (filter: Filter): boolean => fields.some((field) => filter[field] !== undefined)
 
 const invalid = (field: string, reason: string) => Effect.fail(new InvalidQuery({ field, reason }))
 
@@ -41,10 +45,10 @@ const invalid = (field: string, reason: string) => Effect.fail(new InvalidQuery(
 export const validate = (filter: Filter): Effect.Effect<Filter, InvalidQuery> => {
   if (filter.eventTypes !== undefined) {
     if (filter.eventTypes.length === 0) return invalid("eventTypes", "must name at least one type")
-    const wrong = filter.eventTypes.find((type) => !Event.eventTypePattern.test(type))
+    const wrong = filter.eventTypes.find((type) => !Event.isEventType(type))
     if (wrong !== undefined) return invalid("eventTypes", `${JSON.stringify(wrong)} is not a well-formed type`)
   }
-  if (filter.aggregateType !== undefined && !Event.aggregateTypePattern.test(filter.aggregateType)) {
+  if (filter.aggregateType !== undefined && !Event.isAggregateType(filter.aggregateType)) {
     return invalid("aggregateType", `${JSON.stringify(filter.aggregateType)} is not a well-formed type`)
   }
   for (const field of ["aggregateId", "userId"] as const) {

@@ -48,18 +48,19 @@ export const isConflict = (error: unknown): boolean => {
  * Runs `body` in a transaction, and runs it again, from the start and in a new transaction, when it fails with a
  * conflict (`isConflict`), up to `attempts` times; any other failure, or the last conflict, is returned as is.
  */
-export const run = <A, E, R>(
+export const run: <A, E, R>(
   body: Effect.Effect<A, E, R>,
   options?: RunOptions
-): Effect.Effect<A, E | SqlError, R | SqlClient.SqlClient> => {
+) => Effect.Effect<A, E | SqlError, R | SqlClient.SqlClient> = Effect.fn("Transaction.run")(function* <A, E, R>(
+  body: Effect.Effect<A, E, R>,
+  options?: RunOptions
+): Effect.fn.Return<A, E | SqlError, R | SqlClient.SqlClient> {
   const attempts = options?.attempts ?? 5
   if (!Number.isSafeInteger(attempts) || attempts < 1) {
-    return Effect.die(new Error(`Transaction.run: attempts must be a positive integer, not ${attempts}`))
+    return yield* Effect.die(new Error(`Transaction.run: attempts must be a positive integer, not ${attempts}`))
   }
+  yield* Effect.annotateCurrentSpan({ attempts })
   const schedule = Schedule.exponential(options?.backoff ?? Duration.millis(10)).pipe(Schedule.jittered)
-  return SqlClient.SqlClient.pipe(
-    Effect.flatMap((sql) => sql.withTransaction(body)),
-    Effect.retry({ while: isConflict, schedule, times: attempts - 1 }),
-    Effect.withSpan("Transaction.run", { attributes: { attempts } })
-  )
-}
+  const sql = yield* SqlClient.SqlClient
+  return yield* sql.withTransaction(body).pipe(Effect.retry({ while: isConflict, schedule, times: attempts - 1 }))
+})

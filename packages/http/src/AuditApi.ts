@@ -31,22 +31,14 @@ export const maxPageSize = 500
 /** The longest window `changes/recent` looks back: a leap year, in hours. */
 export const maxRecentHours = 8784
 
-/** A UUID, such as an aggregate or user id. */
-export const Uuid = Schema.String.check(Schema.isUUID(undefined, { message: "must be a UUID" }))
+/** A UUID, such as an aggregate or user id: the core's own rule, so the API takes what the store does. */
+export const Uuid = Event.Uuid
 
 /** An aggregate type: one lowercase segment, such as `organization`. */
-export const AggregateType = Schema.String.check(
-  Schema.isPattern(Event.aggregateTypePattern, { message: "must be one lowercase segment, such as organization" }),
-  Schema.isMaxLength(50, { message: "must be at most 50 characters" })
-)
+export const AggregateType = Event.AggregateType
 
 /** An event type: lowercase dotted segments, such as `organization.created`. */
-export const EventType = Schema.String.check(
-  Schema.isPattern(Event.eventTypePattern, {
-    message: "must be lowercase dotted segments, such as organization.created"
-  }),
-  Schema.isMaxLength(100, { message: "must be at most 100 characters" })
-)
+export const EventType = Event.EventType
 
 /** A page size. */
 export const PageSize = Schema.Int.check(
