@@ -26,6 +26,14 @@ export interface HistoryOptions {
   readonly cursor?: string
 }
 
+/** Which recent changes to read: those of the last `hours`, of one aggregate type if given, a page at a time. */
+export interface RecentChangesOptions {
+  readonly hours: number
+  readonly aggregateType?: string
+  readonly limit?: number
+  readonly cursor?: string
+}
+
 /** The audit service: the high-level queries an audit trail is read with, the HTTP audit API's among them. */
 export class AuditService extends Context.Service<
   AuditService,
@@ -60,12 +68,7 @@ export class AuditService extends Context.Service<
     /** What changed in the last `hours`, newest first, optionally for one aggregate type. */
     readonly getRecentChanges: <E extends Event.Event, Err>(
       registry: EventRegistry.EventRegistry<E, Err>,
-      options: {
-        readonly hours: number
-        readonly aggregateType?: string
-        readonly limit?: number
-        readonly cursor?: string
-      }
+      options: RecentChangesOptions
     ) => Effect.Effect<EventStore.Page<E>, Err | EventStore.QueryError>
     /** A page of the events that match every field of `filter`, oldest first unless `direction` is backward. */
     readonly getEvents: <E extends Event.Event, Err>(
@@ -136,12 +139,7 @@ export const make = Effect.gen(function* () {
 
   const getRecentChanges = Effect.fn("AuditService.getRecentChanges")(function* <E extends Event.Event, Err>(
     registry: EventRegistry.EventRegistry<E, Err>,
-    options: {
-      readonly hours: number
-      readonly aggregateType?: string
-      readonly limit?: number
-      readonly cursor?: string
-    }
+    options: RecentChangesOptions
   ): Effect.fn.Return<EventStore.Page<E>, Err | EventStore.QueryError> {
     if (!Number.isFinite(options.hours) || options.hours <= 0) {
       return yield* new InvalidQuery({ field: "hours", reason: "must be a positive number" })
