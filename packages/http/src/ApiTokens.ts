@@ -17,6 +17,7 @@ import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
+import { Event } from "@annal/core"
 import * as Principal from "./Principal.ts"
 
 /** One configured token: its name, the SHA-256 of the token in lowercase hex, and whom it stands for. */
@@ -25,7 +26,7 @@ export const TokenEntry = Schema.Struct({
   sha256: Schema.String.check(
     Schema.isPattern(/^[0-9a-f]{64}$/, { message: "must be the SHA-256 of the token, 64 lowercase hex digits" })
   ),
-  userId: Schema.String.check(Schema.isUUID(undefined, { message: "must be a UUID" })),
+  userId: Schema.String.check(Schema.makeFilter(Event.isUuid, { message: "must be a UUID" })),
   role: Principal.Role
 })
 
