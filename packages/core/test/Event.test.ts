@@ -2,6 +2,8 @@ import { assert, describe, it } from "@effect/vitest"
 import * as Schema from "effect/Schema"
 import * as Event from "../src/Event.ts"
 
+const take = (type: Event.EventType) => type
+
 describe("Event's branded schemas: the store's own rules, for input read at a boundary", () => {
   const cases: ReadonlyArray<
     readonly [Schema.Codec<string, string>, (value: string) => boolean, ReadonlyArray<string>, ReadonlyArray<string>]
@@ -39,7 +41,6 @@ describe("Event's branded schemas: the store's own rules, for input read at a bo
   })
 
   it("a plain string is not a branded one until it is decoded", () => {
-    const take = (type: Event.EventType) => type
     // @ts-expect-error: a string must be decoded (checked) to become an EventType.
     take("organization.created")
     assert.strictEqual(take(Schema.decodeUnknownSync(Event.EventType)("organization.created")), "organization.created")
