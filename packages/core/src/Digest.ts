@@ -33,9 +33,9 @@ import * as CanonicalJson from "./CanonicalJson.ts"
 import * as LogCheckpoint from "./Checkpoint.ts"
 import * as EventTable from "./EventTable.ts"
 import { qualify } from "./EventTable.ts"
-import { format, makeDigestTables, rootOf } from "./internal/integrityDigest.ts"
-import { commitObjects } from "./internal/commitOrder.ts"
-import { makeFeedRead } from "./internal/feedRead.ts"
+import { format, makeDigestTables, rootOf } from "./internal/integrity/digest.ts"
+import { commitObjects } from "./internal/feed/commitOrder.ts"
+import { makeFeedRead } from "./internal/feed/read.ts"
 import { fromSqlError } from "./internal/sqlErrors.ts"
 
 // Ed25519 runs on WebCrypto, which Node 24 provides.
@@ -62,7 +62,7 @@ export const Document = Schema.Struct({
   streams: Schema.Int,
   /** How many events those streams' chains cover: the sum of their head versions. */
   events: Schema.Int,
-  /** The root over the stream heads, hex (see `internal/integrityDigest.ts`). */
+  /** The root over the stream heads, hex (see `internal/integrity/digest.ts`). */
   root: Schema.String.check(Schema.isPattern(/^[0-9a-f]{64}$/)),
   /** When the digest was made, ISO 8601. */
   createdAt: Schema.String,

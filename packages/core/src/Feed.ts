@@ -25,9 +25,9 @@ import * as Checkpoint from "./Checkpoint.ts"
 import * as Event from "./Event.ts"
 import * as EventRegistry from "./EventRegistry.ts"
 import * as EventTable from "./EventTable.ts"
-import { channelOf } from "./internal/feedMigration.ts"
-import { type FeedFilter, isFiltered, makeFeedRead } from "./internal/feedRead.ts"
-import * as Wakeups from "./internal/feedWakeups.ts"
+import { channelOf } from "./internal/feed/migration.ts"
+import { type FeedFilter, isFiltered, makeFeedRead } from "./internal/feed/read.ts"
+import * as Wakeups from "./internal/feed/wakeups.ts"
 import { FeedSignal } from "./FeedSignal.ts"
 
 /**

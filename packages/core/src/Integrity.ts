@@ -23,11 +23,11 @@ import * as Digest from "./Digest.ts"
 import * as Event from "./Event.ts"
 import * as EventTable from "./EventTable.ts"
 import { qualify } from "./EventTable.ts"
-import { type ChainedEvent, genesis, type HashScheme, scheme } from "./internal/integrityChain.ts"
-import { type Break, type BreakKind, findBreak } from "./internal/integrityDiagnosis.ts"
-import { compareHeads, type Head, makeDigestTables, rootOf, streamKey } from "./internal/integrityDigest.ts"
-import { makeReadPage, makeReadStream, type Position, positionOf } from "./internal/integrityRead.ts"
-import { commitObjects } from "./internal/commitOrder.ts"
+import { type ChainedEvent, genesis, type HashScheme, scheme } from "./internal/integrity/chain.ts"
+import { type Break, type BreakKind, findBreak } from "./internal/integrity/diagnosis.ts"
+import { compareHeads, type Head, makeDigestTables, rootOf, streamKey } from "./internal/integrity/digest.ts"
+import { makeReadPage, makeReadStream, type Position, positionOf } from "./internal/integrity/read.ts"
+import { commitObjects } from "./internal/feed/commitOrder.ts"
 import { fromSqlError } from "./internal/sqlErrors.ts"
 
 export {
@@ -39,9 +39,9 @@ export {
   link,
   /** The record that is hashed for one event, as a JSON value. */
   record
-} from "./internal/integrityChain.ts"
-export type { ChainedEvent, HashScheme, RecordFields } from "./internal/integrityChain.ts"
-export type { BreakKind } from "./internal/integrityDiagnosis.ts"
+} from "./internal/integrity/chain.ts"
+export type { ChainedEvent, HashScheme, RecordFields } from "./internal/integrity/chain.ts"
+export type { BreakKind } from "./internal/integrity/diagnosis.ts"
 
 /** The first bad event of one stream, and what is wrong there. */
 export interface Finding {

@@ -13,9 +13,9 @@ import { MigrationFailed, StorageError } from "./AnnalError.ts"
 import * as EventTable from "./EventTable.ts"
 import { qualify } from "./EventTable.ts"
 import { fromSqlError } from "./internal/sqlErrors.ts"
-import { dropNotifyTrigger, feedMigration } from "./internal/feedMigration.ts"
-import { integrity } from "./internal/integrityMigration.ts"
-import { commitOrderMigration } from "./internal/commitOrder.ts"
+import { dropNotifyTrigger, feedMigration } from "./internal/feed/migration.ts"
+import { integrity } from "./internal/integrity/migration.ts"
+import { commitOrderMigration } from "./internal/feed/commitOrder.ts"
 
 /** The migrations for one events table, by `<id>_<name>`. */
 export const migrations = (

@@ -15,7 +15,7 @@ import * as TestClock from "effect/testing/TestClock"
 import * as Digest from "../src/Digest.ts"
 import { EventStore } from "../src/EventStore.ts"
 import * as Integrity from "../src/Integrity.ts"
-import { makeReadStream } from "../src/internal/integrityRead.ts"
+import { makeReadStream } from "../src/internal/integrity/read.ts"
 import { GstAdded, OrganizationCreated, uuid } from "./support/Fixtures.ts"
 import * as TestDatabase from "./support/TestDatabase.ts"
 

@@ -11,9 +11,9 @@ import * as Effect from "effect/Effect"
 import * as Schema from "effect/Schema"
 import type * as SqlClient from "effect/sql/SqlClient"
 import type { SqlError } from "effect/sql/SqlError"
-import { StorageError, UnexpectedRow } from "../AnnalError.ts"
-import * as Checkpoint from "../Checkpoint.ts"
-import { type EventTable, qualify } from "../EventTable.ts"
+import { StorageError, UnexpectedRow } from "../../AnnalError.ts"
+import * as Checkpoint from "../../Checkpoint.ts"
+import { type EventTable, qualify } from "../../EventTable.ts"
 
 /** The format tag of digests, in the root's preimage and in every document. */
 export const format = "annal.digest.v2"

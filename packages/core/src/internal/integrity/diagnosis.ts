@@ -3,7 +3,7 @@
  * or two swapped. Every answer is a hash equality (the rows around the break would hash to what is stored if that
  * change had been made), so an answer is never a guess; what matches no such test is reported as changed.
  */
-import { type ChainedEvent, genesis, type HashScheme } from "./integrityChain.ts"
+import { type ChainedEvent, genesis, type HashScheme } from "./chain.ts"
 
 /** How a stream differs from what was written. */
 export type BreakKind = "changed" | "missing" | "inserted" | "swapped" | "truncated" | "rewritten" | "unordered"
