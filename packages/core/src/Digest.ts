@@ -32,9 +32,8 @@ import type { StorageError } from "./AnnalError.ts"
 import * as CanonicalJson from "./CanonicalJson.ts"
 import * as LogCheckpoint from "./Checkpoint.ts"
 import * as EventTable from "./EventTable.ts"
-import { qualify } from "./EventTable.ts"
-import { format, makeDigestTables, rootOf } from "./internal/integrity/digest.ts"
-import { commitObjects } from "./internal/feed/commitOrder.ts"
+import { format, rootOf } from "./internal/integrity/digest.ts"
+import { makeDigestStatements } from "./internal/integrity/digestStatements.ts"
 import { makeFeedRead } from "./internal/feed/read.ts"
 import { fromSqlError } from "./internal/sqlErrors.ts"
 
@@ -219,10 +218,8 @@ const makeSigned = Effect.fnUntraced(function* (options?: EventTable.Options) {
   const config = yield* EventTable.make(options)
   const key = yield* SigningKey
   const signer = yield* Signature.Signature
-  const table = sql(qualify(config, config.table))
-  const tables = makeDigestTables(sql, config)
+  const statements = makeDigestStatements(sql, config)
   const feed = makeFeedRead(sql, config)
-  const commits = sql(commitObjects(config).commits)
   const tableName = `${config.schema}.${config.table}`
 
   const chooseCheckpoint = Effect.fnUntraced(function* (
@@ -251,31 +248,13 @@ const makeSigned = Effect.fnUntraced(function* (options?: EventTable.Options) {
   })
 
   const createInTransaction = Effect.fnUntraced(function* (requested: LogCheckpoint.Checkpoint | undefined) {
-    yield* sql`SELECT pg_advisory_xact_lock(hashtext(${`annal:digest:${tableName}`}))`
-    const [last] = yield* tables.readDigests()
+    yield* statements.lock
+    const [last] = yield* statements.readDigests()
     const previous = last?.checkpoint
     const checkpoint = yield* chooseCheckpoint(previous, requested)
     const id = (last?.id ?? 0) + 1
-    const from = previous ?? LogCheckpoint.start
-    // The heads that moved since the previous digest: the last version of each stream among the events after the
-    // previous checkpoint and at or before this one. In commit order a stream's versions only go up, so a signed
-    // head never moves down; the NOT EXISTS keeps it so even for a log that was tampered with.
-    yield* sql`INSERT INTO ${tables.heads} (digest_id, aggregate_type, aggregate_id, stream_version, hash)
-SELECT ${id}::bigint, d.aggregate_type, d.aggregate_id, d.stream_version, e.hash
-FROM (
-  SELECT x.aggregate_type, x.aggregate_id, max(x.stream_version) AS stream_version
-  FROM ${commits} c JOIN ${table} x ON x.transaction_id = c.transaction_id
-  WHERE c.commit_sequence >= ${from.commitSequence.toString()}::bigint
-    AND (c.commit_sequence, x.global_position) > (${from.commitSequence.toString()}::bigint, ${from.globalPosition.toString()}::bigint)
-    AND (c.commit_sequence, x.global_position) <= (${checkpoint.commitSequence.toString()}::bigint, ${checkpoint.globalPosition.toString()}::bigint)
-  GROUP BY x.aggregate_type, x.aggregate_id
-) d
-JOIN ${table} e ON e.aggregate_type = d.aggregate_type AND e.aggregate_id = d.aggregate_id
-  AND e.stream_version = d.stream_version
-WHERE NOT EXISTS (
-  SELECT 1 FROM ${tables.heads} h WHERE h.aggregate_type = d.aggregate_type AND h.aggregate_id = d.aggregate_id
-    AND h.stream_version >= d.stream_version)`
-    const heads = yield* tables.readHeads(id)
+    yield* statements.insertHeads(id, previous ?? LogCheckpoint.start, checkpoint)
+    const heads = yield* statements.readHeads(id)
     const unchained = heads.find((head) => head.hash === null)
     if (unchained !== undefined) {
       return yield* new DigestError({
@@ -295,9 +274,7 @@ WHERE NOT EXISTS (
     }
     const signature = yield* signer.sign(key.privateKey, signedBytes(unsigned)).pipe(Effect.mapError(cryptoFailure))
     const document: Document = { ...unsigned, signature: Base64Url.encode(signature) }
-    yield* sql`INSERT INTO ${tables.digests} (id, checkpoint_commit_sequence, checkpoint_global_position, root, document)
-VALUES (${id}::bigint, ${checkpoint.commitSequence.toString()}::bigint, ${checkpoint.globalPosition.toString()}::bigint,
-  decode(${unsigned.root}, 'hex'), ${encode(document)})`
+    yield* statements.insertDigest({ id, checkpoint, root: unsigned.root, document: encode(document) })
     return document
   })
 
@@ -309,7 +286,7 @@ VALUES (${id}::bigint, ${checkpoint.commitSequence.toString()}::bigint, ${checkp
     Effect.catchTag("SqlError", stored("Digest.create"))
   )
 
-  const list = tables.readDigests().pipe(
+  const list = statements.readDigests().pipe(
     Effect.catchTag("SqlError", stored("Digest.list")),
     Effect.flatMap((rows) => Effect.forEach(rows, (row) => decode(row.document))),
     Effect.withSpan("Digest.list")

@@ -25,7 +25,8 @@ import * as EventTable from "./EventTable.ts"
 import { qualify } from "./EventTable.ts"
 import { type ChainedEvent, genesis, type HashScheme, scheme } from "./internal/integrity/chain.ts"
 import { type Break, type BreakKind, findBreak } from "./internal/integrity/diagnosis.ts"
-import { compareHeads, type Head, makeDigestTables, rootOf, streamKey } from "./internal/integrity/digest.ts"
+import { compareHeads, type Head, rootOf, streamKey } from "./internal/integrity/digest.ts"
+import { makeDigestStatements } from "./internal/integrity/digestStatements.ts"
 import { makeReadPage, makeReadStream, type Position, positionOf } from "./internal/integrity/read.ts"
 import { commitObjects } from "./internal/feed/commitOrder.ts"
 import { fromSqlError } from "./internal/sqlErrors.ts"
@@ -167,7 +168,7 @@ export const makeWith = (parts: Verifier, options?: EventTable.Options) =>
     const tableName = `${config.schema}.${config.table}`
     const readPage = makeReadPage(sql, table)
     const readStream = makeReadStream(sql, table)
-    const tables = makeDigestTables(sql, config)
+    const tables = makeDigestStatements(sql, config)
     const commits = sql(commitObjects(config).commits)
     // One anti-join over the table; each stream's first such event. The verifier's own transaction, when it has
     // written events, has no commit yet: those are not counted.
