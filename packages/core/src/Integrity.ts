@@ -3,7 +3,7 @@
  * computed by the append statement, and this module checks it. `verify` walks every stream's chain and, given a
  * signed digest and the key to trust, checks that the log at or before the digest's checkpoint is the one that was
  * signed; it reports each bad stream's first bad event: changed, missing, inserted, swapped, truncated, rewritten.
- * `verifyEntity` is the fast path for one entity's history.
+ * `verifyAggregate` is the fast path for one aggregate's history.
  *
  * What each check proves, and what it does not, is in docs/guides/hardening.md. In short: the chain
  * alone catches any change that was not followed by recomputing the hashes after it; only a digest, signed with a key
@@ -99,11 +99,11 @@ export interface Report {
   readonly digest: DigestCheck | undefined
 }
 
-/** The result of verifying one entity's history. */
-export interface EntityReport {
+/** The result of verifying one aggregate's history. */
+export interface AggregateReport {
   readonly aggregateType: string
   readonly aggregateId: string
-  /** Every link of the entity's chain holds. */
+  /** Every link of the aggregate's chain holds. */
   readonly verified: boolean
   readonly events: number
   /** The last event's version and hash: what a digest, or a copy kept elsewhere, can be compared with. */
@@ -153,11 +153,11 @@ export class Integrity extends Context.Service<
   {
     /** Checks every stream's chain and, when given one, a signed digest. */
     readonly verify: (options?: VerifyOptions) => Effect.Effect<Report, Digest.DigestError | StorageError>
-    /** Checks the chain of one entity's history. */
-    readonly verifyEntity: (
+    /** Checks the chain of one aggregate's history. */
+    readonly verifyAggregate: (
       aggregateType: string,
       aggregateId: string
-    ) => Effect.Effect<EntityReport, InvalidQuery | StorageError>
+    ) => Effect.Effect<AggregateReport, InvalidQuery | StorageError>
   }
 >()("@annal/core/Integrity") {}
 
@@ -173,7 +173,7 @@ export const makeWith = (parts: Verifier, options?: EventTable.Options) =>
     const digests = makeDigestStatements(sql, config)
     const statements = makeIntegrityStatements(sql, config)
 
-    const verifyEntity = Effect.fn("Integrity.verifyEntity")(
+    const verifyAggregate = Effect.fn("Integrity.verifyAggregate")(
       function* (aggregateType: string, aggregateId: string) {
         if (!Event.isUuid(aggregateId)) {
           return yield* new InvalidQuery({ field: "aggregateId", reason: "must be a UUID" })
@@ -189,9 +189,9 @@ export const makeWith = (parts: Verifier, options?: EventTable.Options) =>
           events: events.length,
           head: last === undefined ? undefined : { streamVersion: last.streamVersion, hash: last.hash },
           finding: found === undefined ? undefined : findingOf(aggregateType, id, found)
-        } satisfies EntityReport
+        } satisfies AggregateReport
       },
-      Effect.catchTag("SqlError", stored("Integrity.verifyEntity"))
+      Effect.catchTag("SqlError", stored("Integrity.verifyAggregate"))
     )
 
     /** Whether the given digest is one to check the log against: signed by the trusted key, and of this table. */
@@ -373,7 +373,7 @@ export const makeWith = (parts: Verifier, options?: EventTable.Options) =>
       Effect.catchTag("SqlError", stored("Integrity.verify"))
     )
 
-    return Integrity.of({ verify, verifyEntity })
+    return Integrity.of({ verify, verifyAggregate })
   })
 
 /** Builds the service with the real verifier. */

@@ -258,7 +258,7 @@ layer(TestLayer, { timeout: 120_000 })(`Digest (${TestDatabase.engine})`, (it) =
             yield* sql`UPDATE ${sql(events)} SET hash = decode(${previous}, 'hex') WHERE id = ${event.eventId}::uuid`
           }
           assert.strictEqual(rows.length, 3)
-          assert.isTrue((yield* integrity.verifyEntity("organization", org)).verified, "the rewrite is consistent")
+          assert.isTrue((yield* integrity.verifyAggregate("organization", org)).verified, "the rewrite is consistent")
           const rewritten = yield* verifyWith(document)
           // A stream that did not exist, backdated to before the checkpoint.
           const ghost = uuid()

@@ -110,8 +110,8 @@ layer(TestLayer, { timeout: 120_000 })(`Integrity (${TestDatabase.engine})`, (it
         previous = row.hash
       }
 
-      const entity = yield* integrity.verifyEntity("organization", a.toUpperCase())
-      assert.deepStrictEqual(entity, {
+      const aggregate = yield* integrity.verifyAggregate("organization", a.toUpperCase())
+      assert.deepStrictEqual(aggregate, {
         aggregateType: "organization",
         aggregateId: a,
         verified: true,
@@ -125,10 +125,10 @@ layer(TestLayer, { timeout: 120_000 })(`Integrity (${TestDatabase.engine})`, (it
     })
   )
 
-  it.effect("verifyEntity refuses an id that is not a UUID", () =>
+  it.effect("verifyAggregate refuses an id that is not a UUID", () =>
     Effect.gen(function* () {
       const integrity = yield* Integrity.Integrity
-      const error = yield* Effect.flip(integrity.verifyEntity("organization", "not-a-uuid"))
+      const error = yield* Effect.flip(integrity.verifyAggregate("organization", "not-a-uuid"))
       assert.strictEqual(error._tag, "InvalidQuery")
     })
   )
@@ -156,7 +156,7 @@ layer(TestLayer, { timeout: 120_000 })(`Integrity (${TestDatabase.engine})`, (it
         yield* readChain(org)
       )
       assert.deepStrictEqual([naive?.kind, naive?.streamVersion], ["changed", 1])
-      assert.isTrue((yield* integrity.verifyEntity("organization", org)).verified)
+      assert.isTrue((yield* integrity.verifyAggregate("organization", org)).verified)
     })
   )
 
@@ -211,10 +211,10 @@ layer(TestLayer, { timeout: 120_000 })(`Integrity (${TestDatabase.engine})`, (it
         yield* writers(naiveAppend)
         yield* writers((gstin) => store.append([gst(real, user, gstin)]))
 
-        const broken = yield* integrity.verifyEntity("organization", naive)
+        const broken = yield* integrity.verifyAggregate("organization", naive)
         assert.strictEqual(broken.events, 65)
         assert.isFalse(broken.verified, "the naive writer's chain held, so the writers did not race")
-        const chained = yield* integrity.verifyEntity("organization", real)
+        const chained = yield* integrity.verifyAggregate("organization", real)
         assert.strictEqual(chained.events, 65)
         assert.isTrue(chained.verified, JSON.stringify(chained.finding))
       })

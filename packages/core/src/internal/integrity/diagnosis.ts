@@ -19,7 +19,7 @@ export interface Break {
 
 /**
  * Checks one stream, given all its rows ordered by stream version, and returns its first bad event, or undefined
- * when every link holds. Only called in full on a stream whose incremental check failed, or for one entity.
+ * when every link holds. Only called in full on a stream whose incremental check failed, or for one aggregate.
  */
 export const findBreak = (hashes: HashScheme, events: ReadonlyArray<ChainedEvent>): Break | undefined => {
   let previous = genesis
