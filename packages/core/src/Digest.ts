@@ -118,8 +118,8 @@ export const signedBytes = (document: Omit<Document, "signature">): Uint8Array =
 export const encode = (document: Document): string => `${JSON.stringify(document, null, 2)}\n`
 
 /** Reads a document from its JSON text. */
-export const decode = (text: string): Effect.Effect<Document, DigestError> =>
-  Schema.decodeUnknownEffect(Schema.fromJsonString(Document))(text).pipe(
+export const decode = Effect.fn("Digest.decode")(function* (text: string): Effect.fn.Return<Document, DigestError> {
+  return yield* Schema.decodeUnknownEffect(Schema.fromJsonString(Document))(text).pipe(
     Effect.mapError(
       (error) =>
         new DigestError({
@@ -129,12 +129,13 @@ export const decode = (text: string): Effect.Effect<Document, DigestError> =>
         })
     )
   )
+})
 
 /**
  * Whether `document` was signed by `publicKey`: the key it names must be that key, and the signature must verify.
  * `verify` is the check itself, replaceable so that tests can show a verifier that skips it is caught.
  */
-export const verifySignature = Effect.fnUntraced(function* (
+export const verifySignature = Effect.fn("Digest.verifySignature")(function* (
   document: Document,
   publicKey: Signature.PublicKey<Signature.Ed25519>,
   verify: (
@@ -151,21 +152,25 @@ export const verifySignature = Effect.fnUntraced(function* (
 })
 
 /** Checks an Ed25519 signature with WebCrypto. */
-export const ed25519Verify = (
+export const ed25519Verify: (
   publicKey: Signature.PublicKey<Signature.Ed25519>,
   signature: Uint8Array,
   message: Uint8Array
-): Effect.Effect<boolean, DigestError> =>
-  Signature.Signature.use((service) => service.verify(publicKey, signature, message)).pipe(
-    Effect.provide(signatureLayer),
-    Effect.mapError(cryptoFailure)
-  )
+) => Effect.Effect<boolean, DigestError> = Effect.fn("Digest.ed25519Verify")(
+  function* (publicKey: Signature.PublicKey<Signature.Ed25519>, signature: Uint8Array, message: Uint8Array) {
+    const service = yield* Signature.Signature
+    return yield* service.verify(publicKey, signature, message)
+  },
+  Effect.provide(signatureLayer),
+  // A function, not `cryptoFailure` itself: this runs when the module loads, before that constant is defined.
+  Effect.mapError((error) => cryptoFailure(error))
+)
 
 /**
  * Reads a private key: PKCS#8 PEM (`openssl genpkey -algorithm ed25519`), or the 32-byte seed in base64url or
  * base64.
  */
-export const parseSigningKey = Effect.fnUntraced(function* (text: Redacted.Redacted<string>) {
+export const parseSigningKey = Effect.fn("Digest.parseSigningKey")(function* (text: Redacted.Redacted<string>) {
   const value = Redacted.value(text).trim()
   const privateKey = value.startsWith("-----BEGIN")
     ? yield* KeyFormat.decodePrivate(KeyFormat.pem(KeyFormat.pkcs8), Signature.ed25519, value).pipe(
@@ -180,7 +185,7 @@ export const parseSigningKey = Effect.fnUntraced(function* (text: Redacted.Redac
 })
 
 /** Reads a public key: SPKI PEM, or the raw 32 bytes in base64url or base64 (a document's `publicKey`). */
-export const parsePublicKey = Effect.fnUntraced(function* (text: string) {
+export const parsePublicKey = Effect.fn("Digest.parsePublicKey")(function* (text: string) {
   const value = text.trim()
   return value.startsWith("-----BEGIN")
     ? yield* KeyFormat.decodePublic(KeyFormat.pem(KeyFormat.spki), Signature.ed25519, value).pipe(
@@ -193,15 +198,16 @@ export const parsePublicKey = Effect.fnUntraced(function* (text: string) {
 export const generateSigningKey: Effect.Effect<
   { readonly privateKeyPem: Redacted.Redacted<string>; readonly publicKey: string },
   DigestError
-> = Effect.gen(function* () {
-  const service = yield* Signature.Signature
-  const pair = yield* service.generateKeyPair(Signature.ed25519)
-  const privateKeyPem = yield* KeyFormat.encode(KeyFormat.pem(KeyFormat.pkcs8), pair.privateKey)
-  return { privateKeyPem: Redacted.make(privateKeyPem), publicKey: yield* keyId(pair.publicKey) }
-}).pipe(
+> = Effect.fn("Digest.generateSigningKey")(
+  function* () {
+    const service = yield* Signature.Signature
+    const pair = yield* service.generateKeyPair(Signature.ed25519)
+    const privateKeyPem = yield* KeyFormat.encode(KeyFormat.pem(KeyFormat.pkcs8), pair.privateKey)
+    return { privateKeyPem: Redacted.make(privateKeyPem), publicKey: yield* keyId(pair.publicKey) }
+  },
   Effect.provide(signatureLayer),
   Effect.mapError((error) => (error._tag === "DigestError" ? error : cryptoFailure(error)))
-)
+)()
 
 /** The signing key `text` names. */
 export const layerSigningKey = (text: Redacted.Redacted<string>): Layer.Layer<SigningKey, DigestError> =>
@@ -281,16 +287,26 @@ const makeSigned = Effect.fnUntraced(function* (options?: EventTable.Options) {
   const create = Effect.fn("Digest.create")(
     function* (options?: { readonly checkpoint?: Checkpoint }) {
       const requested = options?.checkpoint === undefined ? undefined : LogCheckpoint.fromJson(options.checkpoint)
-      return yield* sql.withTransaction(createInTransaction(requested))
+      const document = yield* sql.withTransaction(createInTransaction(requested))
+      yield* Effect.annotateCurrentSpan({
+        digestId: document.id,
+        streams: document.streams,
+        events: document.events,
+        commitSequence: document.checkpoint.commitSequence
+      })
+      return document
     },
     Effect.catchTag("SqlError", stored("Digest.create"))
   )
 
-  const list = statements.readDigests().pipe(
-    Effect.catchTag("SqlError", stored("Digest.list")),
-    Effect.flatMap((rows) => Effect.forEach(rows, (row) => decode(row.document))),
-    Effect.withSpan("Digest.list")
-  )
+  // A value in the service's shape, so the traced function is applied once: each run of it is a span of its own.
+  const list = Effect.fn("Digest.list")(
+    function* () {
+      const rows = yield* statements.readDigests()
+      return yield* Effect.forEach(rows, (row) => decode(row.document))
+    },
+    Effect.catchTag("SqlError", stored("Digest.list"))
+  )()
 
   return Digest.of({ create, list })
 })

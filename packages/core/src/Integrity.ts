@@ -175,6 +175,7 @@ export const makeWith = (parts: Verifier, options?: EventTable.Options) =>
 
     const verifyAggregate = Effect.fn("Integrity.verifyAggregate")(
       function* (aggregateType: string, aggregateId: string) {
+        yield* Effect.annotateCurrentSpan({ aggregateType, aggregateId })
         if (!Event.isUuid(aggregateId)) {
           return yield* new InvalidQuery({ field: "aggregateId", reason: "must be a UUID" })
         }
@@ -182,6 +183,7 @@ export const makeWith = (parts: Verifier, options?: EventTable.Options) =>
         const events = yield* readStream(aggregateType, id)
         const found = findBreak(parts, events)
         const last = events.at(-1)
+        yield* Effect.annotateCurrentSpan({ events: events.length, verified: found === undefined })
         return {
           aggregateType,
           aggregateId: id,
@@ -352,6 +354,7 @@ export const makeWith = (parts: Verifier, options?: EventTable.Options) =>
     const verify = Effect.fn("Integrity.verify")(
       function* (options?: VerifyOptions) {
         const given = options?.digest
+        if (given !== undefined) yield* Effect.annotateCurrentSpan({ digestId: given.document.id })
         const trust = given === undefined ? undefined : yield* trustDigest(given)
         const checkpoint = trust?.trusted === undefined ? undefined : LogCheckpoint.fromJson(trust.trusted.checkpoint)
         const walk = yield* walkChains(checkpoint, options?.batchSize ?? 2000, options?.onProgress)
@@ -362,6 +365,12 @@ export const makeWith = (parts: Verifier, options?: EventTable.Options) =>
         // A stream's first bad event is the earliest one any check found.
         const findings = earliestPerStream([...broken, ...unordered, ...(digest?.findings ?? [])])
         const problems = digest?.check.problems ?? []
+        yield* Effect.annotateCurrentSpan({
+          streams: walk.streams,
+          events: walk.events,
+          findings: findings.length,
+          digestProblems: problems.length
+        })
         return {
           ok: findings.length === 0 && problems.length === 0,
           streams: walk.streams,

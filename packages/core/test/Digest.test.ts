@@ -16,16 +16,12 @@ import * as Digest from "../src/Digest.ts"
 import { EventStore } from "../src/EventStore.ts"
 import * as Integrity from "../src/Integrity.ts"
 import { makeReadStream } from "../src/internal/integrity/read.ts"
+import { signingKey } from "./support/Chains.ts"
 import { GstAdded, OrganizationCreated, uuid } from "./support/Fixtures.ts"
 import * as TestDatabase from "./support/TestDatabase.ts"
 
 const schema = TestDatabase.uniqueSchema()
 const events = `${schema}.events`
-
-const signingKey = Layer.effect(
-  Digest.SigningKey,
-  Effect.flatMap(Digest.generateSigningKey, (key) => Digest.parseSigningKey(key.privateKeyPem))
-)
 
 const TestLayer = Layer.mergeAll(Integrity.layer({ schema }), Digest.layer({ schema })).pipe(
   Layer.provideMerge(signingKey),
