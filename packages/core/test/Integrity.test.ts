@@ -14,6 +14,7 @@ import { findBreak } from "../src/internal/integrity/diagnosis.ts"
 import { makeReadPage, makeReadStream, type Position, positionOf } from "../src/internal/integrity/read.ts"
 import { describe as describeSqlError } from "../src/internal/sqlErrors.ts"
 import * as Migrations from "../src/Migrations.ts"
+import { syntheticChain } from "./support/Chains.ts"
 import { GstAdded, OrganizationCreated, uuid } from "./support/Fixtures.ts"
 import * as TestDatabase from "./support/TestDatabase.ts"
 
@@ -416,29 +417,7 @@ const readChain = (aggregateId: string, inSchema = schema) =>
 
 describe("findBreak, on synthetic chains", () => {
   const stream = uuid()
-  const make = (length: number): ReadonlyArray<ChainedEvent> => {
-    const out: Array<ChainedEvent> = []
-    let previous = Integrity.genesis
-    for (let version = 1; version <= length; version++) {
-      const fields = {
-        eventId: `00000000-0000-4000-8000-${String(version).padStart(12, "0")}`,
-        eventType: "organization.updated",
-        aggregateType: "organization",
-        aggregateId: stream,
-        userId: stream,
-        timestamp: String(1_700_000_000_000_000 + version),
-        version: 1,
-        data: { n: version },
-        metadata: {},
-        correlationId: null,
-        causationId: null,
-        streamVersion: version
-      }
-      previous = Integrity.link(previous, Integrity.canonical(fields))
-      out.push({ ...fields, hash: previous, globalPosition: BigInt(version) })
-    }
-    return out
-  }
+  const make = (length: number): ReadonlyArray<ChainedEvent> => syntheticChain(stream, length)
 
   it("an intact chain has no break", () => {
     assert.isUndefined(findBreak(scheme, make(6)))
