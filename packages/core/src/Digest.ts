@@ -198,16 +198,17 @@ export const parsePublicKey = Effect.fn("Digest.parsePublicKey")(function* (text
 export const generateSigningKey: Effect.Effect<
   { readonly privateKeyPem: Redacted.Redacted<string>; readonly publicKey: string },
   DigestError
-> = Effect.fn("Digest.generateSigningKey")(
-  function* () {
-    const service = yield* Signature.Signature
-    const pair = yield* service.generateKeyPair(Signature.ed25519)
-    const privateKeyPem = yield* KeyFormat.encode(KeyFormat.pem(KeyFormat.pkcs8), pair.privateKey)
-    return { privateKeyPem: Redacted.make(privateKeyPem), publicKey: yield* keyId(pair.publicKey) }
-  },
+> = Effect.gen(function* () {
+  const service = yield* Signature.Signature
+  const pair = yield* service.generateKeyPair(Signature.ed25519)
+  const privateKeyPem = yield* KeyFormat.encode(KeyFormat.pem(KeyFormat.pkcs8), pair.privateKey)
+  return { privateKeyPem: Redacted.make(privateKeyPem), publicKey: yield* keyId(pair.publicKey) }
+}).pipe(
   Effect.provide(signatureLayer),
-  Effect.mapError((error) => (error._tag === "DigestError" ? error : cryptoFailure(error)))
-)()
+  Effect.mapError((error) => (error._tag === "DigestError" ? error : cryptoFailure(error))),
+  // An effect, not a function: withSpan is the traced form of a value (Effect.fn applied at once is an IIFE).
+  Effect.withSpan("Digest.generateSigningKey")
+)
 
 /** The signing key `text` names. */
 export const layerSigningKey = (text: Redacted.Redacted<string>): Layer.Layer<SigningKey, DigestError> =>
@@ -299,14 +300,13 @@ const makeSigned = Effect.fnUntraced(function* (options?: EventTable.Options) {
     Effect.catchTag("SqlError", stored("Digest.create"))
   )
 
-  // A value in the service's shape, so the traced function is applied once: each run of it is a span of its own.
-  const list = Effect.fn("Digest.list")(
-    function* () {
-      const rows = yield* statements.readDigests()
-      return yield* Effect.forEach(rows, (row) => decode(row.document))
-    },
-    Effect.catchTag("SqlError", stored("Digest.list"))
-  )()
+  // An effect in the service's shape, not a function: withSpan is the traced form of a value, and each run of it
+  // is a span of its own.
+  const list = statements.readDigests().pipe(
+    Effect.catchTag("SqlError", stored("Digest.list")),
+    Effect.flatMap((rows) => Effect.forEach(rows, (row) => decode(row.document))),
+    Effect.withSpan("Digest.list")
+  )
 
   return Digest.of({ create, list })
 })
