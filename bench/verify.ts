@@ -1,7 +1,7 @@
 /**
  * `npm run bench:verify`: how long `Integrity.verify` takes over an untampered log of 100k events (the issue's bar is
  * under 10 s), on PostgreSQL and on PGlite, against the floor of reading the same rows in the same pages without
- * hashing them; and the fast path, `verifyEntity`, per entity. `--events=N` sets the log's size, `--engine=postgres`
+ * hashing them; and the fast path, `verifyAggregate`, per aggregate. `--events=N` sets the log's size, `--engine=postgres`
  * or `--engine=pglite` runs one engine only. Each figure is the median of three runs.
  */
 import { NodeRuntime } from "@effect/platform-node"
@@ -15,7 +15,7 @@ import * as Digest from "../packages/core/src/Digest.ts"
 import * as EventDefinition from "../packages/core/src/EventDefinition.ts"
 import * as EventStore from "../packages/core/src/EventStore.ts"
 import * as Integrity from "../packages/core/src/Integrity.ts"
-import { makeReadPage, positionOf, type Position } from "../packages/core/src/internal/integrityRead.ts"
+import { makeReadPage, positionOf, type Position } from "../packages/core/src/internal/integrity/read.ts"
 import * as Migrations from "../packages/core/src/Migrations.ts"
 import { PgliteClient } from "@annal/sql-pglite"
 import { median } from "./Harness.ts"
@@ -123,11 +123,11 @@ const benchEngine = (engine: "postgres" | "pglite") =>
       }
       withDigest.push(digestMs)
     }
-    const entities: Array<number> = []
+    const aggregates: Array<number> = []
     for (const aggregateId of streams.slice(0, 200)) {
-      const [ms, report] = yield* timed(integrity.verifyEntity("organization", aggregateId))
-      if (!report.verified) return yield* Effect.die(new Error("an untampered entity did not verify"))
-      entities.push(ms)
+      const [ms, report] = yield* timed(integrity.verifyAggregate("organization", aggregateId))
+      if (!report.verified) return yield* Effect.die(new Error("an untampered aggregate did not verify"))
+      aggregates.push(ms)
     }
 
     const verifyMedian = median(verifies)
@@ -142,7 +142,7 @@ const benchEngine = (engine: "postgres" | "pglite") =>
       `  verify every chain:                       ${seconds(verifyMedian)} (${(verifyMedian / median(reads)).toFixed(2)}x the floor) ${verifyMedian < 10_000 ? "under" : "OVER"} 10 s`
     )
     console.log(`  verify every chain and a signed digest:   ${seconds(median(withDigest))}`)
-    console.log(`  verifyEntity (${perStream} events), median of 200:   ${median(entities).toFixed(2)} ms`)
+    console.log(`  verifyAggregate (${perStream} events), median of 200:   ${median(aggregates).toFixed(2)} ms`)
   }).pipe(Effect.scoped)
 
 const program = Effect.gen(function* () {

@@ -55,7 +55,7 @@ export const migrate = Command.make(
   })
 ).pipe(Command.withDescription("Create or upgrade the events table (idempotent, safe to run concurrently)"))
 
-/** `annal verify`: checks every hash chain, or one entity's, and a signed digest; fails when anything is wrong. */
+/** `annal verify`: checks every hash chain, or one aggregate's, and a signed digest; fails when anything is wrong. */
 export const verify = Command.make(
   "verify",
   {
@@ -73,8 +73,8 @@ export const verify = Command.make(
       ),
       Flag.optional
     ),
-    entity: Flag.String("entity").pipe(
-      Flag.withDescription("Verify one entity's history only: <aggregate type>/<aggregate id>"),
+    aggregate: Flag.String("aggregate").pipe(
+      Flag.withDescription("Verify one aggregate's history only: <aggregate type>/<aggregate id>"),
       Flag.optional
     ),
     json: Flag.Boolean("json").pipe(Flag.withDescription("Print the report as JSON"), Flag.withDefault(false))

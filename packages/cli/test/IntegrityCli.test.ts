@@ -15,7 +15,7 @@ import * as TestDatabase from "../../core/test/support/TestDatabase.ts"
 import { run } from "./support/runCli.ts"
 
 describe(`annal verify and annal digest (${TestDatabase.engine})`, () => {
-  it("digest signs the log; verify checks it, reports a changed event with exit code 1, and checks one entity", async () => {
+  it("digest signs the log; verify checks it, reports a changed event with exit code 1, and checks one aggregate", async () => {
     const dataDir = mkdtempSync(join(tmpdir(), "annal-verify-"))
     const schema = TestDatabase.uniqueSchema()
     const target =
@@ -88,9 +88,9 @@ describe(`annal verify and annal digest (${TestDatabase.engine})`, () => {
       assert.strictEqual(tampered.code, 1)
       assert.include(tampered.stdout, `FOUND organization/${org} version 2: changed`)
 
-      const entity = await run(["verify", ...target, "--entity", `organization/${org}`])
-      assert.strictEqual(entity.code, 1)
-      assert.include(entity.stdout, `FOUND organization/${org} version 2: changed`)
+      const aggregate = await run(["verify", ...target, "--aggregate", `organization/${org}`])
+      assert.strictEqual(aggregate.code, 1)
+      assert.include(aggregate.stdout, `FOUND organization/${org} version 2: changed`)
 
       const json = await run(["verify", ...target, "--json"])
       assert.strictEqual(json.code, 1)

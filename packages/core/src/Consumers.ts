@@ -29,8 +29,8 @@ import type { Consumer } from "./Consumer.ts"
 import type * as Event from "./Event.ts"
 import * as Feed from "./Feed.ts"
 import * as Filter from "./Filter.ts"
-import { makeConsumerStatements } from "./internal/feedConsumers.ts"
-import { makeFeedRead } from "./internal/feedRead.ts"
+import { makeConsumerStatements } from "./internal/feed/consumers.ts"
+import { makeFeedRead } from "./internal/feed/read.ts"
 import { fromSqlError } from "./internal/sqlErrors.ts"
 
 /** The lease was taken over by another instance while this one held it, or was released under it. */

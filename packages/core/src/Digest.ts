@@ -32,20 +32,13 @@ import type { StorageError } from "./AnnalError.ts"
 import * as CanonicalJson from "./CanonicalJson.ts"
 import * as LogCheckpoint from "./Checkpoint.ts"
 import * as EventTable from "./EventTable.ts"
-import { qualify } from "./EventTable.ts"
-import { format, makeDigestTables, rootOf } from "./internal/integrityDigest.ts"
-import { commitObjects } from "./internal/commitOrder.ts"
-import { makeFeedRead } from "./internal/feedRead.ts"
+import { format, rootOf } from "./internal/integrity/digest.ts"
+import { makeDigestStatements } from "./internal/integrity/digestStatements.ts"
+import { makeFeedRead } from "./internal/feed/read.ts"
 import { fromSqlError } from "./internal/sqlErrors.ts"
 
 // Ed25519 runs on WebCrypto, which Node 24 provides.
 const signatureLayer = Signature.layerWebCrypto.pipe(Layer.provide(SecureRandom.layerWebCrypto))
-
-/** A position in the log, as documents carry it: a digest covers every event at or before it. */
-export const Checkpoint = LogCheckpoint.Json
-
-/** A position in the log, as documents carry it. */
-export type Checkpoint = LogCheckpoint.Json
 
 /**
  * The exported digest. `signature` is Ed25519 over the UTF-8 bytes of the RFC 8785 form of every other field;
@@ -57,12 +50,12 @@ export const Document = Schema.Struct({
   table: Schema.String,
   /** The digest's number in its table, from 1. */
   id: Schema.Int,
-  checkpoint: Checkpoint,
+  checkpoint: LogCheckpoint.Json,
   /** How many streams had events at or before the checkpoint. */
   streams: Schema.Int,
   /** How many events those streams' chains cover: the sum of their head versions. */
   events: Schema.Int,
-  /** The root over the stream heads, hex (see `internal/integrityDigest.ts`). */
+  /** The root over the stream heads, hex (see `internal/integrity/digest.ts`). */
   root: Schema.String.check(Schema.isPattern(/^[0-9a-f]{64}$/)),
   /** When the digest was made, ISO 8601. */
   createdAt: Schema.String,
@@ -102,7 +95,7 @@ export class Digest extends Context.Service<
      * must be stable and not before the previous digest's.
      */
     readonly create: (options?: {
-      readonly checkpoint?: Checkpoint
+      readonly checkpoint?: LogCheckpoint.Json
     }) => Effect.Effect<Document, DigestError | StorageError>
     /** The stored documents, the latest first. */
     readonly list: Effect.Effect<ReadonlyArray<Document>, DigestError | StorageError>
@@ -119,8 +112,8 @@ export const signedBytes = (document: Omit<Document, "signature">): Uint8Array =
 export const encode = (document: Document): string => `${JSON.stringify(document, null, 2)}\n`
 
 /** Reads a document from its JSON text. */
-export const decode = (text: string): Effect.Effect<Document, DigestError> =>
-  Schema.decodeUnknownEffect(Schema.fromJsonString(Document))(text).pipe(
+export const decode = Effect.fn("Digest.decode")(function* (text: string): Effect.fn.Return<Document, DigestError> {
+  return yield* Schema.decodeUnknownEffect(Schema.fromJsonString(Document))(text).pipe(
     Effect.mapError(
       (error) =>
         new DigestError({
@@ -130,12 +123,13 @@ export const decode = (text: string): Effect.Effect<Document, DigestError> =>
         })
     )
   )
+})
 
 /**
  * Whether `document` was signed by `publicKey`: the key it names must be that key, and the signature must verify.
  * `verify` is the check itself, replaceable so that tests can show a verifier that skips it is caught.
  */
-export const verifySignature = Effect.fnUntraced(function* (
+export const verifySignature = Effect.fn("Digest.verifySignature")(function* (
   document: Document,
   publicKey: Signature.PublicKey<Signature.Ed25519>,
   verify: (
@@ -152,21 +146,25 @@ export const verifySignature = Effect.fnUntraced(function* (
 })
 
 /** Checks an Ed25519 signature with WebCrypto. */
-export const ed25519Verify = (
+export const ed25519Verify: (
   publicKey: Signature.PublicKey<Signature.Ed25519>,
   signature: Uint8Array,
   message: Uint8Array
-): Effect.Effect<boolean, DigestError> =>
-  Signature.Signature.use((service) => service.verify(publicKey, signature, message)).pipe(
-    Effect.provide(signatureLayer),
-    Effect.mapError(cryptoFailure)
-  )
+) => Effect.Effect<boolean, DigestError> = Effect.fn("Digest.ed25519Verify")(
+  function* (publicKey: Signature.PublicKey<Signature.Ed25519>, signature: Uint8Array, message: Uint8Array) {
+    const service = yield* Signature.Signature
+    return yield* service.verify(publicKey, signature, message)
+  },
+  Effect.provide(signatureLayer),
+  // A function, not `cryptoFailure` itself: this runs when the module loads, before that constant is defined.
+  Effect.mapError((error) => cryptoFailure(error))
+)
 
 /**
  * Reads a private key: PKCS#8 PEM (`openssl genpkey -algorithm ed25519`), or the 32-byte seed in base64url or
  * base64.
  */
-export const parseSigningKey = Effect.fnUntraced(function* (text: Redacted.Redacted<string>) {
+export const parseSigningKey = Effect.fn("Digest.parseSigningKey")(function* (text: Redacted.Redacted<string>) {
   const value = Redacted.value(text).trim()
   const privateKey = value.startsWith("-----BEGIN")
     ? yield* KeyFormat.decodePrivate(KeyFormat.pem(KeyFormat.pkcs8), Signature.ed25519, value).pipe(
@@ -181,7 +179,7 @@ export const parseSigningKey = Effect.fnUntraced(function* (text: Redacted.Redac
 })
 
 /** Reads a public key: SPKI PEM, or the raw 32 bytes in base64url or base64 (a document's `publicKey`). */
-export const parsePublicKey = Effect.fnUntraced(function* (text: string) {
+export const parsePublicKey = Effect.fn("Digest.parsePublicKey")(function* (text: string) {
   const value = text.trim()
   return value.startsWith("-----BEGIN")
     ? yield* KeyFormat.decodePublic(KeyFormat.pem(KeyFormat.spki), Signature.ed25519, value).pipe(
@@ -201,7 +199,9 @@ export const generateSigningKey: Effect.Effect<
   return { privateKeyPem: Redacted.make(privateKeyPem), publicKey: yield* keyId(pair.publicKey) }
 }).pipe(
   Effect.provide(signatureLayer),
-  Effect.mapError((error) => (error._tag === "DigestError" ? error : cryptoFailure(error)))
+  Effect.mapError((error) => (error._tag === "DigestError" ? error : cryptoFailure(error))),
+  // An effect, not a function: withSpan is the traced form of a value (Effect.fn applied at once is an IIFE).
+  Effect.withSpan("Digest.generateSigningKey")
 )
 
 /** The signing key `text` names. */
@@ -219,10 +219,8 @@ const makeSigned = Effect.fnUntraced(function* (options?: EventTable.Options) {
   const config = yield* EventTable.make(options)
   const key = yield* SigningKey
   const signer = yield* Signature.Signature
-  const table = sql(qualify(config, config.table))
-  const tables = makeDigestTables(sql, config)
+  const statements = makeDigestStatements(sql, config)
   const feed = makeFeedRead(sql, config)
-  const commits = sql(commitObjects(config).commits)
   const tableName = `${config.schema}.${config.table}`
 
   const chooseCheckpoint = Effect.fnUntraced(function* (
@@ -251,31 +249,13 @@ const makeSigned = Effect.fnUntraced(function* (options?: EventTable.Options) {
   })
 
   const createInTransaction = Effect.fnUntraced(function* (requested: LogCheckpoint.Checkpoint | undefined) {
-    yield* sql`SELECT pg_advisory_xact_lock(hashtext(${`annal:digest:${tableName}`}))`
-    const [last] = yield* tables.readDigests()
+    yield* statements.lock
+    const [last] = yield* statements.readDigests()
     const previous = last?.checkpoint
     const checkpoint = yield* chooseCheckpoint(previous, requested)
     const id = (last?.id ?? 0) + 1
-    const from = previous ?? LogCheckpoint.start
-    // The heads that moved since the previous digest: the last version of each stream among the events after the
-    // previous checkpoint and at or before this one. In commit order a stream's versions only go up, so a signed
-    // head never moves down; the NOT EXISTS keeps it so even for a log that was tampered with.
-    yield* sql`INSERT INTO ${tables.heads} (digest_id, aggregate_type, aggregate_id, stream_version, hash)
-SELECT ${id}::bigint, d.aggregate_type, d.aggregate_id, d.stream_version, e.hash
-FROM (
-  SELECT x.aggregate_type, x.aggregate_id, max(x.stream_version) AS stream_version
-  FROM ${commits} c JOIN ${table} x ON x.transaction_id = c.transaction_id
-  WHERE c.commit_sequence >= ${from.commitSequence.toString()}::bigint
-    AND (c.commit_sequence, x.global_position) > (${from.commitSequence.toString()}::bigint, ${from.globalPosition.toString()}::bigint)
-    AND (c.commit_sequence, x.global_position) <= (${checkpoint.commitSequence.toString()}::bigint, ${checkpoint.globalPosition.toString()}::bigint)
-  GROUP BY x.aggregate_type, x.aggregate_id
-) d
-JOIN ${table} e ON e.aggregate_type = d.aggregate_type AND e.aggregate_id = d.aggregate_id
-  AND e.stream_version = d.stream_version
-WHERE NOT EXISTS (
-  SELECT 1 FROM ${tables.heads} h WHERE h.aggregate_type = d.aggregate_type AND h.aggregate_id = d.aggregate_id
-    AND h.stream_version >= d.stream_version)`
-    const heads = yield* tables.readHeads(id)
+    yield* statements.insertHeads(id, previous ?? LogCheckpoint.start, checkpoint)
+    const heads = yield* statements.readHeads(id)
     const unchained = heads.find((head) => head.hash === null)
     if (unchained !== undefined) {
       return yield* new DigestError({
@@ -295,21 +275,28 @@ WHERE NOT EXISTS (
     }
     const signature = yield* signer.sign(key.privateKey, signedBytes(unsigned)).pipe(Effect.mapError(cryptoFailure))
     const document: Document = { ...unsigned, signature: Base64Url.encode(signature) }
-    yield* sql`INSERT INTO ${tables.digests} (id, checkpoint_commit_sequence, checkpoint_global_position, root, document)
-VALUES (${id}::bigint, ${checkpoint.commitSequence.toString()}::bigint, ${checkpoint.globalPosition.toString()}::bigint,
-  decode(${unsigned.root}, 'hex'), ${encode(document)})`
+    yield* statements.insertDigest({ id, checkpoint, root: unsigned.root, document: encode(document) })
     return document
   })
 
   const create = Effect.fn("Digest.create")(
-    function* (options?: { readonly checkpoint?: Checkpoint }) {
+    function* (options?: { readonly checkpoint?: LogCheckpoint.Json }) {
       const requested = options?.checkpoint === undefined ? undefined : LogCheckpoint.fromJson(options.checkpoint)
-      return yield* sql.withTransaction(createInTransaction(requested))
+      const document = yield* sql.withTransaction(createInTransaction(requested))
+      yield* Effect.annotateCurrentSpan({
+        digestId: document.id,
+        streams: document.streams,
+        events: document.events,
+        commitSequence: document.checkpoint.commitSequence
+      })
+      return document
     },
     Effect.catchTag("SqlError", stored("Digest.create"))
   )
 
-  const list = tables.readDigests().pipe(
+  // An effect in the service's shape, not a function: withSpan is the traced form of a value, and each run of it
+  // is a span of its own.
+  const list = statements.readDigests().pipe(
     Effect.catchTag("SqlError", stored("Digest.list")),
     Effect.flatMap((rows) => Effect.forEach(rows, (row) => decode(row.document))),
     Effect.withSpan("Digest.list")

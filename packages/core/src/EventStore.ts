@@ -33,16 +33,16 @@ import {
   makeAppendOne,
   makeLockStreams,
   streamLockText
-} from "./internal/append.ts"
-import { channelOf } from "./internal/feedMigration.ts"
-import * as Notifier from "./internal/feedNotifier.ts"
-import { canonicalParts, microsOfMillis } from "./internal/integrityChain.ts"
-import * as Cursor from "./internal/cursor.ts"
-import { findProblem } from "./internal/json.ts"
+} from "./internal/store/append.ts"
+import { channelOf } from "./internal/feed/migration.ts"
+import * as Notifier from "./internal/feed/notifier.ts"
+import { canonicalParts, microsOfMillis } from "./internal/integrity/chain.ts"
+import * as Cursor from "./internal/store/cursor.ts"
+import { findProblem } from "./internal/store/json.ts"
 import * as Filter from "./Filter.ts"
-import { makeCount, makeRead } from "./internal/read.ts"
+import { makeCount, makeRead } from "./internal/store/read.ts"
 import { fromSqlError } from "./internal/sqlErrors.ts"
-import { generateEventId } from "./internal/uuid.ts"
+import { generateEventId } from "./internal/store/uuid.ts"
 
 /** The version a stream must be at for an append to proceed: any, no stream yet, or exactly n. */
 export type ExpectedVersion = "any" | "no_stream" | number
@@ -411,7 +411,7 @@ const prepare = Effect.fnUntraced(function* (events: ReadonlyArray<EventDefiniti
       correlation_id: metadata.correlationId ?? null,
       causation_id: metadata.causationId ?? null
     }
-    // The hash chain's record of the event, exactly as the verifier will read it back (see integrityChain.ts).
+    // The hash chain's record of the event, exactly as the verifier will read it back (see internal/integrity/chain.ts).
     const canonical = canonicalParts({
       eventId: row.id,
       eventType: row.event_type,

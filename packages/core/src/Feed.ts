@@ -25,10 +25,10 @@ import * as Checkpoint from "./Checkpoint.ts"
 import * as Event from "./Event.ts"
 import * as EventRegistry from "./EventRegistry.ts"
 import * as EventTable from "./EventTable.ts"
-import { channelOf } from "./internal/feedMigration.ts"
+import { channelOf } from "./internal/feed/migration.ts"
 import * as Filter from "./Filter.ts"
-import { makeFeedRead } from "./internal/feedRead.ts"
-import * as Wakeups from "./internal/feedWakeups.ts"
+import { makeFeedRead } from "./internal/feed/read.ts"
+import * as Wakeups from "./internal/feed/wakeups.ts"
 import { FeedSignal } from "./FeedSignal.ts"
 
 /** Where a read starts, and which events it reads. */

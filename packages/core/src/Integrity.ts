@@ -3,7 +3,7 @@
  * computed by the append statement, and this module checks it. `verify` walks every stream's chain and, given a
  * signed digest and the key to trust, checks that the log at or before the digest's checkpoint is the one that was
  * signed; it reports each bad stream's first bad event: changed, missing, inserted, swapped, truncated, rewritten.
- * `verifyEntity` is the fast path for one entity's history.
+ * `verifyAggregate` is the fast path for one aggregate's history.
  *
  * What each check proves, and what it does not, is in docs/guides/hardening.md. In short: the chain
  * alone catches any change that was not followed by recomputing the hashes after it; only a digest, signed with a key
@@ -19,15 +19,18 @@ import type * as Signature from "effect/crypto/Signature"
 import * as SqlClient from "effect/sql/SqlClient"
 import type { SqlError } from "effect/sql/SqlError"
 import { InvalidQuery, type StorageError } from "./AnnalError.ts"
+import * as LogCheckpoint from "./Checkpoint.ts"
 import * as Digest from "./Digest.ts"
 import * as Event from "./Event.ts"
 import * as EventTable from "./EventTable.ts"
 import { qualify } from "./EventTable.ts"
-import { type ChainedEvent, genesis, type HashScheme, scheme } from "./internal/integrityChain.ts"
-import { type Break, type BreakKind, findBreak } from "./internal/integrityDiagnosis.ts"
-import { compareHeads, type Head, makeDigestTables, rootOf, streamKey } from "./internal/integrityDigest.ts"
-import { makeReadPage, makeReadStream, type Position, positionOf } from "./internal/integrityRead.ts"
-import { commitObjects } from "./internal/commitOrder.ts"
+import { type HashScheme, scheme } from "./internal/integrity/chain.ts"
+import { type Break, type BreakKind, findBreak } from "./internal/integrity/diagnosis.ts"
+import { compareHeads, type Head, rootOf, streamKey } from "./internal/integrity/digest.ts"
+import { makeDigestStatements } from "./internal/integrity/digestStatements.ts"
+import { makeReadPage, makeReadStream, type Position, positionOf } from "./internal/integrity/read.ts"
+import { makeIntegrityStatements, type StoredAt } from "./internal/integrity/statements.ts"
+import * as Walk from "./internal/integrity/walk.ts"
 import { fromSqlError } from "./internal/sqlErrors.ts"
 
 export {
@@ -39,9 +42,9 @@ export {
   link,
   /** The record that is hashed for one event, as a JSON value. */
   record
-} from "./internal/integrityChain.ts"
-export type { ChainedEvent, HashScheme, RecordFields } from "./internal/integrityChain.ts"
-export type { BreakKind } from "./internal/integrityDiagnosis.ts"
+} from "./internal/integrity/chain.ts"
+export type { ChainedEvent, HashScheme, RecordFields } from "./internal/integrity/chain.ts"
+export type { BreakKind } from "./internal/integrity/diagnosis.ts"
 
 /** The first bad event of one stream, and what is wrong there. */
 export interface Finding {
@@ -75,7 +78,7 @@ export interface DigestProblem {
 /** How the log compared with a signed digest. */
 export interface DigestCheck {
   readonly id: number
-  readonly checkpoint: Digest.Checkpoint
+  readonly checkpoint: LogCheckpoint.Json
   /**
    * Whether every stream's head at the checkpoint is the signed one. With every chain intact (no finding), that
    * makes every event at or before the checkpoint the one that was signed.
@@ -96,11 +99,11 @@ export interface Report {
   readonly digest: DigestCheck | undefined
 }
 
-/** The result of verifying one entity's history. */
-export interface EntityReport {
+/** The result of verifying one aggregate's history. */
+export interface AggregateReport {
   readonly aggregateType: string
   readonly aggregateId: string
-  /** Every link of the entity's chain holds. */
+  /** Every link of the aggregate's chain holds. */
   readonly verified: boolean
   readonly events: number
   /** The last event's version and hash: what a digest, or a copy kept elsewhere, can be compared with. */
@@ -150,11 +153,11 @@ export class Integrity extends Context.Service<
   {
     /** Checks every stream's chain and, when given one, a signed digest. */
     readonly verify: (options?: VerifyOptions) => Effect.Effect<Report, Digest.DigestError | StorageError>
-    /** Checks the chain of one entity's history. */
-    readonly verifyEntity: (
+    /** Checks the chain of one aggregate's history. */
+    readonly verifyAggregate: (
       aggregateType: string,
       aggregateId: string
-    ) => Effect.Effect<EntityReport, InvalidQuery | StorageError>
+    ) => Effect.Effect<AggregateReport, InvalidQuery | StorageError>
   }
 >()("@annal/core/Integrity") {}
 
@@ -167,24 +170,12 @@ export const makeWith = (parts: Verifier, options?: EventTable.Options) =>
     const tableName = `${config.schema}.${config.table}`
     const readPage = makeReadPage(sql, table)
     const readStream = makeReadStream(sql, table)
-    const tables = makeDigestTables(sql, config)
-    const commits = sql(commitObjects(config).commits)
-    // One anti-join over the table; each stream's first such event. The verifier's own transaction, when it has
-    // written events, has no commit yet: those are not counted.
-    const unordered = sql<{
-      readonly aggregate_type: string
-      readonly aggregate_id: string
-      readonly stream_version: number
-      readonly id: string
-      readonly transaction_id: string
-    }>`SELECT DISTINCT ON (e.aggregate_type, e.aggregate_id) e.aggregate_type, e.aggregate_id::text AS aggregate_id,
-  e.stream_version, e.id::text AS id, e.transaction_id::text AS transaction_id
-FROM ${table} e WHERE NOT EXISTS (SELECT 1 FROM ${commits} c WHERE c.transaction_id = e.transaction_id)
-  AND e.transaction_id IS DISTINCT FROM pg_current_xact_id_if_assigned()
-ORDER BY e.aggregate_type, e.aggregate_id, e.stream_version`.withoutTransform
+    const digests = makeDigestStatements(sql, config)
+    const statements = makeIntegrityStatements(sql, config)
 
-    const verifyEntity = Effect.fn("Integrity.verifyEntity")(
+    const verifyAggregate = Effect.fn("Integrity.verifyAggregate")(
       function* (aggregateType: string, aggregateId: string) {
+        yield* Effect.annotateCurrentSpan({ aggregateType, aggregateId })
         if (!Event.isUuid(aggregateId)) {
           return yield* new InvalidQuery({ field: "aggregateId", reason: "must be a UUID" })
         }
@@ -192,6 +183,7 @@ ORDER BY e.aggregate_type, e.aggregate_id, e.stream_version`.withoutTransform
         const events = yield* readStream(aggregateType, id)
         const found = findBreak(parts, events)
         const last = events.at(-1)
+        yield* Effect.annotateCurrentSpan({ events: events.length, verified: found === undefined })
         return {
           aggregateType,
           aggregateId: id,
@@ -199,9 +191,90 @@ ORDER BY e.aggregate_type, e.aggregate_id, e.stream_version`.withoutTransform
           events: events.length,
           head: last === undefined ? undefined : { streamVersion: last.streamVersion, hash: last.hash },
           finding: found === undefined ? undefined : findingOf(aggregateType, id, found)
-        } satisfies EntityReport
+        } satisfies AggregateReport
       },
-      Effect.catchTag("SqlError", stored("Integrity.verifyEntity"))
+      Effect.catchTag("SqlError", stored("Integrity.verifyAggregate"))
+    )
+
+    /** Whether the given digest is one to check the log against: signed by the trusted key, and of this table. */
+    const trustDigest = Effect.fnUntraced(function* (given: NonNullable<VerifyOptions["digest"]>) {
+      const { document } = given
+      if (!(yield* Digest.verifySignature(document, given.publicKey, parts.verifySignature))) {
+        return untrusted({
+          kind: "signature_invalid",
+          detail: `digest #${document.id} was not signed by the trusted key, or was changed after it was signed`
+        })
+      }
+      if (document.table !== tableName) {
+        return untrusted({
+          kind: "wrong_table",
+          detail: `digest #${document.id} is of ${document.table}, not ${tableName}`
+        })
+      }
+      return { trusted: document, problems: [] } satisfies Trust
+    })
+
+    /**
+     * Reads the whole table once, in stream order, checking every chain as it goes by (`walk.ts`); rows at or before
+     * `checkpoint` give each stream's head for the digest check.
+     */
+    const walkChains = Effect.fnUntraced(function* (
+      checkpoint: LogCheckpoint.Checkpoint | undefined,
+      batchSize: number,
+      onProgress: VerifyOptions["onProgress"]
+    ): Effect.fn.Return<Walk.ChainWalk, SqlError | StorageError> {
+      const within = statements.within(checkpoint)
+      const total = onProgress === undefined ? 0 : yield* statements.count
+      // The streams read to their end; each page's are added here, and nowhere else.
+      const finished: Array<Walk.StreamCheck> = []
+      let state: {
+        readonly after: Position | undefined
+        readonly current: Walk.StreamCheck | undefined
+        readonly events: number
+      } = { after: undefined, current: undefined, events: 0 }
+      while (true) {
+        const rows = yield* readPage(state.after, batchSize, within)
+        const last = rows.at(-1)
+        // A page is cut short by its size too, so only an empty one ends the table.
+        if (last === undefined) break
+        const page = Walk.checkPage(parts, state.current, rows)
+        for (const stream of page.finished) finished.push(stream)
+        state = { after: positionOf(last.event), current: page.current, events: state.events + rows.length }
+        if (onProgress !== undefined) {
+          const streams = finished.length + (page.current === undefined ? 0 : 1)
+          yield* onProgress({ events: state.events, streams, total })
+        }
+      }
+      if (state.current !== undefined) finished.push(state.current)
+      return Walk.summarize(finished, state.events)
+    })
+
+    /** The first bad event of each broken stream, which `findBreak` tells from the whole stream. */
+    const diagnose = Effect.fnUntraced(function* (broken: ReadonlyArray<Walk.StreamCheck>) {
+      const findings: Array<Finding> = []
+      for (const { aggregateType, aggregateId } of broken) {
+        const found = findBreak(parts, yield* readStream(aggregateType, aggregateId))
+        if (found !== undefined) findings.push(findingOf(aggregateType, aggregateId, found))
+      }
+      return findings
+    })
+
+    /**
+     * Events that have no place in the commit order: their transaction id names no commit, so they were written
+     * around the database's bookkeeping (a forged transaction id, or triggers switched off), and no reader of the
+     * feed ever sees them. Their hashes can be valid; this check does not depend on them.
+     */
+    const findUnordered = statements.unordered.pipe(
+      Effect.map((rows) =>
+        rows.map((row): Finding => ({
+          kind: "unordered",
+          aggregateType: row.aggregateType,
+          aggregateId: row.aggregateId,
+          streamVersion: row.streamVersion,
+          eventId: row.eventId,
+          detail: `event ${row.eventId} names transaction ${row.transactionId}, which has no place in the log's commit order: no reader of the feed sees it`
+        }))
+      )
     )
 
     /** Compares the heads as of the checkpoint with the signed ones, stream by stream. */
@@ -209,268 +282,107 @@ ORDER BY e.aggregate_type, e.aggregate_id, e.stream_version`.withoutTransform
       document: Digest.Document,
       current: ReadonlyArray<Head>,
       signed: ReadonlyArray<Head>
-    ): Effect.fn.Return<ReadonlyArray<Finding>, SqlError | StorageError> {
+    ): Effect.fn.Return<ReadonlyArray<Finding>, SqlError> {
       const currentByStream = new Map(current.map((head) => [streamKey(head.aggregateType, head.aggregateId), head]))
-      const signedStreams = new Set<string>()
-      const findings: Array<Finding> = []
+      const signedStreams = new Set(signed.map((head) => streamKey(head.aggregateType, head.aggregateId)))
       const digestName = `digest #${document.id}`
+      const findings: Array<Finding> = []
       for (const head of signed) {
-        const key = streamKey(head.aggregateType, head.aggregateId)
-        signedStreams.add(key)
-        const now = currentByStream.get(key)
+        const now = currentByStream.get(streamKey(head.aggregateType, head.aggregateId))
         if (now !== undefined && now.streamVersion === head.streamVersion && now.hash === head.hash) continue
-        const [row] = yield* sql<{
-          readonly id: string | null
-          readonly hash: string | null
-          readonly last: number | null
-        }>`SELECT (SELECT e.id::text FROM ${table} e WHERE e.aggregate_type = ${head.aggregateType}
-    AND e.aggregate_id = ${head.aggregateId}::uuid AND e.stream_version = ${head.streamVersion} LIMIT 1) AS id,
-  (SELECT encode(e.hash, 'hex') FROM ${table} e WHERE e.aggregate_type = ${head.aggregateType}
-    AND e.aggregate_id = ${head.aggregateId}::uuid AND e.stream_version = ${head.streamVersion} LIMIT 1) AS hash,
-  (SELECT max(e.stream_version) FROM ${table} e WHERE e.aggregate_type = ${head.aggregateType}
-    AND e.aggregate_id = ${head.aggregateId}::uuid) AS last`.withoutTransform
-        const at = (kind: BreakKind, streamVersion: number, eventId: string | undefined, detail: string): Finding => ({
-          kind,
-          aggregateType: head.aggregateType,
-          aggregateId: head.aggregateId,
-          streamVersion,
-          eventId,
-          detail
-        })
-        const last = row?.last ?? 0
-        if (row?.id === null || row?.id === undefined) {
-          findings.push(
-            last < head.streamVersion
-              ? at(
-                  "truncated",
-                  last + 1,
-                  undefined,
-                  `the stream ends at version ${last}, but ${digestName} signed it up to version ${head.streamVersion}`
-                )
-              : at(
-                  "missing",
-                  head.streamVersion,
-                  undefined,
-                  `version ${head.streamVersion}, signed by ${digestName}, is absent`
-                )
-          )
-        } else if (row.hash !== head.hash) {
-          findings.push(
-            at(
-              "rewritten",
-              head.streamVersion,
-              row.id,
-              `the chain holds, but its hash at version ${head.streamVersion} is not the one ${digestName} signed: the stream was rewritten at or before that version, hashes included`
-            )
-          )
-        } else if (now === undefined || now.streamVersion < head.streamVersion) {
-          findings.push(
-            at(
-              "changed",
-              head.streamVersion,
-              row.id,
-              `event ${row.id} is as signed, but its transaction id, global position or commit was changed: it no longer falls at or before the checkpoint of ${digestName}`
-            )
-          )
-        } else {
-          findings.push(
-            at(
-              "inserted",
-              head.streamVersion + 1,
-              undefined,
-              `version ${head.streamVersion + 1} claims a place at or before the checkpoint of ${digestName}, which signed the stream only up to version ${head.streamVersion}`
-            )
-          )
-        }
+        findings.push(signedHeadFinding(digestName, head, now, yield* statements.storedAt(head)))
       }
       for (const head of current) {
-        if (signedStreams.has(streamKey(head.aggregateType, head.aggregateId))) continue
-        findings.push({
-          kind: "inserted",
-          aggregateType: head.aggregateType,
-          aggregateId: head.aggregateId,
-          streamVersion: 1,
-          eventId: undefined,
-          detail: `the stream has events at or before the checkpoint of ${digestName}, which signed no such stream`
-        })
+        if (!signedStreams.has(streamKey(head.aggregateType, head.aggregateId))) {
+          findings.push(unsignedStreamFinding(digestName, head))
+        }
       }
       return findings
     })
 
+    /**
+     * Checks the log's heads at the checkpoint against a trusted digest: the same root proves every event at or
+     * before it; a different one is traced to its streams through the heads the database kept for the digest, if
+     * those still hash to the signed root.
+     */
+    const checkDigest = Effect.fnUntraced(function* (
+      document: Digest.Document,
+      trust: Trust,
+      heads: ReadonlyArray<Head>
+    ): Effect.fn.Return<DigestOutcome, SqlError | StorageError> {
+      const outcome = (
+        verified: boolean,
+        problems: ReadonlyArray<DigestProblem>,
+        findings: ReadonlyArray<Finding>
+      ) => ({
+        check: {
+          id: document.id,
+          checkpoint: document.checkpoint,
+          verified: verified && problems.length === 0,
+          problems
+        },
+        findings
+      })
+      const trusted = trust.trusted
+      if (trusted === undefined) return outcome(false, trust.problems, [])
+      if (rootOf(heads) === trusted.root) {
+        const [record] = yield* digests.readDigests(trusted.id)
+        return record !== undefined && record.root === trusted.root
+          ? outcome(true, [], [])
+          : outcome(
+              true,
+              [
+                {
+                  kind: "digest_record_altered",
+                  detail: `the log matches digest #${trusted.id}, but the database's copy of it is ${record === undefined ? "missing" : "different"}`
+                }
+              ],
+              []
+            )
+      }
+      const signed = yield* digests.readHeads(trusted.id)
+      if (rootOf(signed) !== trusted.root) {
+        const problem: DigestProblem = {
+          kind: "digest_mismatch",
+          detail: `the log at or before the checkpoint differs from what digest #${trusted.id} signed, and the stored heads of the digest were altered too, so the stream cannot be named`
+        }
+        return outcome(false, [problem], [])
+      }
+      return outcome(false, [], yield* compareWithDigest(trusted, heads, signed))
+    })
+
     const verify = Effect.fn("Integrity.verify")(
       function* (options?: VerifyOptions) {
-        const batchSize = options?.batchSize ?? 2000
-        const problems: Array<DigestProblem> = []
-        let trusted: Digest.Document | undefined
         const given = options?.digest
-        if (given !== undefined) {
-          const valid = yield* Digest.verifySignature(given.document, given.publicKey, parts.verifySignature)
-          if (!valid) {
-            problems.push({
-              kind: "signature_invalid",
-              detail: `digest #${given.document.id} was not signed by the trusted key, or was changed after it was signed`
-            })
-          } else if (given.document.table !== tableName) {
-            problems.push({
-              kind: "wrong_table",
-              detail: `digest #${given.document.id} is of ${given.document.table}, not ${tableName}`
-            })
-          } else {
-            trusted = given.document
-          }
-        }
-        const within =
-          trusted === undefined
-            ? sql`false`
-            : sql`EXISTS (SELECT 1 FROM ${commits} c WHERE c.transaction_id = e.transaction_id
-                AND (c.commit_sequence, e.global_position) <= (${trusted.checkpoint.commitSequence}::bigint, ${trusted.checkpoint.globalPosition}::bigint))`
-
-        // Counted only for a progress display: it costs a scan of its own.
-        const total =
-          options?.onProgress === undefined
-            ? 0
-            : Number(
-                (yield* sql<{ readonly total: string }>`SELECT count(*)::text AS total FROM ${table}`
-                  .withoutTransform)[0]?.total ?? 0
-              )
-
-        // One pass over the table in stream order. Each row is checked against its predecessor as it goes by; the
-        // first broken link of a stream sends the stream to `findBreak`, which reads it whole to say what happened.
-        const heads: Array<Head> = []
-        const broken: Array<readonly [aggregateType: string, aggregateId: string]> = []
-        let streams = 0
-        let events = 0
-        let current: ChainedEvent | undefined
-        let previous = ""
-        let expected = 0
-        let intact = true
-        let head: Head | undefined
-        const endStream = () => {
-          if (head !== undefined) heads.push(head)
-          head = undefined
-        }
-        let after: Position | undefined
-        while (true) {
-          const rows = yield* readPage(after, batchSize, within)
-          for (const { event, within: isWithin } of rows) {
-            if (
-              current === undefined ||
-              event.aggregateType !== current.aggregateType ||
-              event.aggregateId !== current.aggregateId
-            ) {
-              endStream()
-              streams++
-              previous = genesis
-              expected = 1
-              intact = true
-            }
-            current = event
-            events++
-            if (isWithin) {
-              head = {
-                aggregateType: event.aggregateType,
-                aggregateId: event.aggregateId,
-                streamVersion: event.streamVersion,
-                hash: event.hash
-              }
-            }
-            if (!intact) continue
-            if (
-              event.streamVersion === expected &&
-              event.hash !== null &&
-              parts.link(previous, parts.canonical(event)) === event.hash
-            ) {
-              previous = event.hash
-              expected++
-            } else {
-              intact = false
-              broken.push([event.aggregateType, event.aggregateId])
-            }
-          }
-          const last = rows.at(-1)
-          // A page is cut short by its size too, so only an empty one ends the table.
-          if (last === undefined) break
-          if (options?.onProgress !== undefined) yield* options.onProgress({ events, streams, total })
-          after = positionOf(last.event)
-        }
-        endStream()
-
-        const findings = new Map<string, Finding>()
-        /** Keeps a stream's earliest finding; on a tie the one already there, which is the more precise. */
-        const keep = (finding: Finding) => {
-          const key = streamKey(finding.aggregateType, finding.aggregateId)
-          const earlier = findings.get(key)
-          if (earlier === undefined || finding.streamVersion < earlier.streamVersion) findings.set(key, finding)
-        }
-        for (const [aggregateType, aggregateId] of broken) {
-          const found = findBreak(parts, yield* readStream(aggregateType, aggregateId))
-          if (found !== undefined) {
-            findings.set(streamKey(aggregateType, aggregateId), findingOf(aggregateType, aggregateId, found))
-          }
-        }
-
-        // Events that have no place in the commit order: their transaction id names no commit, so they were written
-        // around the database's bookkeeping (a forged transaction id, or triggers switched off), and no reader of the
-        // feed ever sees them. Their hashes can be valid; this check does not depend on them.
-        for (const row of yield* unordered) {
-          keep({
-            kind: "unordered",
-            aggregateType: row.aggregate_type,
-            aggregateId: row.aggregate_id,
-            streamVersion: row.stream_version,
-            eventId: row.id,
-            detail: `event ${row.id} names transaction ${row.transaction_id}, which has no place in the log's commit order: no reader of the feed sees it`
-          })
-        }
-
-        let digest: DigestCheck | undefined
-        if (given !== undefined) {
-          let verified = false
-          if (trusted !== undefined) {
-            const document = trusted
-            if (rootOf(heads) === document.root) {
-              verified = true
-              const [record] = yield* tables.readDigests(document.id)
-              if (record === undefined || record.root !== document.root) {
-                problems.push({
-                  kind: "digest_record_altered",
-                  detail: `the log matches digest #${document.id}, but the database's copy of it is ${record === undefined ? "missing" : "different"}`
-                })
-              }
-            } else {
-              const signed = yield* tables.readHeads(document.id)
-              if (rootOf(signed) !== document.root) {
-                problems.push({
-                  kind: "digest_mismatch",
-                  detail: `the log at or before the checkpoint differs from what digest #${document.id} signed, and the stored heads of the digest were altered too, so the stream cannot be named`
-                })
-              } else {
-                // The stream's first bad event is the earliest one either check found.
-                for (const finding of yield* compareWithDigest(document, heads, signed)) keep(finding)
-              }
-            }
-          }
-          digest = {
-            id: given.document.id,
-            checkpoint: given.document.checkpoint,
-            verified: verified && problems.length === 0,
-            problems
-          }
-        }
-
-        const sorted = [...findings.values()].toSorted(compareHeads)
+        if (given !== undefined) yield* Effect.annotateCurrentSpan({ digestId: given.document.id })
+        const trust = given === undefined ? undefined : yield* trustDigest(given)
+        const checkpoint = trust?.trusted === undefined ? undefined : LogCheckpoint.fromJson(trust.trusted.checkpoint)
+        const walk = yield* walkChains(checkpoint, options?.batchSize ?? 2000, options?.onProgress)
+        const broken = yield* diagnose(walk.broken)
+        const unordered = yield* findUnordered
+        const digest =
+          given === undefined || trust === undefined ? undefined : yield* checkDigest(given.document, trust, walk.heads)
+        // A stream's first bad event is the earliest one any check found.
+        const findings = earliestPerStream([...broken, ...unordered, ...(digest?.findings ?? [])])
+        const problems = digest?.check.problems ?? []
+        yield* Effect.annotateCurrentSpan({
+          streams: walk.streams,
+          events: walk.events,
+          findings: findings.length,
+          digestProblems: problems.length
+        })
         return {
-          ok: sorted.length === 0 && problems.length === 0,
-          streams,
-          events,
-          findings: sorted,
-          digest
+          ok: findings.length === 0 && problems.length === 0,
+          streams: walk.streams,
+          events: walk.events,
+          findings,
+          digest: digest?.check
         } satisfies Report
       },
       Effect.catchTag("SqlError", stored("Integrity.verify"))
     )
 
-    return Integrity.of({ verify, verifyEntity })
+    return Integrity.of({ verify, verifyAggregate })
   })
 
 /** Builds the service with the real verifier. */
@@ -496,3 +408,90 @@ const findingOf = (aggregateType: string, aggregateId: string, found: Break): Fi
 })
 
 const stored = (operation: string) => (error: SqlError) => Effect.fail(fromSqlError(operation, error))
+
+/** Whether a digest is to be checked against: the document when it is, the problems that say why when it is not. */
+interface Trust {
+  readonly trusted: Digest.Document | undefined
+  readonly problems: ReadonlyArray<DigestProblem>
+}
+
+const untrusted = (problem: DigestProblem): Trust => ({ trusted: undefined, problems: [problem] })
+
+/** The digest check's report, and the findings it traced to streams. */
+interface DigestOutcome {
+  readonly check: DigestCheck
+  readonly findings: ReadonlyArray<Finding>
+}
+
+/**
+ * One finding per stream, ordered by aggregate type and id: the earliest bad event, and on a tie the one found
+ * first, as the checks run from the most precise (the chain's) to the least.
+ */
+const earliestPerStream = (findings: ReadonlyArray<Finding>): ReadonlyArray<Finding> => {
+  const byStream = new Map<string, Finding>()
+  for (const finding of findings) {
+    const key = streamKey(finding.aggregateType, finding.aggregateId)
+    const earlier = byStream.get(key)
+    if (earlier === undefined || finding.streamVersion < earlier.streamVersion) byStream.set(key, finding)
+  }
+  return [...byStream.values()].toSorted(compareHeads)
+}
+
+/** What is wrong with a stream whose head at the checkpoint is not the signed one, from what is stored there. */
+const signedHeadFinding = (digestName: string, head: Head, now: Head | undefined, stored: StoredAt): Finding => {
+  const at = (kind: BreakKind, streamVersion: number, eventId: string | undefined, detail: string): Finding => ({
+    kind,
+    aggregateType: head.aggregateType,
+    aggregateId: head.aggregateId,
+    streamVersion,
+    eventId,
+    detail
+  })
+  if (stored.eventId === undefined) {
+    return stored.last < head.streamVersion
+      ? at(
+          "truncated",
+          stored.last + 1,
+          undefined,
+          `the stream ends at version ${stored.last}, but ${digestName} signed it up to version ${head.streamVersion}`
+        )
+      : at(
+          "missing",
+          head.streamVersion,
+          undefined,
+          `version ${head.streamVersion}, signed by ${digestName}, is absent`
+        )
+  }
+  if (stored.hash !== head.hash) {
+    return at(
+      "rewritten",
+      head.streamVersion,
+      stored.eventId,
+      `the chain holds, but its hash at version ${head.streamVersion} is not the one ${digestName} signed: the stream was rewritten at or before that version, hashes included`
+    )
+  }
+  if (now === undefined || now.streamVersion < head.streamVersion) {
+    return at(
+      "changed",
+      head.streamVersion,
+      stored.eventId,
+      `event ${stored.eventId} is as signed, but its transaction id, global position or commit was changed: it no longer falls at or before the checkpoint of ${digestName}`
+    )
+  }
+  return at(
+    "inserted",
+    head.streamVersion + 1,
+    undefined,
+    `version ${head.streamVersion + 1} claims a place at or before the checkpoint of ${digestName}, which signed the stream only up to version ${head.streamVersion}`
+  )
+}
+
+/** A stream with events at or before the checkpoint that the digest did not sign. */
+const unsignedStreamFinding = (digestName: string, head: Head): Finding => ({
+  kind: "inserted",
+  aggregateType: head.aggregateType,
+  aggregateId: head.aggregateId,
+  streamVersion: 1,
+  eventId: undefined,
+  detail: `the stream has events at or before the checkpoint of ${digestName}, which signed no such stream`
+})

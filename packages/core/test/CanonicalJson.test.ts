@@ -2,7 +2,7 @@ import { assert, describe, it } from "@effect/vitest"
 import * as fc from "fast-check"
 import * as CanonicalJson from "../src/CanonicalJson.ts"
 import * as Integrity from "../src/Integrity.ts"
-import { canonicalParts } from "../src/internal/integrityChain.ts"
+import { canonicalParts } from "../src/internal/integrity/chain.ts"
 
 /** The double whose IEEE 754 bits are `hex`, as RFC 8785 Appendix B lists its test values. */
 const fromBits = (hex: string): number => {

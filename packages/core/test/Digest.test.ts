@@ -15,17 +15,13 @@ import * as TestClock from "effect/testing/TestClock"
 import * as Digest from "../src/Digest.ts"
 import { EventStore } from "../src/EventStore.ts"
 import * as Integrity from "../src/Integrity.ts"
-import { makeReadStream } from "../src/internal/integrityRead.ts"
+import { makeReadStream } from "../src/internal/integrity/read.ts"
+import { signingKey } from "./support/Chains.ts"
 import { GstAdded, OrganizationCreated, uuid } from "./support/Fixtures.ts"
 import * as TestDatabase from "./support/TestDatabase.ts"
 
 const schema = TestDatabase.uniqueSchema()
 const events = `${schema}.events`
-
-const signingKey = Layer.effect(
-  Digest.SigningKey,
-  Effect.flatMap(Digest.generateSigningKey, (key) => Digest.parseSigningKey(key.privateKeyPem))
-)
 
 const TestLayer = Layer.mergeAll(Integrity.layer({ schema }), Digest.layer({ schema })).pipe(
   Layer.provideMerge(signingKey),
@@ -258,7 +254,7 @@ layer(TestLayer, { timeout: 120_000 })(`Digest (${TestDatabase.engine})`, (it) =
             yield* sql`UPDATE ${sql(events)} SET hash = decode(${previous}, 'hex') WHERE id = ${event.eventId}::uuid`
           }
           assert.strictEqual(rows.length, 3)
-          assert.isTrue((yield* integrity.verifyEntity("organization", org)).verified, "the rewrite is consistent")
+          assert.isTrue((yield* integrity.verifyAggregate("organization", org)).verified, "the rewrite is consistent")
           const rewritten = yield* verifyWith(document)
           // A stream that did not exist, backdated to before the checkpoint.
           const ghost = uuid()

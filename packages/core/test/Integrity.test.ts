@@ -9,11 +9,12 @@ import * as SqlClient from "effect/sql/SqlClient"
 import * as CanonicalJson from "../src/CanonicalJson.ts"
 import { EventStore, make as makeEventStore } from "../src/EventStore.ts"
 import * as Integrity from "../src/Integrity.ts"
-import { type ChainedEvent, microsOfMillis, scheme } from "../src/internal/integrityChain.ts"
-import { findBreak } from "../src/internal/integrityDiagnosis.ts"
-import { makeReadPage, makeReadStream, type Position, positionOf } from "../src/internal/integrityRead.ts"
+import { type ChainedEvent, microsOfMillis, scheme } from "../src/internal/integrity/chain.ts"
+import { findBreak } from "../src/internal/integrity/diagnosis.ts"
+import { makeReadPage, makeReadStream, type Position, positionOf } from "../src/internal/integrity/read.ts"
 import { describe as describeSqlError } from "../src/internal/sqlErrors.ts"
 import * as Migrations from "../src/Migrations.ts"
+import { syntheticChain } from "./support/Chains.ts"
 import { GstAdded, OrganizationCreated, uuid } from "./support/Fixtures.ts"
 import * as TestDatabase from "./support/TestDatabase.ts"
 
@@ -110,8 +111,8 @@ layer(TestLayer, { timeout: 120_000 })(`Integrity (${TestDatabase.engine})`, (it
         previous = row.hash
       }
 
-      const entity = yield* integrity.verifyEntity("organization", a.toUpperCase())
-      assert.deepStrictEqual(entity, {
+      const aggregate = yield* integrity.verifyAggregate("organization", a.toUpperCase())
+      assert.deepStrictEqual(aggregate, {
         aggregateType: "organization",
         aggregateId: a,
         verified: true,
@@ -125,10 +126,10 @@ layer(TestLayer, { timeout: 120_000 })(`Integrity (${TestDatabase.engine})`, (it
     })
   )
 
-  it.effect("verifyEntity refuses an id that is not a UUID", () =>
+  it.effect("verifyAggregate refuses an id that is not a UUID", () =>
     Effect.gen(function* () {
       const integrity = yield* Integrity.Integrity
-      const error = yield* Effect.flip(integrity.verifyEntity("organization", "not-a-uuid"))
+      const error = yield* Effect.flip(integrity.verifyAggregate("organization", "not-a-uuid"))
       assert.strictEqual(error._tag, "InvalidQuery")
     })
   )
@@ -156,7 +157,7 @@ layer(TestLayer, { timeout: 120_000 })(`Integrity (${TestDatabase.engine})`, (it
         yield* readChain(org)
       )
       assert.deepStrictEqual([naive?.kind, naive?.streamVersion], ["changed", 1])
-      assert.isTrue((yield* integrity.verifyEntity("organization", org)).verified)
+      assert.isTrue((yield* integrity.verifyAggregate("organization", org)).verified)
     })
   )
 
@@ -211,10 +212,10 @@ layer(TestLayer, { timeout: 120_000 })(`Integrity (${TestDatabase.engine})`, (it
         yield* writers(naiveAppend)
         yield* writers((gstin) => store.append([gst(real, user, gstin)]))
 
-        const broken = yield* integrity.verifyEntity("organization", naive)
+        const broken = yield* integrity.verifyAggregate("organization", naive)
         assert.strictEqual(broken.events, 65)
         assert.isFalse(broken.verified, "the naive writer's chain held, so the writers did not race")
-        const chained = yield* integrity.verifyEntity("organization", real)
+        const chained = yield* integrity.verifyAggregate("organization", real)
         assert.strictEqual(chained.events, 65)
         assert.isTrue(chained.verified, JSON.stringify(chained.finding))
       })
@@ -416,29 +417,7 @@ const readChain = (aggregateId: string, inSchema = schema) =>
 
 describe("findBreak, on synthetic chains", () => {
   const stream = uuid()
-  const make = (length: number): ReadonlyArray<ChainedEvent> => {
-    const out: Array<ChainedEvent> = []
-    let previous = Integrity.genesis
-    for (let version = 1; version <= length; version++) {
-      const fields = {
-        eventId: `00000000-0000-4000-8000-${String(version).padStart(12, "0")}`,
-        eventType: "organization.updated",
-        aggregateType: "organization",
-        aggregateId: stream,
-        userId: stream,
-        timestamp: String(1_700_000_000_000_000 + version),
-        version: 1,
-        data: { n: version },
-        metadata: {},
-        correlationId: null,
-        causationId: null,
-        streamVersion: version
-      }
-      previous = Integrity.link(previous, Integrity.canonical(fields))
-      out.push({ ...fields, hash: previous, globalPosition: BigInt(version) })
-    }
-    return out
-  }
+  const make = (length: number): ReadonlyArray<ChainedEvent> => syntheticChain(stream, length)
 
   it("an intact chain has no break", () => {
     assert.isUndefined(findBreak(scheme, make(6)))

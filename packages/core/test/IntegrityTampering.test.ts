@@ -19,13 +19,14 @@ import * as SqlClient from "effect/sql/SqlClient"
 import * as Base64Url from "effect/encoding/Base64Url"
 import * as SecureRandom from "effect/crypto/SecureRandom"
 import * as Signature from "effect/crypto/Signature"
+import type * as Checkpoint from "../src/Checkpoint.ts"
 import * as Digest from "../src/Digest.ts"
 import * as EventStore from "../src/EventStore.ts"
 import * as Integrity from "../src/Integrity.ts"
 import * as Migrations from "../src/Migrations.ts"
-import { type ChainedEvent, genesis } from "../src/internal/integrityChain.ts"
-import { makeReadStream } from "../src/internal/integrityRead.ts"
-import { rootOf } from "../src/internal/integrityDigest.ts"
+import { type ChainedEvent, genesis } from "../src/internal/integrity/chain.ts"
+import { makeReadStream } from "../src/internal/integrity/read.ts"
+import { rootOf } from "../src/internal/integrity/digest.ts"
 import { GstAdded, OrganizationCreated, OrganizationUpdated, uuid } from "./support/Fixtures.ts"
 import * as TestDatabase from "./support/TestDatabase.ts"
 
@@ -178,7 +179,7 @@ const makeAttacker = (schema: string, scheme: Integrity.HashScheme) =>
     }
 
     /** Makes one tampering of `kind` on `stream` and says what the verifier must find. */
-    const tamper = (kind: TamperKind, stream: Stream, random: Random, checkpoint: Digest.Checkpoint) =>
+    const tamper = (kind: TamperKind, stream: Stream, random: Random, checkpoint: Checkpoint.Json) =>
       Effect.gen(function* () {
         yield* sql`ALTER TABLE ${events} DISABLE TRIGGER events_refuse_update_delete`
         const rows = yield* readStream("organization", stream.aggregateId)

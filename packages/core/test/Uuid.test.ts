@@ -1,5 +1,5 @@
 import { assert, describe, it } from "@effect/vitest"
-import { generateEventId } from "../src/internal/uuid.ts"
+import { generateEventId } from "../src/internal/store/uuid.ts"
 
 const millis = (id: string) => Number.parseInt(id.replace("-", "").slice(0, 12), 16)
 

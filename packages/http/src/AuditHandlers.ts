@@ -143,7 +143,7 @@ const build = (api: typeof AuditApi, options: Options) =>
             const verification = yield* Option.match(integrity, {
               onNone: () => Effect.succeed(null),
               onSome: (service) =>
-                service.verifyEntity(params.aggregateType, params.aggregateId).pipe(
+                service.verifyAggregate(params.aggregateType, params.aggregateId).pipe(
                   Effect.map((report) => ({
                     verified: report.verified,
                     events: report.events,

@@ -29,19 +29,19 @@ export class VerificationFailed extends Schema.TaggedError<VerificationFailed>("
 export interface VerifyFlags {
   readonly digest: Option.Option<string>
   readonly publicKey: Option.Option<string>
-  readonly entity: Option.Option<string>
+  readonly aggregate: Option.Option<string>
   readonly json: boolean
 }
 
 /** Runs `annal verify` against the `Integrity` service in context. */
 export const verifyCommand = Effect.fnUntraced(function* (flags: VerifyFlags, tableName: string) {
   const integrity = yield* Integrity.Integrity
-  if (Option.isSome(flags.entity)) {
-    const [aggregateType, aggregateId, ...rest] = flags.entity.value.split("/")
+  if (Option.isSome(flags.aggregate)) {
+    const [aggregateType, aggregateId, ...rest] = flags.aggregate.value.split("/")
     if (aggregateType === undefined || aggregateId === undefined || rest.length > 0) {
-      return yield* new Digest.DigestError({ reason: "--entity takes <aggregate type>/<aggregate id>" })
+      return yield* new Digest.DigestError({ reason: "--aggregate takes <aggregate type>/<aggregate id>" })
     }
-    const report = yield* integrity.verifyEntity(aggregateType, aggregateId)
+    const report = yield* integrity.verifyAggregate(aggregateType, aggregateId)
     if (flags.json) {
       yield* Console.log(JSON.stringify(report, null, 2))
     } else {

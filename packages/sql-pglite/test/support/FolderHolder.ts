@@ -1,4 +1,5 @@
 /** A process holding a PGlite data folder (`holdFolder.ts`), and what it reports, for the tests of the folder's lock. */
+import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
 import { type ChildProcess, spawn } from "node:child_process"
 import { join } from "node:path"
@@ -32,9 +33,15 @@ export const holder = (
     (child) => Effect.sync(() => child.exitCode === null && child.kill("SIGKILL"))
   )
 
+/** The holder exited before printing the line a test waited for. */
+export class HolderExited extends Data.TaggedError("HolderExited")<{
+  readonly code: number | null
+  readonly output: string
+}> {}
+
 /** The next line the process prints. */
 export const nextLine = (child: ChildProcess) =>
-  Effect.callback<string, Error>((resume) => {
+  Effect.callback<string, HolderExited>((resume) => {
     let text = ""
     const onData = (chunk: Buffer) => {
       text += chunk.toString()
@@ -45,7 +52,7 @@ export const nextLine = (child: ChildProcess) =>
       resume(Effect.succeed(text.slice(0, end)))
     }
     child.stdout?.on("data", onData)
-    child.once("exit", (code) => resume(Effect.fail(new Error(`exited with ${code} before a line: ${text}`))))
+    child.once("exit", (code) => resume(Effect.fail(new HolderExited({ code, output: text }))))
   })
 
 export const report = (child: ChildProcess) => Effect.map(nextLine(child), (line) => JSON.parse(line) as Report)

@@ -1,12 +1,12 @@
 /**
  * Migrations 3 and 5: what the feed needs beside the events table. The table of named consumers with their
  * checkpoints and leases; and, from migration 3 until migration 5 removed it, a trigger that woke feed readers with a
- * `NOTIFY` in the writing transaction. The store now notifies after the commit instead (see `feedNotifier.ts`).
+ * `NOTIFY` in the writing transaction. The store now notifies after the commit instead (see `notifier.ts`).
  */
 import * as Effect from "effect/Effect"
 import * as SqlClient from "effect/sql/SqlClient"
-import type { EventTable } from "../EventTable.ts"
-import { qualify } from "../EventTable.ts"
+import type { EventTable } from "../../EventTable.ts"
+import { qualify } from "../../EventTable.ts"
 
 /**
  * The `LISTEN`/`NOTIFY` channel of one events table. Channel names are limited to 63 bytes, so a long schema and
@@ -61,7 +61,7 @@ export const feedMigration = (config: EventTable) =>
  * appended an event committed one after another. Measured with pgbench on this project's machine, 16 clients
  * inserting one row per transaction: 12,000 to 25,000 commits/s without the trigger, 3,600 to 5,700 with it, and
  * 12,000 to 15,600 with the `NOTIFY` sent after the commit, in a transaction of its own that writes no WAL to wait
- * for. The store now does that, coalesced (`feedNotifier.ts`); readers poll as before for rows written by others.
+ * for. The store now does that, coalesced (`notifier.ts`); readers poll as before for rows written by others.
  */
 export const dropNotifyTrigger = (config: EventTable) =>
   Effect.gen(function* () {

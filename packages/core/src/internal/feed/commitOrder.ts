@@ -22,9 +22,9 @@
  */
 import * as Effect from "effect/Effect"
 import * as SqlClient from "effect/sql/SqlClient"
-import type { EventTable } from "../EventTable.ts"
-import { qualify } from "../EventTable.ts"
-import { consumersTable } from "./feedMigration.ts"
+import type { EventTable } from "../../EventTable.ts"
+import { qualify } from "../../EventTable.ts"
+import { consumersTable } from "./migration.ts"
 
 /** The first key of the commit lock, `'anna'` in ASCII; the second is `tableKey`. */
 export const commitLockClass = 0x616e6e61

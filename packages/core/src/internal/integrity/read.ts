@@ -5,8 +5,8 @@ import * as Effect from "effect/Effect"
 import type * as SqlClient from "effect/sql/SqlClient"
 import type { SqlError } from "effect/sql/SqlError"
 import type * as Statement from "effect/sql/Statement"
-import { StorageError, UnexpectedRow } from "../AnnalError.ts"
-import type { ChainedEvent } from "./integrityChain.ts"
+import { StorageError, UnexpectedRow } from "../../AnnalError.ts"
+import type { ChainedEvent } from "./chain.ts"
 
 /**
  * The fields the chain reads, each in the exact form it was hashed from: uuids as lowercase text, the timestamp in

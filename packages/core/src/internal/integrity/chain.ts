@@ -1,6 +1,6 @@
 /**
  * The hash chain of an aggregate stream: what is hashed for one event and how links are formed. Reading rows back
- * is in `integrityRead.ts`, telling what happened at a broken link in `integrityDiagnosis.ts`.
+ * is in `read.ts`, telling what happened at a broken link in `diagnosis.ts`.
  *
  * `hash(e_n) = SHA-256(hash(e_{n-1}) ‖ UTF-8(RFC 8785 text of record(e_n)))`, with 32 zero bytes before the first
  * event. The record covers every stored field that says what happened: ids, type, aggregate, user, timestamp,
@@ -13,7 +13,7 @@
  */
 import { Buffer } from "node:buffer"
 import { createHash } from "node:crypto"
-import * as CanonicalJson from "../CanonicalJson.ts"
+import * as CanonicalJson from "../../CanonicalJson.ts"
 
 /** The fields of an event that its record is made of. `data` and `metadata` are JSON values, checked by the caller. */
 export interface RecordFields {

@@ -3,7 +3,7 @@
  * or two swapped. Every answer is a hash equality (the rows around the break would hash to what is stored if that
  * change had been made), so an answer is never a guess; what matches no such test is reported as changed.
  */
-import { type ChainedEvent, genesis, type HashScheme } from "./integrityChain.ts"
+import { type ChainedEvent, genesis, type HashScheme } from "./chain.ts"
 
 /** How a stream differs from what was written. */
 export type BreakKind = "changed" | "missing" | "inserted" | "swapped" | "truncated" | "rewritten" | "unordered"
@@ -19,7 +19,7 @@ export interface Break {
 
 /**
  * Checks one stream, given all its rows ordered by stream version, and returns its first bad event, or undefined
- * when every link holds. Only called in full on a stream whose incremental check failed, or for one entity.
+ * when every link holds. Only called in full on a stream whose incremental check failed, or for one aggregate.
  */
 export const findBreak = (hashes: HashScheme, events: ReadonlyArray<ChainedEvent>): Break | undefined => {
   let previous = genesis

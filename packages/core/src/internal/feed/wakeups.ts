@@ -11,7 +11,7 @@ import * as Queue from "effect/Queue"
 import * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
 import type { SqlError } from "effect/sql/SqlError"
-import type * as FeedSignal from "../FeedSignal.ts"
+import type * as FeedSignal from "../../FeedSignal.ts"
 
 /** Wake-ups of one channel. */
 export interface Wakeups {

@@ -5,7 +5,7 @@
 import * as Effect from "effect/Effect"
 import * as Base64Url from "effect/encoding/Base64Url"
 import * as Result from "effect/Result"
-import { InvalidCursor } from "../AnnalError.ts"
+import { InvalidCursor } from "../../AnnalError.ts"
 
 const prefix = "annal.v1:"
 

@@ -18,8 +18,8 @@
 import type * as Effect from "effect/Effect"
 import type * as SqlClient from "effect/sql/SqlClient"
 import type { SqlError } from "effect/sql/SqlError"
-import type { EventTable } from "../EventTable.ts"
-import { qualify } from "../EventTable.ts"
+import type { EventTable } from "../../EventTable.ts"
+import { qualify } from "../../EventTable.ts"
 
 /** One event as the statement takes it, in snake_case JSON. */
 export interface AppendRow {
@@ -36,8 +36,8 @@ export interface AppendRow {
   readonly correlation_id: string | null
   readonly causation_id: string | null
   /**
-   * The event's canonical record before and after its stream version (see `integrityChain.canonicalParts`): the
-   * statement assigns the version and hashes the UTF-8 of `head ‖ version ‖ tail`. Sent as text, not base64: the
+   * The event's canonical record before and after its stream version (see `canonicalParts` in
+   * `../integrity/chain.ts`): the statement assigns the version and hashes the UTF-8 of `head ‖ version ‖ tail`. Sent as text, not base64: the
    * text is valid Unicode (the store refuses lone surrogates and NUL), which JSON and `text` carry exactly, and
    * base64 cost a third more bytes to send and decoding on both sides.
    */

@@ -11,9 +11,9 @@
 import * as Effect from "effect/Effect"
 import * as SqlClient from "effect/sql/SqlClient"
 import type * as Statement from "effect/sql/Statement"
-import { type EventTable, qualify } from "../EventTable.ts"
-import { genesis, scheme } from "./integrityChain.ts"
-import { makeReadPage, type Position, positionOf } from "./integrityRead.ts"
+import { type EventTable, qualify } from "../../EventTable.ts"
+import { genesis, scheme } from "./chain.ts"
+import { makeReadPage, type Position, positionOf } from "./read.ts"
 
 /** How many rows the backfill hashes per statement. */
 const backfillBatch = 1000

@@ -1,0 +1,135 @@
+/**
+ * The statements of digests: the `<table>_digests` and `<table>_digest_heads` tables that migration 4 creates beside
+ * the events table, read by `Digest` and `Integrity`, written by `Digest.create`.
+ *
+ * The heads table is incremental: digest `n` stores only the heads that moved since digest `n - 1`, so that a digest
+ * of a large, mostly idle log writes a few rows; the heads digest `n` signed are each stream's latest row at or
+ * before `n`. Numbers are sent and selected as text, so that neither driver's integer parsing matters.
+ */
+import * as Effect from "effect/Effect"
+import * as Schema from "effect/Schema"
+import type * as SqlClient from "effect/sql/SqlClient"
+import type { SqlError } from "effect/sql/SqlError"
+import { StorageError, UnexpectedRow } from "../../AnnalError.ts"
+import * as Checkpoint from "../../Checkpoint.ts"
+import { type EventTable, qualify } from "../../EventTable.ts"
+import { commitObjects } from "../feed/commitOrder.ts"
+import type { Head } from "./digest.ts"
+
+/** A digest as its table stores it: the document exactly as it was handed out, and what it is looked up by. */
+export interface StoredDigest {
+  readonly id: number
+  readonly checkpoint: Checkpoint.Checkpoint
+  readonly root: string
+  readonly document: string
+}
+
+/** Builds the digest statements of one events table. */
+export const makeDigestStatements = (sql: SqlClient.SqlClient, config: EventTable) => {
+  const events = sql(qualify(config, config.table))
+  const commits = sql(commitObjects(config).commits)
+  const digests = sql(qualify(config, `${config.table}_digests`))
+  const heads = sql(qualify(config, `${config.table}_digest_heads`))
+  const tableName = `${config.schema}.${config.table}`
+
+  /**
+   * Serializes `Digest.create` across processes until the transaction ends: each digest's number and its heads
+   * depend on the previous digest, which a concurrent one must not be writing at the same time.
+   */
+  const lock: Effect.Effect<void, SqlError> = Effect.asVoid(
+    sql`SELECT pg_advisory_xact_lock(hashtext(${`annal:digest:${tableName}`}))`
+  )
+
+  /** The heads signed by digest `id`: each stream's latest row at or before it. */
+  const readHeads = (id: number): Effect.Effect<ReadonlyArray<Head>, SqlError | StorageError> =>
+    sql`SELECT DISTINCT ON (h.aggregate_type, h.aggregate_id) h.aggregate_type, h.aggregate_id::text AS aggregate_id,
+  h.stream_version, encode(h.hash, 'hex') AS hash
+FROM ${heads} h WHERE h.digest_id <= ${id}::bigint
+ORDER BY h.aggregate_type, h.aggregate_id, h.digest_id DESC`.withoutTransform.pipe(
+      Effect.flatMap(decodeHeadRows),
+      Effect.map((rows) =>
+        rows.map((row): Head => ({
+          aggregateType: row.aggregate_type,
+          aggregateId: row.aggregate_id,
+          streamVersion: row.stream_version,
+          hash: row.hash
+        }))
+      ),
+      Effect.mapError((error) => (error._tag === "SchemaError" ? storageError(error.message) : error))
+    )
+
+  /** Stored digests, the latest first, or only the one with `id`. */
+  const readDigests = (id?: number): Effect.Effect<ReadonlyArray<StoredDigest>, SqlError | StorageError> =>
+    // Qualified: the select list renames id to its text form, which an unqualified ORDER BY would sort by.
+    sql`SELECT d.id::text AS id, d.checkpoint_commit_sequence::text AS commit_sequence,
+  d.checkpoint_global_position::text AS global_position, encode(d.root, 'hex') AS root, d.document
+FROM ${digests} d ${id === undefined ? sql`` : sql`WHERE d.id = ${id}::bigint`} ORDER BY d.id DESC`.withoutTransform.pipe(
+      Effect.flatMap(decodeDigestRows),
+      Effect.map((rows) =>
+        rows.map((row): StoredDigest => ({
+          id: Number(row.id),
+          checkpoint: Checkpoint.make(BigInt(row.commit_sequence), BigInt(row.global_position)),
+          root: row.root,
+          document: row.document
+        }))
+      ),
+      Effect.mapError((error) => (error._tag === "SchemaError" ? storageError(error.message) : error))
+    )
+
+  /**
+   * Stores, as digest `id`'s, the heads that moved since the previous digest: the last version of each stream among
+   * the events after `from` and at or before `to`. In commit order a stream's versions only go up, so a signed head
+   * never moves down; the NOT EXISTS keeps it so even for a log that was tampered with. The first condition repeats
+   * the row comparison's bound on the commit sequence alone, which the commits index can range over.
+   */
+  const insertHeads = (
+    id: number,
+    from: Checkpoint.Checkpoint,
+    to: Checkpoint.Checkpoint
+  ): Effect.Effect<void, SqlError> =>
+    Effect.asVoid(sql`INSERT INTO ${heads} (digest_id, aggregate_type, aggregate_id, stream_version, hash)
+SELECT ${id}::bigint, d.aggregate_type, d.aggregate_id, d.stream_version, e.hash
+FROM (
+  SELECT x.aggregate_type, x.aggregate_id, max(x.stream_version) AS stream_version
+  FROM ${commits} c JOIN ${events} x ON x.transaction_id = c.transaction_id
+  WHERE c.commit_sequence >= ${from.commitSequence.toString()}::bigint
+    AND (c.commit_sequence, x.global_position) > (${from.commitSequence.toString()}::bigint, ${from.globalPosition.toString()}::bigint)
+    AND (c.commit_sequence, x.global_position) <= (${to.commitSequence.toString()}::bigint, ${to.globalPosition.toString()}::bigint)
+  GROUP BY x.aggregate_type, x.aggregate_id
+) d
+JOIN ${events} e ON e.aggregate_type = d.aggregate_type AND e.aggregate_id = d.aggregate_id
+  AND e.stream_version = d.stream_version
+WHERE NOT EXISTS (
+  SELECT 1 FROM ${heads} h WHERE h.aggregate_type = d.aggregate_type AND h.aggregate_id = d.aggregate_id
+    AND h.stream_version >= d.stream_version)`)
+
+  /** Stores a digest; its root as bytes, so that the database's copy can be compared with a document's. */
+  const insertDigest = (digest: StoredDigest): Effect.Effect<void, SqlError> =>
+    Effect.asVoid(sql`INSERT INTO ${digests} (id, checkpoint_commit_sequence, checkpoint_global_position, root, document)
+VALUES (${digest.id}::bigint, ${digest.checkpoint.commitSequence.toString()}::bigint,
+  ${digest.checkpoint.globalPosition.toString()}::bigint, decode(${digest.root}, 'hex'), ${digest.document})`)
+
+  return { lock, readHeads, readDigests, insertHeads, insertDigest }
+}
+
+const storageError = (detail: string) =>
+  new StorageError({ operation: "Digest.read", reason: new UnexpectedRow(), detail })
+
+const HeadRow = Schema.Struct({
+  aggregate_type: Schema.String,
+  aggregate_id: Schema.String,
+  stream_version: Schema.Number,
+  hash: Schema.NullOr(Schema.String)
+})
+
+const decodeHeadRows = Schema.decodeUnknownEffect(Schema.Array(HeadRow))
+
+const DigestRow = Schema.Struct({
+  id: Schema.String,
+  commit_sequence: Schema.String,
+  global_position: Schema.String,
+  root: Schema.String,
+  document: Schema.String
+})
+
+const decodeDigestRows = Schema.decodeUnknownEffect(Schema.Array(DigestRow))
