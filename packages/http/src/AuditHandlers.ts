@@ -43,15 +43,9 @@ export interface Options {
 /** A read's parameters, as recorded and as bound into its cursors. */
 type Parameters = Record<string, string | ReadonlyArray<string> | undefined>
 
-/** The filters of `changes/count` and `events`, as decoded from the query. */
-interface FilterQuery {
+/** The filters of `changes/count` and `events`, as decoded from the query: the core's `Filter`, `eventType` repeated. */
+interface FilterQuery extends Omit<Filter.Filter, "eventTypes"> {
   readonly eventType?: ReadonlyArray<string> | undefined
-  readonly aggregateType?: string | undefined
-  readonly aggregateId?: string | undefined
-  readonly userId?: string | undefined
-  readonly correlationId?: string | undefined
-  readonly from?: DateTime.Utc | undefined
-  readonly to?: DateTime.Utc | undefined
 }
 
 /** The most event types one filter may name. */
