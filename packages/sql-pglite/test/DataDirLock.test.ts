@@ -129,9 +129,31 @@ describe.skipIf(engine === "postgres")("DataDirLock", () => {
       Effect.gen(function* () {
         const folder = yield* tempFolder
         fs.mkdirSync(folder, { recursive: true })
-        fs.writeFileSync(`${folder}.lock`, JSON.stringify({ ...internal.newOwner(), token: "an earlier process" }))
+        fs.writeFileSync(
+          `${folder}.lock`,
+          JSON.stringify({
+            ...internal.newOwner(),
+            token: "an earlier process",
+            startedAt: internal.newOwner().startedAt - 3_600_000
+          })
+        )
         const lock = yield* DataDirLock.acquire(folder)
         assert.strictEqual(lock.tookOverFrom, process.pid)
+      }).pipe(Effect.scoped)
+  )
+
+  it.live(
+    "a lock of this very process that this copy of the module does not hold (another worker thread's) refuses",
+    () =>
+      Effect.gen(function* () {
+        const folder = yield* tempFolder
+        fs.mkdirSync(folder, { recursive: true })
+        // What a client opened in a worker thread leaves: this pid, this process's start, a token the worker's own
+        // copy of the module holds and this one cannot see. Judged by pid and token alone it looked dead.
+        fs.writeFileSync(`${folder}.lock`, JSON.stringify({ ...internal.newOwner(), token: "a worker's client" }))
+        const error = failure(yield* Effect.exit(Effect.scoped(DataDirLock.acquire(folder))))
+        assert.instanceOf(error, DataDirLock.DataDirInUse)
+        assert.isTrue(fs.readFileSync(`${folder}.lock`, "utf8").includes("a worker's client"), "the lock is kept")
       }).pipe(Effect.scoped)
   )
 

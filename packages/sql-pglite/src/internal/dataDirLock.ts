@@ -28,10 +28,20 @@ export interface Owner {
   readonly pid: number
   readonly hostname: string
   readonly token: string
+  /**
+   * When the owning process started, in epoch milliseconds: with the pid, it tells this process (every worker
+   * thread of it reads the same value) from an earlier one that had the same pid, such as a container's pid 1.
+   */
+  readonly startedAt: number
 }
 
 const OwnerJson = Schema.fromJsonString(
-  Schema.Struct({ pid: Schema.Int.check(Schema.isGreaterThan(0)), hostname: Schema.String, token: Schema.String })
+  Schema.Struct({
+    pid: Schema.Int.check(Schema.isGreaterThan(0)),
+    hostname: Schema.String,
+    token: Schema.String,
+    startedAt: Schema.Finite
+  })
 )
 
 const decodeOwner = Schema.decodeUnknownOption(OwnerJson)
@@ -77,12 +87,30 @@ const releaseOnExit: Map<string, () => void> = (() => {
 })()
 
 /** A new owner for this process. */
-export const newOwner = (): Owner => ({ pid: process.pid, hostname: os.hostname(), token: randomUUID() })
+export const newOwner = (): Owner => ({
+  pid: process.pid,
+  hostname: os.hostname(),
+  token: randomUUID(),
+  startedAt: processStartedAt()
+})
+
+/** When this process started: the same in every worker thread, to within the clock's reading of it. */
+const processStartedAt = (): number => Math.round(Date.now() - process.uptime() * 1000)
+
+/**
+ * Two readings of one process's start differ by the time between the clock and uptime reads, well under this; a
+ * process that reused the pid started at least as long after the one that died as that one lived.
+ */
+const sameStart = 1_000
 
 /** Whether the owner may still be using the folder. A lock from another host cannot be checked, so it counts as live. */
 export const isLive = (owner: Owner): boolean => {
   if (owner.hostname !== os.hostname()) return true
-  if (owner.pid === process.pid) return held.has(owner.token)
+  // This pid: live when this module holds the token, or when the lock is this very process's (another worker
+  // thread, whose tokens this copy of the module cannot see); dead when an earlier process with this pid wrote it.
+  if (owner.pid === process.pid) {
+    return held.has(owner.token) || Math.abs(owner.startedAt - processStartedAt()) < sameStart
+  }
   try {
     // Signal 0 only checks. EPERM: the process exists but belongs to someone else, so it is live.
     process.kill(owner.pid, 0)
