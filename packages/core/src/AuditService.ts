@@ -10,9 +10,10 @@ import * as DateTime from "effect/DateTime"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import { InvalidQuery } from "./AnnalError.ts"
-import type * as Event from "./Event.ts"
+import * as Event from "./Event.ts"
 import type * as EventRegistry from "./EventRegistry.ts"
 import * as EventStore from "./EventStore.ts"
+import type * as EventTable from "./EventTable.ts"
 import type * as Filter from "./Filter.ts"
 import * as Projection from "./Projection.ts"
 import * as Stream from "effect/Stream"
@@ -78,6 +79,8 @@ export class AuditService extends Context.Service<
     ) => Effect.Effect<EventStore.Page<E>, Err | EventStore.QueryError>
     /** How many changes match every field of `filter`. */
     readonly getChangeCount: (filter?: Filter.Filter) => Effect.Effect<number, EventStore.QueryError>
+    /** The events table the service reads: its store's. */
+    readonly table: EventTable.EventTable
   }
 >()("@annal/core/AuditService") {}
 
@@ -92,6 +95,7 @@ export const make = Effect.gen(function* () {
     options?: HistoryOptions
   ): Effect.fn.Return<EventStore.Page<E>, Err | EventStore.QueryError> {
     yield* Effect.annotateCurrentSpan({ aggregateType, aggregateId })
+    yield* checkAsOf(options?.asOf)
     return yield* store.query(registry, historyFilter(aggregateType, aggregateId, options?.asOf), {
       direction: "forward",
       ...(options?.limit === undefined ? {} : { limit: options.limit }),
@@ -106,9 +110,12 @@ export const make = Effect.gen(function* () {
     aggregateId: string,
     options?: { readonly asOf?: DateTime.Utc }
   ): Stream.Stream<E, Err | EventStore.QueryError> =>
-    store
-      .stream(registry, historyFilter(aggregateType, aggregateId, options?.asOf))
-      .pipe(Stream.withSpan("AuditService.streamEntityHistory", { attributes: { aggregateType, aggregateId } }))
+    Stream.unwrap(
+      Effect.as(
+        checkAsOf(options?.asOf),
+        store.stream(registry, historyFilter(aggregateType, aggregateId, options?.asOf))
+      )
+    ).pipe(Stream.withSpan("AuditService.streamEntityHistory", { attributes: { aggregateType, aggregateId } }))
 
   const getEntityStateAsOf = Effect.fn("AuditService.getEntityStateAsOf")(function* <S, E extends Event.Event, Err>(
     registry: EventRegistry.EventRegistry<E, Err>,
@@ -171,6 +178,7 @@ export const make = Effect.gen(function* () {
   })
 
   return AuditService.of({
+    table: store.table,
     getEntityHistory,
     streamEntityHistory,
     getEntityStateAsOf,
@@ -187,11 +195,19 @@ export const make = Effect.gen(function* () {
  * timestamp, as read, is at or before `asOf`; and the database filters them on the (aggregate, timestamp) index
  * instead of this process reading the rest of the stream to drop it.
  */
-const historyFilter = (aggregateType: string, aggregateId: string, asOf: DateTime.Utc | undefined) => ({
-  aggregateType,
-  aggregateId,
-  ...(asOf === undefined ? {} : { to: DateTime.add(asOf, { milliseconds: 1 }) })
-})
+const historyFilter = (aggregateType: string, aggregateId: string, asOf: DateTime.Utc | undefined) => {
+  const to = asOf === undefined ? undefined : DateTime.add(asOf, { milliseconds: 1 })
+  // At the last instant an event may carry, `to` would be past it, and every event is at or before `asOf` anyway.
+  return { aggregateType, aggregateId, ...(to === undefined || !Event.isStorableInstant(to) ? {} : { to }) }
+}
+
+/** Refuses an `asOf` no event can be at or before, naming `asOf` rather than the `to` the store would name. */
+const checkAsOf = (asOf: DateTime.Utc | undefined): Effect.Effect<void, InvalidQuery> =>
+  asOf === undefined || Event.isStorableInstant(asOf)
+    ? Effect.void
+    : Effect.fail(
+        new InvalidQuery({ field: "asOf", reason: "must be between 0001-01-01T00:00:00Z and 9999-12-31T23:59:59.999Z" })
+      )
 
 /** The audit service, reading through the `EventStore` in context. */
 export const layer: Layer.Layer<AuditService, never, EventStore.EventStore> = Layer.effect(AuditService, make)

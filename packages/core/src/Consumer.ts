@@ -57,12 +57,31 @@ export interface ConsumerOptions<E extends Event.Event, DecodeErr, HandleErr, R>
   readonly acquireInterval?: Duration.Input
 }
 
+/** Every option `make` knows, the filter's fields among them. */
+const consumerKeys: ReadonlySet<string> = new Set([
+  "name",
+  "registry",
+  "handle",
+  "delivery",
+  "batchSize",
+  "pollInterval",
+  "leaseDuration",
+  "acquireInterval",
+  ...Filter.fields
+])
+
 /** Declares a consumer. A name or a setting out of range is a defect in the program, reported at once. */
 export const make = <E extends Event.Event, DecodeErr, HandleErr = never, R = never>(
   options: ConsumerOptions<E, DecodeErr, HandleErr, R>
 ): Consumer<E, DecodeErr, HandleErr, R> => {
   if (options.name.length < 1 || options.name.length > 200) {
     throw new Error(`Consumer name must be 1 to 200 characters: ${JSON.stringify(options.name)}`)
+  }
+  const unknown = Object.keys(options).find((key) => !consumerKeys.has(key))
+  if (unknown !== undefined) {
+    throw new Error(
+      `Consumer ${options.name}: ${unknown} is not an option (a misspelt filter would follow every event)`
+    )
   }
   const batchSize = options.batchSize ?? 100
   if (!Number.isSafeInteger(batchSize) || batchSize < 1 || batchSize > Feed.maxLimit) {

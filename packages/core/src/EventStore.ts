@@ -135,6 +135,8 @@ export class EventStore extends Context.Service<
       to: DateTime.Utc,
       options?: Filter.Filter & PageOptions
     ) => Effect.Effect<Page<E>, Err | QueryError>
+    /** The events table this store reads and writes. */
+    readonly table: EventTable.EventTable
   }
 >()("@annal/core/EventStore") {}
 
@@ -313,6 +315,7 @@ export const make = Effect.fnUntraced(function* (options?: EventTable.Options) {
   })
 
   return EventStore.of({
+    table: config,
     append,
     query,
     count,

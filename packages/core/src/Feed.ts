@@ -325,7 +325,10 @@ export const make = Effect.fnUntraced(function* (options?: EventTable.Options) {
 export const layer = (options?: EventTable.Options): Layer.Layer<Feed, never, SqlClient.SqlClient | FeedSignal> =>
   Layer.effect(Feed, make(options))
 
-/** Checks a read's options: its page size and filter. */
+/** The options of a read or a stream besides its filter. */
+const readOptionKeys = ["after", "limit", "live", "pollInterval"]
+
+/** Checks a read's options: its page size and filter, and that it has no key that is neither. */
 export const validate = (
   options: ReadOptions | undefined
 ): Effect.Effect<{ readonly filter: Filter.Filter; readonly limit: number }, InvalidQuery> =>
@@ -334,6 +337,7 @@ export const validate = (
     if (!Number.isSafeInteger(limit) || limit < 1 || limit > maxLimit) {
       return yield* new InvalidQuery({ field: "limit", reason: `must be an integer from 1 to ${maxLimit}` })
     }
+    yield* Filter.refuseUnknown(options ?? {}, readOptionKeys)
     const filter = yield* Filter.validate(Filter.pick(options ?? {}))
     return { filter, limit }
   })

@@ -21,7 +21,16 @@ export interface Filter {
   readonly to?: DateTime.Utc | undefined
 }
 
-const fields = ["eventTypes", "aggregateType", "aggregateId", "userId", "correlationId", "from", "to"] as const
+/** The fields of a filter. */
+export const fields: ReadonlyArray<keyof Filter> = [
+  "eventTypes",
+  "aggregateType",
+  "aggregateId",
+  "userId",
+  "correlationId",
+  "from",
+  "to"
+]
 
 /** The filter fields of `input` that are given, and nothing else: a read's options without its other options. */
 export const pick = (input: Filter): Filter => {
@@ -38,11 +47,27 @@ export const isFiltered = (filter: Filter): boolean => fields.some((field) => fi
 const invalid = (field: string, reason: string) => Effect.fail(new InvalidQuery({ field, reason }))
 
 /**
+ * Refuses a key of `input` that is neither a filter field nor one of `others`: a misspelt or outdated field (such
+ * as `aggregateTypes`) would otherwise be dropped, and the read would silently take every event.
+ */
+export const refuseUnknown = (input: object, others: ReadonlyArray<string> = []): Effect.Effect<void, InvalidQuery> => {
+  const unknown = Object.keys(input).find(
+    (key) => !(fields as ReadonlyArray<string>).includes(key) && !others.includes(key)
+  )
+  return unknown === undefined
+    ? Effect.void
+    : invalid(unknown, `is not a filter field; the fields are ${[...fields, ...others].join(", ")}`)
+}
+
+/**
  * Checks a filter, naming the first field that no stored event could match and why: a type list that is empty or
  * holds a malformed type, an id that is not a UUID, a correlation id with `\u0000`, an instant PostgreSQL cannot
  * read, or `from` after `to`. Returns it with the ids in the lowercase they are stored in.
  */
-export const validate = (filter: Filter): Effect.Effect<Filter, InvalidQuery> => {
+export const validate = (filter: Filter): Effect.Effect<Filter, InvalidQuery> =>
+  Effect.flatMap(refuseUnknown(filter), () => check(filter))
+
+const check = (filter: Filter): Effect.Effect<Filter, InvalidQuery> => {
   if (filter.eventTypes !== undefined) {
     if (filter.eventTypes.length === 0) return invalid("eventTypes", "must name at least one type")
     const wrong = filter.eventTypes.find((type) => !Event.isEventType(type))

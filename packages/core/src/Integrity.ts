@@ -158,6 +158,8 @@ export class Integrity extends Context.Service<
       aggregateType: string,
       aggregateId: string
     ) => Effect.Effect<AggregateReport, InvalidQuery | StorageError>
+    /** The events table this service verifies. */
+    readonly table: EventTable.EventTable
   }
 >()("@annal/core/Integrity") {}
 
@@ -176,6 +178,13 @@ export const makeWith = (parts: Verifier, options?: EventTable.Options) =>
     const verifyAggregate = Effect.fn("Integrity.verifyAggregate")(
       function* (aggregateType: string, aggregateId: string) {
         yield* Effect.annotateCurrentSpan({ aggregateType, aggregateId })
+        // A malformed type names no stream: checked, so that a typo is an error and not an empty chain that holds.
+        if (!Event.isAggregateType(aggregateType)) {
+          return yield* new InvalidQuery({
+            field: "aggregateType",
+            reason: "must be one lowercase segment, such as organization"
+          })
+        }
         if (!Event.isUuid(aggregateId)) {
           return yield* new InvalidQuery({ field: "aggregateId", reason: "must be a UUID" })
         }
@@ -382,7 +391,7 @@ export const makeWith = (parts: Verifier, options?: EventTable.Options) =>
       Effect.catchTag("SqlError", stored("Integrity.verify"))
     )
 
-    return Integrity.of({ verify, verifyAggregate })
+    return Integrity.of({ table: config, verify, verifyAggregate })
   })
 
 /** Builds the service with the real verifier. */

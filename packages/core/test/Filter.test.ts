@@ -6,6 +6,8 @@ import * as EventStore from "../src/EventStore.ts"
 import * as Feed from "../src/Feed.ts"
 import type * as Filter from "../src/Filter.ts"
 import * as AuditService from "../src/AuditService.ts"
+import * as Consumer from "../src/Consumer.ts"
+import * as Integrity from "../src/Integrity.ts"
 import * as FeedDatabase from "./support/FeedDatabase.ts"
 import { GstAdded, uuid } from "./support/Fixtures.ts"
 import * as TestDatabase from "./support/TestDatabase.ts"
@@ -22,7 +24,9 @@ const refused: ReadonlyArray<readonly [Filter.Filter, string]> = [
   [{ userId: "x" }, "userId"],
   [{ correlationId: "a\u0000b" }, "correlationId"],
   [{ from: at("2024-02-01T00:00:00Z"), to: at("2024-01-01T00:00:00Z") }, "from"],
-  [{ to: DateTime.makeUnsafe(Date.parse("+010000-01-01T00:00:00Z")) }, "to"]
+  [{ to: DateTime.makeUnsafe(Date.parse("+010000-01-01T00:00:00Z")) }, "to"],
+  // A field that is not one (the feed's old list of aggregate types): refused, not dropped to read every event.
+  [{ aggregateTypes: ["organization"] } as Filter.Filter, "aggregateTypes"]
 ]
 
 layer(FeedDatabase.layerWith(schema), { timeout: 60_000 })(`Filter (${TestDatabase.engine})`, (it) => {
@@ -87,6 +91,40 @@ layer(FeedDatabase.layerWith(schema), { timeout: 60_000 })(`Filter (${TestDataba
         )
         assert.strictEqual(counted, expected.length)
       }
+    })
+  )
+
+  it.effect("a consumer with an option that is not one is a defect at once; asOf and aggregate types are checked", () =>
+    Effect.gen(function* () {
+      assert.throws(
+        () =>
+          Consumer.make({
+            name: "typo",
+            registry: EventRegistry.raw,
+            handle: () => Effect.void,
+            aggregateTypes: ["organization"]
+          } as Parameters<typeof Consumer.make>[0]),
+        /aggregateTypes is not an option/
+      )
+      const audit = yield* AuditService.AuditService
+      const [org, user] = [uuid(), uuid()]
+      yield* (yield* EventStore.EventStore).append([
+        GstAdded.make({ aggregateId: org, userId: user, data: { gstin: "1", state: "KA" } })
+      ])
+      const late = DateTime.makeUnsafe(Date.parse("+010000-01-01T00:00:00Z"))
+      const refusedAsOf = yield* Effect.flip(
+        audit.getEntityHistory(EventRegistry.raw, "organization", org, { asOf: late })
+      )
+      assert.deepStrictEqual([refusedAsOf._tag, "field" in refusedAsOf && refusedAsOf.field], ["InvalidQuery", "asOf"])
+      // The last instant an event may carry is a valid asOf, which takes the whole history.
+      const last = DateTime.makeUnsafe("9999-12-31T23:59:59.999Z")
+      const all = yield* audit.getEntityHistory(EventRegistry.raw, "organization", org, { asOf: last })
+      assert.strictEqual(all.events.length, 1)
+
+      const integrity = yield* Integrity.make({ schema })
+      const typo = yield* Effect.flip(integrity.verifyAggregate("Organization", org))
+      assert.deepStrictEqual([typo._tag, "field" in typo && typo.field], ["InvalidQuery", "aggregateType"])
+      assert.isTrue((yield* integrity.verifyAggregate("organization", org)).verified)
     })
   )
 })

@@ -15,6 +15,7 @@ import {
   EventEmitter,
   type EventRegistry,
   type EventStore,
+  type EventTable,
   type Filter,
   Integrity
 } from "@annal/core"
@@ -48,6 +49,9 @@ interface FilterQuery extends Omit<Filter.Filter, "eventTypes"> {
   readonly eventType?: ReadonlyArray<string> | undefined
 }
 
+const sameTable = (a: EventTable.EventTable, b: EventTable.EventTable): boolean =>
+  a.schema === b.schema && a.table === b.table
+
 /** The most event types one filter may name. */
 export const maxEventTypes = 50
 
@@ -63,6 +67,16 @@ const build = (api: typeof AuditApi, options: Options) =>
       const access = yield* AuditAccess
       // Verification is offered when the application serves the Integrity service; the API works without it.
       const integrity = yield* Effect.serviceOption(Integrity.Integrity)
+      // Each layer takes its own table options: a history of one table shown with another's verdict would be a
+      // false "verified", so a mismatch stops the application when it starts.
+      if (Option.isSome(integrity) && !sameTable(integrity.value.table, audit.table)) {
+        return yield* Effect.die(
+          new Error(
+            `The audit API reads ${audit.table.schema}.${audit.table.table} but Integrity verifies ` +
+              `${integrity.value.table.schema}.${integrity.value.table.table}: give both layers the same table options`
+          )
+        )
+      }
       const cursors = yield* PageCursor
       const registry = withAuditRead(options.registry)
       const toAuditEvent = makeToAuditEvent(registry)

@@ -3,10 +3,12 @@
  * events of types the application never registered still read, as stored), over real HTTP. The request context
  * reaches the one event the audit API writes, an auditor's read, without any handler passing it.
  */
-import { EventRegistry, EventStore } from "@annal/core"
+import { EventRegistry, EventStore, Integrity } from "@annal/core"
 import { NodeHttpServer } from "@effect/platform-node"
 import { assert, describe, it, layer } from "@effect/vitest"
+import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
 import * as HttpClient from "effect/http/HttpClient"
 import * as HttpClientRequest from "effect/http/HttpClientRequest"
 import * as HttpRouter from "effect/http/HttpRouter"
@@ -15,6 +17,7 @@ import * as HttpApiBuilder from "effect/http-api/HttpApiBuilder"
 import * as HttpApiGroup from "effect/http-api/HttpApiGroup"
 import * as Layer from "effect/Layer"
 import * as Schema from "effect/Schema"
+import type * as SqlClient from "effect/sql/SqlClient"
 import * as AuditAccess from "../src/AuditAccess.ts"
 import { AuditGroup, AggregateHistory, EventPage } from "../src/AuditApi.ts"
 import * as AuditHandlers from "../src/AuditHandlers.ts"
@@ -46,17 +49,22 @@ const tokens = Layer.unwrap(
   )
 )
 
-const routes = Layer.mergeAll(HttpApiBuilder.layer(LedgerApi), RequestContext.layer).pipe(
-  Layer.provide(AuditHandlers.layer(LedgerApi, { registry: EventRegistry.raw })),
-  Layer.provide([
-    Authentication.layer,
-    RequestValidation.layer,
-    RequestTimeout.layer(),
-    AuditAccess.layerParticipants,
-    PageCursor.layerRandom
-  ]),
-  Layer.provide(tokens)
-)
+/** The routes, with the `Integrity` layer given (or none). */
+const routesWith = (integrity: Layer.Layer<never> | Layer.Layer<Integrity.Integrity, never, SqlClient.SqlClient>) =>
+  Layer.mergeAll(HttpApiBuilder.layer(LedgerApi), RequestContext.layer).pipe(
+    Layer.provide(AuditHandlers.layer(LedgerApi, { registry: EventRegistry.raw })),
+    Layer.provide([
+      Authentication.layer,
+      RequestValidation.layer,
+      RequestTimeout.layer(),
+      AuditAccess.layerParticipants,
+      PageCursor.layerRandom,
+      integrity
+    ]),
+    Layer.provide(tokens)
+  )
+
+const routes = routesWith(Layer.empty)
 
 const App = HttpRouter.serve(routes, { disableListenLog: true, disableLogger: true }).pipe(
   Layer.provideMerge(TestDatabase.layer()),
@@ -128,4 +136,23 @@ describe("AuditHandlers.layer", () => {
     const refused = AuditHandlers.layer(Unrelated, { registry: EventRegistry.raw })
     assert.isTrue(Layer.isLayer(refused))
   })
+
+  it.effect("refuses to start when Integrity verifies another table than the one the audit API reads", () =>
+    Effect.gen(function* () {
+      const schema = TestDatabase.uniqueSchema()
+      const app = (integritySchema: string) =>
+        HttpRouter.serve(routesWith(Integrity.layer({ schema: integritySchema })), {
+          disableListenLog: true,
+          disableLogger: true
+        }).pipe(Layer.provideMerge(TestDatabase.layerWith(schema)), Layer.provideMerge(NodeHttpServer.layerTest))
+      const mismatched = yield* Effect.exit(Effect.scoped(Layer.build(app("elsewhere"))))
+      assert.isTrue(Exit.isFailure(mismatched))
+      if (Exit.isFailure(mismatched)) {
+        assert.include(Cause.pretty(mismatched.cause), "but Integrity verifies elsewhere.events")
+      }
+      // The same layers over one table start: only the mismatch is refused.
+      const matched = yield* Effect.exit(Effect.scoped(Layer.build(app(schema))))
+      assert.isTrue(Exit.isSuccess(matched), Exit.isFailure(matched) ? Cause.pretty(matched.cause) : "")
+    })
+  )
 })
