@@ -16,7 +16,10 @@ import { isAuditor, type Principal } from "./Principal.ts"
 export class AuditAccess extends Context.Service<
   AuditAccess,
   {
-    /** Whether `principal` may read the history of the aggregate `aggregateType`/`aggregateId`. */
+    /**
+     * Whether `principal` may read the history of the aggregate `aggregateType`/`aggregateId`; the id comes in the
+     * lowercase the store keeps it in, whatever case the request spelt it in.
+     */
     readonly canReadAggregate: (
       principal: Principal,
       aggregateType: string,
@@ -74,7 +77,7 @@ export const authorizeRestricted = Effect.fnUntraced(function* (
   if (restriction.userId !== undefined && restriction.userId.toLowerCase() === principal.userId) return
   if (restriction.aggregateType !== undefined && restriction.aggregateId !== undefined) {
     const allowed = yield* access
-      .canReadAggregate(principal, restriction.aggregateType, restriction.aggregateId)
+      .canReadAggregate(principal, restriction.aggregateType, restriction.aggregateId.toLowerCase())
       .pipe(Effect.catch((error) => storage("checking access", error)))
     if (allowed) return
   }

@@ -16,7 +16,7 @@ import {
   type EventRegistry,
   type EventStore,
   type EventTable,
-  type Filter,
+  Filter,
   Integrity
 } from "@annal/core"
 import * as DateTime from "effect/DateTime"
@@ -44,8 +44,11 @@ export interface Options {
 /** A read's parameters, as recorded and as bound into its cursors. */
 type Parameters = Record<string, string | ReadonlyArray<string> | undefined>
 
-/** The filters of `changes/count` and `events`, as decoded from the query: the core's `Filter`, `eventType` repeated. */
-interface FilterQuery extends Omit<Filter.Filter, "eventTypes"> {
+/**
+ * The filters of `changes/count`, `events` and the event stream, as decoded from the query: the core's `Filter`,
+ * `eventType` repeated.
+ */
+export interface FilterQuery extends Omit<Filter.Filter, "eventTypes"> {
   readonly eventType?: ReadonlyArray<string> | undefined
 }
 
@@ -233,23 +236,16 @@ const build = (api: typeof AuditApi, options: Options) =>
     })
   )
 
-/** The store's filter for a query, refusing what cannot be answered. */
-const toFilter = (query: FilterQuery): Effect.Effect<Filter.Filter, InvalidRequest> => {
+/** The core's filter for a query, refusing what cannot be answered. */
+export const toFilter = (query: FilterQuery): Effect.Effect<Filter.Filter, InvalidRequest> => {
   if (query.from !== undefined && query.to !== undefined && DateTime.isGreaterThan(query.from, query.to)) {
     return Effect.fail(InvalidRequest.field("query.from", "must not be after query.to"))
   }
   if (query.eventType !== undefined && query.eventType.length > maxEventTypes) {
     return Effect.fail(InvalidRequest.field("query.eventType", `names at most ${maxEventTypes} types`))
   }
-  return Effect.succeed({
-    ...(query.eventType === undefined ? {} : { eventTypes: query.eventType }),
-    ...(query.aggregateType === undefined ? {} : { aggregateType: query.aggregateType }),
-    ...(query.aggregateId === undefined ? {} : { aggregateId: query.aggregateId }),
-    ...(query.userId === undefined ? {} : { userId: query.userId }),
-    ...(query.correlationId === undefined ? {} : { correlationId: query.correlationId }),
-    ...(query.from === undefined ? {} : { from: query.from }),
-    ...(query.to === undefined ? {} : { to: query.to })
-  })
+  const { eventType, ...rest } = query
+  return Effect.succeed(Filter.pick({ ...rest, eventTypes: eventType }))
 }
 
 /** The parameters of a filtered read, as recorded and bound into its cursors; ids in lowercase. */

@@ -45,7 +45,7 @@ import * as Stream from "effect/Stream"
 import { Forbidden, InternalError, InvalidRequest, storage, type Timeout } from "./ApiError.ts"
 import { AuditAccess, authorizeRestricted } from "./AuditAccess.ts"
 import { AuditEvent, eventsQuery } from "./AuditApi.ts"
-import { definedParameters, filterParameters, maxEventTypes } from "./AuditHandlers.ts"
+import { definedParameters, filterParameters, toFilter } from "./AuditHandlers.ts"
 import * as AuditRead from "./AuditRead.ts"
 import { Authentication } from "./Authentication.ts"
 import * as EventJson from "./EventJson.ts"
@@ -141,16 +141,6 @@ export interface Options {
   readonly retry?: Duration.Input | undefined
   /** How often the feed looks for new events when no commit notification wakes it (the feed's default, 1 second). */
   readonly pollInterval?: Duration.Input | undefined
-}
-
-/** The filters of the stream, as decoded from the query. */
-interface StreamQuery {
-  readonly eventType?: ReadonlyArray<string> | undefined
-  readonly aggregateType?: string | undefined
-  readonly aggregateId?: string | undefined
-  readonly userId?: string | undefined
-  readonly correlationId?: string | undefined
-  readonly lastEventId?: string | undefined
 }
 
 /** The comment an idle stream sends. */
@@ -344,20 +334,6 @@ export const buffered = <A, E>(
       return Stream.fromEffectRepeat(next).pipe(Stream.flattenIterable)
     })
   )
-
-/** The feed's filter for a query, refusing what the audit API refuses too. */
-const toFilter = (query: StreamQuery): Effect.Effect<Filter.Filter, InvalidRequest> => {
-  if (query.eventType !== undefined && query.eventType.length > maxEventTypes) {
-    return Effect.fail(InvalidRequest.field("query.eventType", `names at most ${maxEventTypes} types`))
-  }
-  return Effect.succeed({
-    ...(query.eventType === undefined ? {} : { eventTypes: query.eventType }),
-    ...(query.aggregateType === undefined ? {} : { aggregateType: query.aggregateType }),
-    ...(query.aggregateId === undefined ? {} : { aggregateId: query.aggregateId }),
-    ...(query.userId === undefined ? {} : { userId: query.userId }),
-    ...(query.correlationId === undefined ? {} : { correlationId: query.correlationId })
-  })
-}
 
 /** The limits, checked once when the layer is built: a bad one is the application's defect. */
 const validateOptions = (options: Options) =>
