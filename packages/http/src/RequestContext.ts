@@ -12,10 +12,12 @@
  * @since 0.1.0
  */
 import { EventContext, type Event } from "@annal/core"
+import * as ByteSize from "effect/ByteSize"
 import * as Cause from "effect/Cause"
 import * as SecureRandom from "effect/crypto/SecureRandom"
 import * as Effect from "effect/Effect"
 import * as Headers from "effect/http/Headers"
+import * as HttpIncomingMessage from "effect/http/HttpIncomingMessage"
 import * as HttpRouter from "effect/http/HttpRouter"
 import * as HttpServerError from "effect/http/HttpServerError"
 import * as HttpServerRequest from "effect/http/HttpServerRequest"
@@ -36,27 +38,61 @@ export const reasonHeader = "x-change-reason"
 export const maxCorrelationIdLength = 128
 export const maxReasonLength = 500
 
-/** The middleware, for the router of the application that serves the API. */
-export const layer: Layer.Layer<never, never, HttpRouter.HttpRouter> = HttpRouter.middleware(
-  (
-    httpEffect
-  ): Effect.Effect<HttpServerResponse.HttpServerResponse, Types.unhandled, HttpServerRequest.HttpServerRequest> =>
-    Effect.gen(function* () {
-      const request = yield* HttpServerRequest.HttpServerRequest
-      const given = headerValue(request, correlationIdHeader)
-      const correlationId = given ?? SecureRandom.uuidV4Unsafe()
-      const echo = HttpServerResponse.setHeader(correlationIdHeader, correlationId)
-      const problem = validate(given, headerValue(request, reasonHeader))
-      if (problem !== undefined) return echo(errorResponse(400, problem))
-      const metadata = metadataOf(request, correlationId)
-      const response = yield* httpEffect.pipe(
-        Effect.catchCause((cause) => answer(request, cause, correlationId)),
-        EventContext.provide({ metadata })
-      )
-      return echo(typed(request, response, correlationId))
-    }),
-  { global: true }
-)
+/** The largest request body read by default: 1 MiB, far above any audit or business request of the API. */
+export const defaultMaxBodySize: ByteSize.ByteSize = ByteSize.mebibytes(1)
+
+/** Options of the middleware. */
+export interface Options {
+  /**
+   * The largest request body the server reads (default 1 MiB). A larger one is answered 413 `InvalidRequest`:
+   * before any of it is read when its `Content-Length` says so, and as soon as the limit is passed otherwise.
+   */
+  readonly maxBodySize?: ByteSize.Input | undefined
+}
+
+/** The middleware with `options`, for the router of the application that serves the API. */
+export const layerWith = (options: Options = {}): Layer.Layer<never, never, HttpRouter.HttpRouter> => {
+  const maxBodySize =
+    options.maxBodySize === undefined ? defaultMaxBodySize : ByteSize.fromInputUnsafe(options.maxBodySize)
+  return HttpRouter.middleware(
+    (
+      httpEffect
+    ): Effect.Effect<HttpServerResponse.HttpServerResponse, Types.unhandled, HttpServerRequest.HttpServerRequest> =>
+      Effect.gen(function* () {
+        const request = yield* HttpServerRequest.HttpServerRequest
+        const given = headerValue(request, correlationIdHeader)
+        const correlationId = given ?? SecureRandom.uuidV4Unsafe()
+        const echo = HttpServerResponse.setHeader(correlationIdHeader, correlationId)
+        const problem = validate(given, headerValue(request, reasonHeader))
+        if (problem !== undefined) return echo(errorResponse(400, problem))
+        if (declaresMore(request, maxBodySize)) {
+          // Answered before a byte of the body is read; the connection closes rather than draining the rest.
+          return echo(HttpServerResponse.setHeader(errorResponse(413, tooLarge(maxBodySize)), "connection", "close"))
+        }
+        const metadata = metadataOf(request, correlationId)
+        const response = yield* httpEffect.pipe(
+          Effect.catchCause((cause) => answer(request, cause, correlationId, maxBodySize)),
+          EventContext.provide({ metadata }),
+          // A body without a length, or one longer than it said, is read up to the limit and no further.
+          Effect.provideService(HttpIncomingMessage.MaxBodySize, maxBodySize)
+        )
+        return echo(typed(request, response, correlationId, maxBodySize))
+      }),
+    { global: true }
+  )
+}
+
+/** The middleware, for the router of the application that serves the API, reading bodies of at most 1 MiB. */
+export const layer: Layer.Layer<never, never, HttpRouter.HttpRouter> = layerWith()
+
+/** Whether the request's `Content-Length` says its body is longer than `max`. */
+const declaresMore = (request: HttpServerRequest.HttpServerRequest, max: ByteSize.ByteSize): boolean => {
+  const length = request.headers["content-length"]?.trim()
+  return length !== undefined && /^\d+$/.test(length) && BigInt(length) > max
+}
+
+const tooLarge = (max: ByteSize.ByteSize): InvalidRequest =>
+  InvalidRequest.field("body", `is larger than the ${ByteSize.format(max)} this server reads`)
 
 /** The event metadata of a request: where it came from and why. */
 export const metadataOf = (
@@ -115,7 +151,8 @@ const validate = (correlationId: string | undefined, reason: string | undefined)
 const answer = (
   request: HttpServerRequest.HttpServerRequest,
   cause: Cause.Cause<Types.unhandled>,
-  correlationId: string
+  correlationId: string,
+  maxBodySize: ByteSize.ByteSize
 ): Effect.Effect<HttpServerResponse.HttpServerResponse, Types.unhandled> =>
   Cause.hasInterruptsOnly(cause)
     ? Effect.failCause(cause)
@@ -126,7 +163,7 @@ const answer = (
             Effect.annotateLogs({ correlationId })
           )
         }
-        return typed(request, response, correlationId)
+        return typed(request, response, correlationId, maxBodySize)
       })
 
 /**
@@ -136,7 +173,8 @@ const answer = (
 const typed = (
   request: HttpServerRequest.HttpServerRequest,
   response: HttpServerResponse.HttpServerResponse,
-  correlationId: string
+  correlationId: string,
+  maxBodySize: ByteSize.ByteSize
 ): HttpServerResponse.HttpServerResponse => {
   const status = response.status
   const withScheme =
@@ -148,7 +186,7 @@ const typed = (
     status === 404
       ? new NotFound({ message: `Nothing at ${request.method} ${request.url.split("?")[0]}` })
       : status === 413
-        ? InvalidRequest.field("body", "is too large")
+        ? tooLarge(maxBodySize)
         : status === 415
           ? InvalidRequest.field("header.content-type", "must be application/json")
           : status < 500
