@@ -69,8 +69,13 @@ export const verify = Command.make(
     ),
     publicKey: Flag.String("public-key").pipe(
       Flag.withDescription(
-        "The Ed25519 public key to trust for the digest (PEM or base64url); defaults to ANNAL_DIGEST_PUBLIC_KEY"
+        "The Ed25519 public key to trust for the digest (base64url; for PEM, use --public-key-file); defaults to ANNAL_DIGEST_PUBLIC_KEY"
       ),
+      Flag.optional
+    ),
+    // A PEM key passed as `--public-key "$(cat key.pem)"` starts with dashes and is parsed as a flag: a file is safe.
+    publicKeyFile: Flag.FileText("public-key-file").pipe(
+      Flag.withDescription("A file holding the Ed25519 public key to trust for the digest (PEM or base64url)"),
       Flag.optional
     ),
     aggregate: Flag.String("aggregate").pipe(
@@ -81,7 +86,11 @@ export const verify = Command.make(
   },
   Effect.fn("annal.verify")(function* (flags) {
     const database = yield* resolveDatabase(flags)
-    yield* verifyCommand(flags, `${flags.schema}.${flags.table}`).pipe(
+    if (Option.isSome(flags.publicKey) && Option.isSome(flags.publicKeyFile)) {
+      return yield* new Digest.DigestError({ reason: "give --public-key or --public-key-file, not both" })
+    }
+    const publicKey = Option.orElse(flags.publicKey, () => Option.map(flags.publicKeyFile, (text) => text.trim()))
+    yield* verifyCommand({ ...flags, publicKey }, `${flags.schema}.${flags.table}`).pipe(
       Effect.provide(
         Integrity.layer({ schema: flags.schema, table: flags.table }).pipe(Layer.provide(Database.layer(database)))
       )

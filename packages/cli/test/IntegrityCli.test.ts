@@ -64,6 +64,16 @@ describe(`annal verify and annal digest (${TestDatabase.engine})`, () => {
 
       const clean = await run(["verify", ...target, "--digest", digestFile, "--public-key", key.publicKey])
       assert.strictEqual(clean.code, 0, clean.stdout + clean.stderr)
+      // The key from a file (a PEM key passed inline starts with dashes and reads as a flag), and no key at all:
+      // the message alone, no stack trace.
+      const keyFile = join(dataDir, "public.key")
+      writeFileSync(keyFile, `${key.publicKey}\n`)
+      const fromFile = await run(["verify", ...target, "--digest", digestFile, "--public-key-file", keyFile])
+      assert.strictEqual(fromFile.code, 0, fromFile.stdout + fromFile.stderr)
+      const keyless = await run(["verify", ...target, "--digest", digestFile])
+      assert.strictEqual(keyless.code, 1, keyless.stdout + keyless.stderr)
+      assert.include(keyless.stderr, "give --public-key or ANNAL_DIGEST_PUBLIC_KEY")
+      assert.notMatch(keyless.stderr, /^\s+at /m, "no stack trace")
       assert.include(clean.stdout, "Verified")
       assert.include(clean.stdout, "OK: every link of every chain holds, and the log matches the digest.")
       // The progress display, on standard error: not a terminal here, so whole lines.
