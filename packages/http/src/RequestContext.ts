@@ -110,10 +110,28 @@ export const metadataOf = (
   }
 }
 
-/** A header's value, or undefined when it is absent or blank. */
+/**
+ * A header's value, or undefined when it is absent or blank. Node reads header bytes as Latin-1, one character per
+ * byte; a value whose bytes are UTF-8 (the reason `Überweisung ✓`, as a client sends it) is decoded as UTF-8, and any
+ * other is kept as Node read it.
+ */
 const headerValue = (request: HttpServerRequest.HttpServerRequest, name: string): string | undefined => {
   const value = request.headers[name]?.trim()
-  return value === undefined || value.length === 0 ? undefined : value
+  return value === undefined || value.length === 0 ? undefined : decodeUtf8(value)
+}
+
+const utf8 = new TextDecoder("utf-8", { fatal: true })
+
+const decodeUtf8 = (latin1: string): string => {
+  // Plain ASCII, the usual case, reads the same either way.
+  if (!/[\u0080-\uffff]/.test(latin1)) return latin1
+  // A character above one byte means the value did not come from Node's Latin-1 reading: keep it.
+  if (/[\u0100-\uffff]/.test(latin1)) return latin1
+  try {
+    return utf8.decode(Uint8Array.from(latin1, (character) => character.charCodeAt(0)))
+  } catch {
+    return latin1
+  }
 }
 
 // Node reports IPv4 clients of a dual-stack socket as ::ffff:a.b.c.d.
@@ -121,8 +139,9 @@ const unmapIpv4 = (address: string): string => (address.startsWith("::ffff:") ? 
 
 // Visible ASCII only: a correlation id is copied into logs and other systems' headers.
 const correlationIdPattern = /^[\x21-\x7e]+$/
+// C0, DEL and C1 (U+0080 to U+009F, which terminals read as control sequences).
 // oxlint-disable-next-line no-control-regex
-const controlCharacter = /[\u0000-\u001f\u007f]/
+const controlCharacter = /[\u0000-\u001f\u007f-\u009f]/
 
 const validate = (correlationId: string | undefined, reason: string | undefined): InvalidRequest | undefined => {
   if (
