@@ -92,7 +92,9 @@ export interface ServerOptions {
 export const layer = (options: ServerOptions) =>
   HttpRouter.serve(makeRoutes(options.eventStream), {
     disableListenLog: true,
-    disableLogger: options.logRequests !== true
+    disableLogger: options.logRequests !== true,
+    // `/AUDIT/EVENTS` is not `/audit/events`: a path means one route, as a proxy's rule on it reads it.
+    routerConfig: { caseSensitive: true }
   }).pipe(
     Layer.provide(services),
     Layer.provide([

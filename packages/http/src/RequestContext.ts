@@ -62,7 +62,13 @@ export const layerWith = (options: Options = {}): Layer.Layer<never, never, Http
         const request = yield* HttpServerRequest.HttpServerRequest
         const given = headerValue(request, correlationIdHeader)
         const correlationId = given ?? SecureRandom.uuidV4Unsafe()
-        const echo = HttpServerResponse.setHeader(correlationIdHeader, correlationId)
+        const echo = (response: HttpServerResponse.HttpServerResponse) =>
+          secured(HttpServerResponse.setHeader(response, correlationIdHeader, correlationId))
+        // `;` would end the path for the router (as a query would), so a proxy rule on the path would not see
+        // what the route does: refused.
+        if (request.url.split("?")[0]!.includes(";")) {
+          return echo(errorResponse(400, InvalidRequest.field("path", "must not contain ;")))
+        }
         const problem = validate(given, headerValue(request, reasonHeader))
         if (problem !== undefined) return echo(errorResponse(400, problem))
         if (declaresMore(request, maxBodySize)) {
@@ -84,6 +90,27 @@ export const layerWith = (options: Options = {}): Layer.Layer<never, never, Http
 
 /** The middleware, for the router of the application that serves the API, reading bodies of at most 1 MiB. */
 export const layer: Layer.Layer<never, never, HttpRouter.HttpRouter> = layerWith()
+
+/**
+ * Every response says what it is and where it may appear: no MIME sniffing, never in a frame, and, for JSON, no
+ * content of any kind; a page that sets its own policy (the documentation page) keeps it, framing aside.
+ */
+const secured = (response: HttpServerResponse.HttpServerResponse): HttpServerResponse.HttpServerResponse => {
+  const contentType = response.body._tag === "Empty" ? "" : (response.body.contentType ?? "")
+  const policy = response.headers["content-security-policy"]
+  return HttpServerResponse.setHeaders(response, {
+    "x-content-type-options": "nosniff",
+    "x-frame-options": "DENY",
+    "content-security-policy":
+      policy !== undefined
+        ? policy.includes("frame-ancestors")
+          ? policy
+          : `${policy}; frame-ancestors 'none'`
+        : contentType.includes("json")
+          ? "default-src 'none'; frame-ancestors 'none'"
+          : "frame-ancestors 'none'"
+  })
+}
 
 /** Whether the request's `Content-Length` says its body is longer than `max`. */
 const declaresMore = (request: HttpServerRequest.HttpServerRequest, max: ByteSize.ByteSize): boolean => {
