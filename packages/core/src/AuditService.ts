@@ -205,9 +205,7 @@ const historyFilter = (aggregateType: string, aggregateId: string, asOf: DateTim
 const checkAsOf = (asOf: DateTime.Utc | undefined): Effect.Effect<void, InvalidQuery> =>
   asOf === undefined || Event.isStorableInstant(asOf)
     ? Effect.void
-    : Effect.fail(
-        new InvalidQuery({ field: "asOf", reason: "must be between 0001-01-01T00:00:00Z and 9999-12-31T23:59:59.999Z" })
-      )
+    : Effect.fail(new InvalidQuery({ field: "asOf", reason: Event.storableInstants }))
 
 /** The audit service, reading through the `EventStore` in context. */
 export const layer: Layer.Layer<AuditService, never, EventStore.EventStore> = Layer.effect(AuditService, make)

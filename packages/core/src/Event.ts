@@ -108,6 +108,9 @@ export type ValidEventType<T extends string> =
         : never
     : never
 
+/** Why an instant outside the storable years is refused, in every error that refuses one. */
+export const storableInstants = "must be between 0001-01-01T00:00:00Z and 9999-12-31T23:59:59.999Z"
+
 /**
  * Whether an instant is one an event may carry and a filter send: years 0001 to 9999 in UTC, the ones its ISO text names without a sign
  * or a fifth digit, which is what PostgreSQL reads as a timestamp. No event is stored outside them.

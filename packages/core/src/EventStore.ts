@@ -398,7 +398,7 @@ const prepare = Effect.fnUntraced(function* (events: ReadonlyArray<EventDefiniti
     if (problem !== undefined) return yield* invalid(problem.path, problem.reason)
     const timestamp = event.timestamp ?? now
     if (!Event.isStorableInstant(timestamp)) {
-      return yield* invalid("timestamp", "must be between 0001-01-01T00:00:00Z and 9999-12-31T23:59:59.999Z")
+      return yield* invalid("timestamp", Event.storableInstants)
     }
     const row = {
       ord,

@@ -39,5 +39,8 @@ export const make = (options?: Options): Effect.Effect<EventTable> =>
     return Effect.succeed({ schema, table })
   })
 
+/** Whether two checked tables are the same table. */
+export const equals = (a: EventTable, b: EventTable): boolean => a.schema === b.schema && a.table === b.table
+
 /** The qualified name of a relation that lives beside the events table, such as its migrations table. */
 export const qualify = (table: EventTable, name: string): string => `${table.schema}.${name}`

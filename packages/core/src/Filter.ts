@@ -86,7 +86,7 @@ const check = (filter: Filter): Effect.Effect<Filter, InvalidQuery> => {
   for (const field of ["from", "to"] as const) {
     const value = filter[field]
     if (value !== undefined && !Event.isStorableInstant(value)) {
-      return invalid(field, "must be between 0001-01-01T00:00:00Z and 9999-12-31T23:59:59.999Z")
+      return invalid(field, Event.storableInstants)
     }
   }
   if (filter.from !== undefined && filter.to !== undefined && DateTime.isGreaterThan(filter.from, filter.to)) {

@@ -15,7 +15,7 @@ import {
   EventEmitter,
   type EventRegistry,
   type EventStore,
-  type EventTable,
+  EventTable,
   Filter,
   Integrity
 } from "@annal/core"
@@ -52,9 +52,6 @@ export interface FilterQuery extends Omit<Filter.Filter, "eventTypes"> {
   readonly eventType?: ReadonlyArray<string> | undefined
 }
 
-const sameTable = (a: EventTable.EventTable, b: EventTable.EventTable): boolean =>
-  a.schema === b.schema && a.table === b.table
-
 /** The most event types one filter may name. */
 export const maxEventTypes = 50
 
@@ -72,7 +69,7 @@ const build = (api: typeof AuditApi, options: Options) =>
       const integrity = yield* Effect.serviceOption(Integrity.Integrity)
       // Each layer takes its own table options: a history of one table shown with another's verdict would be a
       // false "verified", so a mismatch stops the application when it starts.
-      if (Option.isSome(integrity) && !sameTable(integrity.value.table, audit.table)) {
+      if (Option.isSome(integrity) && !EventTable.equals(integrity.value.table, audit.table)) {
         return yield* Effect.die(
           new Error(
             `The audit API reads ${audit.table.schema}.${audit.table.table} but Integrity verifies ` +

@@ -24,6 +24,7 @@ import * as Effect from "effect/Effect"
 import * as SqlClient from "effect/sql/SqlClient"
 import type { EventTable } from "../../EventTable.ts"
 import { qualify } from "../../EventTable.ts"
+import { refuseChanges } from "../store/migration.ts"
 import { consumersTable } from "./migration.ts"
 
 /** The first key of the commit lock, `'anna'` in ASCII; the second is `tableKey`. */
@@ -134,13 +135,7 @@ export const commitOrderMigration = (config: EventTable) =>
     yield* sql`ALTER TABLE ${pending} ENABLE ALWAYS TRIGGER ${name("take_commit")}`
 
     // The commits are part of the record: refused like the events' own changes.
-    const refuse = qualified("refuse_change")
-    yield* sql`CREATE TRIGGER ${name("commits_refuse_update_delete")} BEFORE UPDATE OR DELETE ON ${commits}
-      FOR EACH STATEMENT EXECUTE FUNCTION ${refuse}()`
-    yield* sql`CREATE TRIGGER ${name("commits_refuse_truncate")} BEFORE TRUNCATE ON ${commits}
-      FOR EACH STATEMENT EXECUTE FUNCTION ${refuse}()`
-    yield* sql`ALTER TABLE ${commits} ENABLE ALWAYS TRIGGER ${name("commits_refuse_update_delete")}`
-    yield* sql`ALTER TABLE ${commits} ENABLE ALWAYS TRIGGER ${name("commits_refuse_truncate")}`
+    yield* refuseChanges(config, commits, "commits_")
 
     // The reader's fence: the largest commit sequence at or below which every transaction is visible or gone, and
     // whether it covers every number taken at the call. With `complete`, it covers everything that committed before

@@ -12,6 +12,7 @@ import * as Effect from "effect/Effect"
 import * as SqlClient from "effect/sql/SqlClient"
 import type * as Statement from "effect/sql/Statement"
 import { type EventTable, qualify } from "../../EventTable.ts"
+import { refuseChanges } from "../store/migration.ts"
 import { genesis, scheme } from "./chain.ts"
 import { makeReadPage, type Position, positionOf } from "./read.ts"
 
@@ -25,7 +26,6 @@ export const integrity = (config: EventTable) =>
     const table = sql(qualify(config, config.table))
     const name = (suffix: string) => sql(`${config.table}_${suffix}`)
     const qualified = (suffix: string) => sql(qualify(config, `${config.table}_${suffix}`))
-    const refuse = qualified("refuse_change")
 
     // Nullable: a row that no append of Annal wrote has no hash, and the verifier reports it as inserted.
     yield* sql`ALTER TABLE ${table} ADD COLUMN hash bytea CHECK (hash IS NULL OR octet_length(hash) = 32)`
@@ -58,14 +58,7 @@ export const integrity = (config: EventTable) =>
       hash bytea,
       PRIMARY KEY (aggregate_type, aggregate_id, digest_id)
     )`
-    for (const suffix of ["digests", "digest_heads"]) {
-      yield* sql`CREATE TRIGGER ${name(`${suffix}_refuse_update_delete`)} BEFORE UPDATE OR DELETE
-        ON ${qualified(suffix)} FOR EACH STATEMENT EXECUTE FUNCTION ${refuse}()`
-      yield* sql`CREATE TRIGGER ${name(`${suffix}_refuse_truncate`)} BEFORE TRUNCATE
-        ON ${qualified(suffix)} FOR EACH STATEMENT EXECUTE FUNCTION ${refuse}()`
-      yield* sql`ALTER TABLE ${qualified(suffix)} ENABLE ALWAYS TRIGGER ${name(`${suffix}_refuse_update_delete`)}`
-      yield* sql`ALTER TABLE ${qualified(suffix)} ENABLE ALWAYS TRIGGER ${name(`${suffix}_refuse_truncate`)}`
-    }
+    for (const suffix of ["digests", "digest_heads"]) yield* refuseChanges(config, qualified(suffix), `${suffix}_`)
 
     yield* sql`ALTER TABLE ${table} DISABLE TRIGGER ${name("refuse_update_delete")}`
     yield* backfill(sql, table)

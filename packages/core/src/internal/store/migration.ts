@@ -5,6 +5,7 @@
 import * as Effect from "effect/Effect"
 import * as SqlClient from "effect/sql/SqlClient"
 import type { SqlError } from "effect/sql/SqlError"
+import type * as Statement from "effect/sql/Statement"
 import { type EventTable, qualify } from "../../EventTable.ts"
 
 /**
@@ -69,7 +70,6 @@ export const appendOnly = (config: EventTable) =>
     const sql = yield* SqlClient.SqlClient
     const table = sql(qualify(config, config.table))
     const refuse = sql(qualify(config, `${config.table}_refuse_change`))
-    const name = (suffix: string) => sql(`${config.table}_${suffix}`)
     yield* sql`CREATE FUNCTION ${refuse}() RETURNS trigger LANGUAGE plpgsql AS $$
       BEGIN
         RAISE EXCEPTION '% on %.% is refused: the event log is append-only', TG_OP, TG_TABLE_SCHEMA, TG_TABLE_NAME
@@ -77,12 +77,24 @@ export const appendOnly = (config: EventTable) =>
                 HINT = 'Events are never changed or removed; record a new event that corrects the old one.';
       END
     $$`
-    // Statement-level, so an UPDATE or DELETE that matches no row is refused too; ENABLE ALWAYS, so the triggers
-    // fire even under session_replication_role = replica, which disables ordinary triggers.
-    yield* sql`CREATE TRIGGER ${name("refuse_update_delete")} BEFORE UPDATE OR DELETE ON ${table}
+    yield* refuseChanges(config, table, "")
+  })
+
+/**
+ * Makes `relation` append-only with the events table's `refuse_change` function: triggers named
+ * `<table>_<prefix>refuse_update_delete` and `<table>_<prefix>refuse_truncate`. Statement-level, so an UPDATE or
+ * DELETE that matches no row is refused too; ENABLE ALWAYS, so the triggers fire even under
+ * session_replication_role = replica, which disables ordinary triggers.
+ */
+export const refuseChanges = (config: EventTable, relation: Statement.Identifier, prefix: string) =>
+  Effect.gen(function* () {
+    const sql = yield* SqlClient.SqlClient
+    const refuse = sql(qualify(config, `${config.table}_refuse_change`))
+    const updateDelete = sql(`${config.table}_${prefix}refuse_update_delete`)
+    const truncate = sql(`${config.table}_${prefix}refuse_truncate`)
+    yield* sql`CREATE TRIGGER ${updateDelete} BEFORE UPDATE OR DELETE ON ${relation}
       FOR EACH STATEMENT EXECUTE FUNCTION ${refuse}()`
-    yield* sql`CREATE TRIGGER ${name("refuse_truncate")} BEFORE TRUNCATE ON ${table}
-      FOR EACH STATEMENT EXECUTE FUNCTION ${refuse}()`
-    yield* sql`ALTER TABLE ${table} ENABLE ALWAYS TRIGGER ${name("refuse_update_delete")}`
-    yield* sql`ALTER TABLE ${table} ENABLE ALWAYS TRIGGER ${name("refuse_truncate")}`
+    yield* sql`CREATE TRIGGER ${truncate} BEFORE TRUNCATE ON ${relation} FOR EACH STATEMENT EXECUTE FUNCTION ${refuse}()`
+    yield* sql`ALTER TABLE ${relation} ENABLE ALWAYS TRIGGER ${updateDelete}`
+    yield* sql`ALTER TABLE ${relation} ENABLE ALWAYS TRIGGER ${truncate}`
   })
