@@ -15,6 +15,7 @@ import * as Effect from "effect/Effect"
 import * as FetchHttpClient from "effect/http/FetchHttpClient"
 import * as Layer from "effect/Layer"
 import * as Queue from "effect/Queue"
+import * as Schedule from "effect/Schedule"
 import * as Schema from "effect/Schema"
 import * as SqlClient from "effect/sql/SqlClient"
 import type * as HttpServer from "effect/http/HttpServer"
@@ -401,31 +402,47 @@ layer(appLayer, TestApp.layerOptions)("GET /events/stream", (it) => {
       })
     )
 
-    it.effect("records each auditor's stream as an audit.read, before it sends anything", () =>
+    it.effect("records an auditor's stream when it ends: where it started and how many events it sent", () =>
       Effect.gen(function* () {
-        const correlationId = crypto.randomUUID()
-        yield* Effect.scoped(
+        const [watched, reading] = [crypto.randomUUID(), crypto.randomUUID()]
+        const path = `/events/stream?correlationId=${watched}&aggregateType=organization`
+        const ids = yield* Effect.scoped(
           Effect.gen(function* () {
-            const stream = yield* connect(`/events/stream?eventType=organization.deleted&aggregateType=organization`, {
-              as: "dana",
-              headers: { "x-correlation-id": correlationId }
-            })
+            const stream = yield* connect(path, { as: "dana", headers: { "x-correlation-id": reading } })
             assert.strictEqual(stream.status, 200)
             // Alice's streams are not recorded; she is not an auditor.
             const own = yield* connect(`/events/stream?userId=${alice.userId}`, {
               as: "alice",
-              headers: { "x-correlation-id": correlationId }
+              headers: { "x-correlation-id": reading }
             })
             assert.strictEqual(own.status, 200)
+            const id = yield* createOrganization("Watched Traders", "alice", watched)
+            yield* rename(id, "Watched Traders Two", "alice", watched)
+            return (yield* nextEvents(stream, 2)).map((message) => message.id)
           })
         )
-        const reads = yield* eventsOf(correlationId)
+        // The record is written as the server sees the stream end: waited for, not slept on.
+        const reads = yield* eventsOf(reading).pipe(
+          Effect.repeat({ schedule: Schedule.spaced("50 millis"), until: (events) => events.length > 0 }),
+          Effect.timeout("30 seconds")
+        )
         assert.strictEqual(reads.length, 1)
         assert.strictEqual(reads[0]!["eventType"], "audit.read")
-        assert.deepStrictEqual((reads[0]!["data"] as Record<string, unknown>)["parameters"], {
-          eventType: ["organization.deleted"],
-          aggregateType: "organization"
-        })
+        const data = reads[0]!["data"] as Record<string, unknown>
+        assert.strictEqual(data["returned"], 2)
+        assert.strictEqual(data["continued"], false)
+        const parameters = data["parameters"] as Record<string, unknown>
+        assert.deepStrictEqual(
+          { ...parameters, after: undefined },
+          {
+            correlationId: watched,
+            aggregateType: "organization",
+            after: undefined
+          }
+        )
+        // Where it started: the head when it connected, an id of the stream's own format.
+        assert.match(Buffer.from(String(parameters["after"]), "base64url").toString(), /^annal\.feed\.v\d+:\d+:\d+$/)
+        assert.lengthOf(ids, 2)
       })
     )
   })

@@ -255,25 +255,32 @@ const build = (api: typeof EventStreamApi, options: Options) =>
               "aggregateType and aggregateId you may see"
           )
           yield* holdSlot(principal.userId)
-          // `returned` is 0: the record is written before the stream sends anything, and what it will send is not
-          // known then; the parameters say what the auditor watched.
-          yield* AuditRead.record(emitter, principal, {
-            endpoint: "eventStream",
-            parameters: definedParameters(filterParameters(query)),
-            continued: resumeFrom !== undefined,
-            returned: 0
-          })
           const after =
             resumeFrom ?? (yield* feed.head.pipe(Effect.catch((error) => storage("reading the feed's head", error))))
+          // What an auditor's stream read is known when it ends: it is recorded then, with where it started and how
+          // many events it sent; a stream that sent nothing (a reconnect that found nothing new) records nothing.
+          const sent = yield* Ref.make(0)
+          const recordRead = Effect.flatMap(Ref.get(sent), (returned) =>
+            returned === 0
+              ? Effect.void
+              : AuditRead.record(emitter, principal, {
+                  endpoint: "eventStream",
+                  parameters: { ...definedParameters(filterParameters(query)), after: Checkpoint.encode(after) },
+                  continued: resumeFrom !== undefined,
+                  returned
+                })
+          ).pipe(Effect.catchCause((cause) => Effect.logError("recording an auditor's stream failed", cause)))
           // The body is read after this handler returns, outside the request's event context: it takes it along, so
           // that a failure mid-stream is logged with the request's correlation id.
           const eventContext = yield* EventContext.EventContext
           const body = Stream.concat(
             Stream.succeed(Sse.encoder.write(new Sse.Retry({ duration: limits.retry, lastEventId: undefined }))),
             messages(after, filter).pipe(
+              Stream.tap((message) => (message === keepAlive ? Effect.void : Ref.update(sent, (n) => n + 1))),
               // A failure mid-stream (the database went away) was logged: the response ends, and the client
               // reconnects with its last id.
               Stream.catch(() => Stream.empty),
+              Stream.ensuring(recordRead),
               Stream.provideService(EventContext.EventContext, eventContext)
             )
           )
