@@ -32,7 +32,7 @@ import type { StorageError } from "./AnnalError.ts"
 import * as CanonicalJson from "./CanonicalJson.ts"
 import * as LogCheckpoint from "./Checkpoint.ts"
 import * as EventTable from "./EventTable.ts"
-import { format, rootOf } from "./internal/integrity/digest.ts"
+import { format, type Head, rootOf, streamKey } from "./internal/integrity/digest.ts"
 import { makeDigestStatements } from "./internal/integrity/digestStatements.ts"
 import { makeFeedRead } from "./internal/feed/read.ts"
 import { fromSqlError } from "./internal/sqlErrors.ts"
@@ -68,7 +68,9 @@ export type Document = typeof Document.Type
 
 /** A digest could not be made, read or checked: a key that does not parse, a document that does not decode. */
 export class DigestError extends Schema.TaggedError<DigestError>("@annal/core/DigestError")("DigestError", {
-  reason: Schema.String
+  reason: Schema.String,
+  /** The stored digest the error is about, when it is about one: a row that does not verify, or its heads. */
+  digestId: Schema.optional(Schema.Int)
 }) {
   override get message(): string {
     return `Digest: ${this.reason}`
@@ -248,28 +250,82 @@ const makeSigned = Effect.fnUntraced(function* (options?: EventTable.Options) {
     return previous ?? LogCheckpoint.start
   })
 
-  const createInTransaction = Effect.fnUntraced(function* (requested: LogCheckpoint.Checkpoint | undefined) {
-    yield* statements.lock
-    const [last] = yield* statements.readDigests()
-    const previous = last?.checkpoint
-    const checkpoint = yield* chooseCheckpoint(previous, requested)
-    const id = (last?.id ?? 0) + 1
-    yield* statements.insertHeads(id, previous ?? LogCheckpoint.start, checkpoint)
-    const heads = yield* statements.readHeads(id)
-    const unchained = heads.find((head) => head.hash === null)
-    if (unchained !== undefined) {
+  /**
+   * The latest stored digest and the heads it signed, once both are checked: a row is built on only if this
+   * signer's key signed its document, of this table, and its columns are the document's; its heads only if they
+   * hash to the signed root; and no head row is filed under a later number. Anything else was planted or altered by
+   * someone who could write the tables but not sign, and is a typed error naming the row, never silently used.
+   */
+  const readPrevious = Effect.fnUntraced(function* () {
+    const row = yield* statements.readLatestDigest
+    const stray = yield* statements.headsAfter(row?.id ?? 0)
+    const [planted] = stray
+    if (planted !== undefined) {
       return yield* new DigestError({
-        reason: `the head of ${unchained.aggregateType}/${unchained.aggregateId} (version ${unchained.streamVersion}) has no hash: run annal verify`
+        digestId: planted.digestId,
+        reason: `the head row of ${planted.aggregateType}/${planted.aggregateId} (version ${planted.streamVersion}) is filed under digest #${planted.digestId}, which ${row === undefined ? "no digest precedes" : `comes after the latest digest, #${row.id}`}: it was planted, and no digest is made over it`
       })
     }
+    if (row === undefined) return undefined
+    const refuse = (why: string) =>
+      new DigestError({
+        digestId: row.id,
+        reason: `digest row #${row.id} ${why}: the digest tables were written by someone who cannot sign, and no digest is built on them`
+      })
+    const document = yield* decode(row.document).pipe(
+      Effect.mapError((error) => refuse(`does not decode (${error.reason})`))
+    )
+    if (!(yield* verifySignature(document, key.publicKey))) return yield* refuse("is not signed by this signer's key")
+    if (
+      document.id !== row.id ||
+      document.table !== tableName ||
+      document.root !== row.root ||
+      LogCheckpoint.compare(LogCheckpoint.fromJson(document.checkpoint), row.checkpoint) !== 0
+    ) {
+      return yield* refuse("has columns that differ from its signed document")
+    }
+    const heads = yield* statements.readHeads(row.id)
+    if (rootOf(heads) !== document.root) {
+      return yield* refuse("has stored heads that do not hash to its signed root (a head row was planted or altered)")
+    }
+    return { document, checkpoint: row.checkpoint, heads }
+  })
+
+  const createInTransaction = Effect.fnUntraced(function* (requested: LogCheckpoint.Checkpoint | undefined) {
+    yield* statements.lock
+    const previous = yield* readPrevious()
+    const from = previous?.checkpoint ?? LogCheckpoint.start
+    const checkpoint = yield* chooseCheckpoint(previous?.checkpoint, requested)
+    const id = (previous?.document.id ?? 0) + 1
+    // The signed heads of the previous digest, moved on by the events after its checkpoint, read from the events
+    // table. In commit order a stream's versions only go up, so a signed head never moves down, even over a log
+    // that was tampered with (the verifier reports that).
+    const heads = new Map(
+      (previous?.heads ?? []).map((head) => [streamKey(head.aggregateType, head.aggregateId), head])
+    )
+    const moved: Array<Head> = []
+    for (const head of yield* statements.movedHeads(from, checkpoint)) {
+      const stream = streamKey(head.aggregateType, head.aggregateId)
+      const signed = heads.get(stream)
+      if (signed !== undefined && signed.streamVersion >= head.streamVersion) continue
+      if (head.hash === null) {
+        return yield* new DigestError({
+          reason: `the head of ${head.aggregateType}/${head.aggregateId} (version ${head.streamVersion}) has no hash: run annal verify`
+        })
+      }
+      heads.set(stream, head)
+      moved.push(head)
+    }
+    yield* statements.insertHeads(id, moved)
+    const all = [...heads.values()]
     const unsigned: Omit<Document, "signature"> = {
       format,
       table: tableName,
       id,
       checkpoint: LogCheckpoint.toJson(checkpoint),
-      streams: heads.length,
-      events: heads.reduce((sum, head) => sum + head.streamVersion, 0),
-      root: rootOf(heads),
+      streams: all.length,
+      events: all.reduce((sum, head) => sum + head.streamVersion, 0),
+      root: rootOf(all),
       createdAt: DateTime.formatIso(yield* DateTime.now),
       publicKey: key.publicKeyId
     }

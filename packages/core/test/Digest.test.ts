@@ -9,6 +9,7 @@ import * as Base64Url from "effect/encoding/Base64Url"
 import * as Layer from "effect/Layer"
 import * as Queue from "effect/Queue"
 import * as Redacted from "effect/Redacted"
+import * as Result from "effect/Result"
 import * as Schedule from "effect/Schedule"
 import * as SqlClient from "effect/sql/SqlClient"
 import * as TestClock from "effect/testing/TestClock"
@@ -333,6 +334,69 @@ layer(TestLayer, { timeout: 120_000 })(`Digest (${TestDatabase.engine})`, (it) =
         ["digest_mismatch"]
       )
       assert.isFalse(altered.ok)
+    })
+  )
+
+  it.effect("a planted head row is not signed: the next digest is refused, naming the row", () =>
+    Effect.gen(function* () {
+      const store = yield* EventStore
+      const digest = yield* Digest.Digest
+      const sql = yield* SqlClient.SqlClient
+      const [org, user] = [uuid(), uuid()]
+      yield* store.append([created(org, user), gst(org, user, "1")])
+      const latest = yield* coveringDigest
+      const heads = sql(`${schema}.events_digest_heads`)
+      // Version 999 of a real stream, filed under the next digest's number, and then under the latest's.
+      const plant = (digestId: number) =>
+        asAttacker(
+          Effect.gen(function* () {
+            yield* sql`ALTER TABLE ${heads} DISABLE TRIGGER events_digest_heads_refuse_update_delete`
+            yield* sql`INSERT INTO ${heads} (digest_id, aggregate_type, aggregate_id, stream_version, hash)
+              VALUES (${digestId}, 'organization', ${org}::uuid, 999, decode(${"ab".repeat(32)}, 'hex'))
+              ON CONFLICT (aggregate_type, aggregate_id, digest_id) DO UPDATE SET stream_version = 999`
+            return yield* Effect.result(digest.create())
+          })
+        )
+      for (const digestId of [latest.id + 1, latest.id]) {
+        const result = yield* plant(digestId)
+        assert.isTrue(Result.isFailure(result), `signed over a planted head row: ${JSON.stringify(result)}`)
+        if (Result.isFailure(result)) {
+          assert.strictEqual(result.failure._tag, "DigestError")
+          assert.strictEqual((result.failure as Digest.DigestError).digestId, digestId)
+        }
+      }
+      // Without the planted row, the next digest signs the real head.
+      const next = yield* digest.create()
+      assert.strictEqual(next.events, latest.events)
+      assert.isTrue((yield* verifyWith(next)).ok)
+    })
+  )
+
+  it.effect("a planted digest row with a huge checkpoint is not built on: the next digest is refused, naming it", () =>
+    Effect.gen(function* () {
+      const store = yield* EventStore
+      const digest = yield* Digest.Digest
+      const sql = yield* SqlClient.SqlClient
+      const [org, user] = [uuid(), uuid()]
+      yield* store.append([created(org, user)])
+      const latest = yield* coveringDigest
+      const huge = "9000000000000000000"
+      const forged = { ...latest, id: latest.id + 1, checkpoint: { commitSequence: huge, globalPosition: huge } }
+      const result = yield* asAttacker(
+        Effect.gen(function* () {
+          yield* sql`INSERT INTO ${sql(`${schema}.events_digests`)} (id, checkpoint_commit_sequence,
+              checkpoint_global_position, root, document)
+            VALUES (${forged.id}, ${huge}::bigint, ${huge}::bigint, decode(${latest.root}, 'hex'), ${Digest.encode(forged)})`
+          yield* store.append([gst(org, user, "after the forged digest")])
+          return yield* Effect.result(digest.create())
+        })
+      )
+      assert.isTrue(Result.isFailure(result), `built on a planted digest row: ${JSON.stringify(result)}`)
+      if (Result.isFailure(result)) {
+        assert.strictEqual(result.failure._tag, "DigestError")
+        assert.strictEqual((result.failure as Digest.DigestError).digestId, forged.id)
+        assert.include(result.failure.message, `digest row #${forged.id}`)
+      }
     })
   )
 

@@ -4,7 +4,8 @@
  *
  * The heads table is incremental: digest `n` stores only the heads that moved since digest `n - 1`, so that a digest
  * of a large, mostly idle log writes a few rows; the heads digest `n` signed are each stream's latest row at or
- * before `n`. Numbers are sent and selected as text, so that neither driver's integer parsing matters.
+ * before `n`. Nothing read from these tables is trusted until checked: a digest row against its signature, the
+ * heads as of a digest against its signed root. Numbers are sent and selected as text, so that neither driver's integer parsing matters.
  */
 import * as Effect from "effect/Effect"
 import * as Schema from "effect/Schema"
@@ -47,14 +48,7 @@ export const makeDigestStatements = (sql: SqlClient.SqlClient, config: EventTabl
 FROM ${heads} h WHERE h.digest_id <= ${id}::bigint
 ORDER BY h.aggregate_type, h.aggregate_id, h.digest_id DESC`.withoutTransform.pipe(
       Effect.flatMap(decodeHeadRows),
-      Effect.map((rows) =>
-        rows.map((row): Head => ({
-          aggregateType: row.aggregate_type,
-          aggregateId: row.aggregate_id,
-          streamVersion: row.stream_version,
-          hash: row.hash
-        }))
-      ),
+      Effect.map((rows) => rows.map(headOf)),
       Effect.mapError((error) => (error._tag === "SchemaError" ? storageError(error.message) : error))
     )
 
@@ -65,30 +59,30 @@ ORDER BY h.aggregate_type, h.aggregate_id, h.digest_id DESC`.withoutTransform.pi
   d.checkpoint_global_position::text AS global_position, encode(d.root, 'hex') AS root, d.document
 FROM ${digests} d ${id === undefined ? sql`` : sql`WHERE d.id = ${id}::bigint`} ORDER BY d.id DESC`.withoutTransform.pipe(
       Effect.flatMap(decodeDigestRows),
-      Effect.map((rows) =>
-        rows.map((row): StoredDigest => ({
-          id: Number(row.id),
-          checkpoint: Checkpoint.make(BigInt(row.commit_sequence), BigInt(row.global_position)),
-          root: row.root,
-          document: row.document
-        }))
-      ),
+      Effect.map((rows) => rows.map(storedDigestOf)),
+      Effect.mapError((error) => (error._tag === "SchemaError" ? storageError(error.message) : error))
+    )
+
+  /** The latest stored digest, or none. */
+  const readLatestDigest: Effect.Effect<StoredDigest | undefined, SqlError | StorageError> =
+    sql`SELECT d.id::text AS id, d.checkpoint_commit_sequence::text AS commit_sequence,
+  d.checkpoint_global_position::text AS global_position, encode(d.root, 'hex') AS root, d.document
+FROM ${digests} d ORDER BY d.id DESC LIMIT 1`.withoutTransform.pipe(
+      Effect.flatMap(decodeDigestRows),
+      Effect.map((rows) => rows.map(storedDigestOf)[0]),
       Effect.mapError((error) => (error._tag === "SchemaError" ? storageError(error.message) : error))
     )
 
   /**
-   * Stores, as digest `id`'s, the heads that moved since the previous digest: the last version of each stream among
-   * the events after `from` and at or before `to`. In commit order a stream's versions only go up, so a signed head
-   * never moves down; the NOT EXISTS keeps it so even for a log that was tampered with. The first condition repeats
-   * the row comparison's bound on the commit sequence alone, which the commits index can range over.
+   * The last version of each stream among the events after `from` and at or before `to`, with that event's hash:
+   * read from the events table alone, never from the heads table, which a digest only writes. The first condition
+   * repeats the row comparison's bound on the commit sequence alone, which the commits index can range over.
    */
-  const insertHeads = (
-    id: number,
+  const movedHeads = (
     from: Checkpoint.Checkpoint,
     to: Checkpoint.Checkpoint
-  ): Effect.Effect<void, SqlError> =>
-    Effect.asVoid(sql`INSERT INTO ${heads} (digest_id, aggregate_type, aggregate_id, stream_version, hash)
-SELECT ${id}::bigint, d.aggregate_type, d.aggregate_id, d.stream_version, e.hash
+  ): Effect.Effect<ReadonlyArray<Head>, SqlError | StorageError> =>
+    sql`SELECT d.aggregate_type, d.aggregate_id::text AS aggregate_id, d.stream_version, encode(e.hash, 'hex') AS hash
 FROM (
   SELECT x.aggregate_type, x.aggregate_id, max(x.stream_version) AS stream_version
   FROM ${commits} c JOIN ${events} x ON x.transaction_id = c.transaction_id
@@ -98,10 +92,41 @@ FROM (
   GROUP BY x.aggregate_type, x.aggregate_id
 ) d
 JOIN ${events} e ON e.aggregate_type = d.aggregate_type AND e.aggregate_id = d.aggregate_id
-  AND e.stream_version = d.stream_version
-WHERE NOT EXISTS (
-  SELECT 1 FROM ${heads} h WHERE h.aggregate_type = d.aggregate_type AND h.aggregate_id = d.aggregate_id
-    AND h.stream_version >= d.stream_version)`)
+  AND e.stream_version = d.stream_version`.withoutTransform.pipe(
+      Effect.flatMap(decodeHeadRows),
+      Effect.map((rows) => rows.map(headOf)),
+      Effect.mapError((error) => (error._tag === "SchemaError" ? storageError(error.message) : error))
+    )
+
+  /**
+   * Head rows filed under a digest number after `id`: no signed digest covers them yet, so each was planted (the
+   * next digest would otherwise count it among the heads it signs).
+   */
+  const headsAfter = (
+    id: number
+  ): Effect.Effect<ReadonlyArray<Head & { readonly digestId: number }>, SqlError | StorageError> =>
+    sql`SELECT h.digest_id::text AS digest_id, h.aggregate_type, h.aggregate_id::text AS aggregate_id,
+  h.stream_version, encode(h.hash, 'hex') AS hash
+FROM ${heads} h WHERE h.digest_id > ${id}::bigint ORDER BY h.digest_id, h.aggregate_type, h.aggregate_id LIMIT 10`.withoutTransform.pipe(
+      Effect.flatMap(decodeNumberedHeadRows),
+      Effect.map((rows) => rows.map((row) => ({ ...headOf(row), digestId: Number(row.digest_id) }))),
+      Effect.mapError((error) => (error._tag === "SchemaError" ? storageError(error.message) : error))
+    )
+
+  /** Stores `moved`, the heads that moved since the previous digest, as digest `id`'s. */
+  const insertHeads = (id: number, moved: ReadonlyArray<Head>): Effect.Effect<void, SqlError> =>
+    moved.length === 0
+      ? Effect.void
+      : Effect.asVoid(sql`INSERT INTO ${heads} (digest_id, aggregate_type, aggregate_id, stream_version, hash)
+SELECT ${id}::bigint, v.aggregate_type, v.aggregate_id, v.stream_version, decode(v.hash, 'hex')
+FROM jsonb_to_recordset(${JSON.stringify(
+          moved.map((head) => ({
+            aggregate_type: head.aggregateType,
+            aggregate_id: head.aggregateId,
+            stream_version: head.streamVersion,
+            hash: head.hash
+          }))
+        )}::jsonb) AS v(aggregate_type text, aggregate_id uuid, stream_version integer, hash text)`)
 
   /** Stores a digest; its root as bytes, so that the database's copy can be compared with a document's. */
   const insertDigest = (digest: StoredDigest): Effect.Effect<void, SqlError> =>
@@ -109,7 +134,7 @@ WHERE NOT EXISTS (
 VALUES (${digest.id}::bigint, ${digest.checkpoint.commitSequence.toString()}::bigint,
   ${digest.checkpoint.globalPosition.toString()}::bigint, decode(${digest.root}, 'hex'), ${digest.document})`)
 
-  return { lock, readHeads, readDigests, insertHeads, insertDigest }
+  return { lock, readHeads, readDigests, readLatestDigest, movedHeads, headsAfter, insertHeads, insertDigest }
 }
 
 const storageError = (detail: string) =>
@@ -124,6 +149,17 @@ const HeadRow = Schema.Struct({
 
 const decodeHeadRows = Schema.decodeUnknownEffect(Schema.Array(HeadRow))
 
+const decodeNumberedHeadRows = Schema.decodeUnknownEffect(
+  Schema.Array(Schema.Struct({ ...HeadRow.fields, digest_id: Schema.String }))
+)
+
+const headOf = (row: typeof HeadRow.Type): Head => ({
+  aggregateType: row.aggregate_type,
+  aggregateId: row.aggregate_id,
+  streamVersion: row.stream_version,
+  hash: row.hash
+})
+
 const DigestRow = Schema.Struct({
   id: Schema.String,
   commit_sequence: Schema.String,
@@ -133,3 +169,10 @@ const DigestRow = Schema.Struct({
 })
 
 const decodeDigestRows = Schema.decodeUnknownEffect(Schema.Array(DigestRow))
+
+const storedDigestOf = (row: typeof DigestRow.Type): StoredDigest => ({
+  id: Number(row.id),
+  checkpoint: Checkpoint.make(BigInt(row.commit_sequence), BigInt(row.global_position)),
+  root: row.root,
+  document: row.document
+})
