@@ -27,6 +27,7 @@ import * as Access from "./Access.ts"
 import { Api } from "./Api.ts"
 import * as Commodities from "./Commodities.ts"
 import { CommoditiesHandlers, OrganizationsHandlers, SystemHandlers } from "./Handlers.ts"
+import * as Memberships from "./Memberships.ts"
 import * as OrganizationMigrations from "./Migrations.ts"
 import * as NodeServer from "./NodeServer.ts"
 import * as Organizations from "./Organizations.ts"
@@ -64,7 +65,9 @@ export const migrations = OrganizationMigrations.layer.pipe(Layer.provide(Migrat
 
 /** The services, over the `SqlClient` in context, built once the migrations have run. */
 export const services = Layer.mergeAll(Organizations.layer, Commodities.layer, Access.layer).pipe(
-  Layer.provideMerge(Layer.mergeAll(EventEmitter.layer, AuditService.layer, Integrity.layer(), Feed.layer())),
+  Layer.provideMerge(
+    Layer.mergeAll(EventEmitter.layer, AuditService.layer, Integrity.layer(), Feed.layer(), Memberships.layer)
+  ),
   Layer.provideMerge(EventStore.layer()),
   Layer.provide(migrations)
 )

@@ -10,7 +10,7 @@
  * @since 0.1.0
  */
 import { EventContext } from "@annal/core"
-import type { ApiError } from "@annal/http"
+import { ApiError } from "@annal/http"
 import * as Clock from "effect/Clock"
 import * as DateTime from "effect/DateTime"
 import * as Effect from "effect/Effect"
@@ -19,6 +19,7 @@ import * as SqlClient from "effect/sql/SqlClient"
 import { Commodities } from "./Commodities.ts"
 import * as DemoUsers from "./DemoUsers.ts"
 import type * as Domain from "./Domain.ts"
+import { Memberships } from "./Memberships.ts"
 import { Organizations } from "./Organizations.ts"
 
 /** How much history to make. */
@@ -177,6 +178,7 @@ export const write = (options: Options) =>
     const sql = yield* SqlClient.SqlClient
     const organizationsService = yield* Organizations
     const commoditiesService = yield* Commodities
+    const memberships = yield* Memberships
     const count = Math.max(1, Math.min(options.organizations, businesses.length))
     const chosen = businesses.slice(0, count)
     const [existing] = yield* sql<{ readonly n: number }>`SELECT count(*)::integer AS n FROM organizations
@@ -205,6 +207,8 @@ export const write = (options: Options) =>
 
     for (const [index, business] of chosen.entries()) {
       const clerk = clerks[index % clerks.length]!
+      // Two clerks keep each organization's books: the one who opens it (its first member) and the next one.
+      const other = clerks[(index + 1) % clerks.length]!
       const opened = 0.05 + (0.5 * index) / count
       const email = `accounts@${business.name.toLowerCase().replaceAll(/[^a-z]+/g, "")}.example`
       const id = () => organizationIds[index]!
@@ -220,6 +224,9 @@ export const write = (options: Options) =>
           run: Effect.map(
             organizationsService.create({ name: business.name, type: business.type, email, pan: business.pan }),
             (created) => organizationIds.push(created.id)
+          ).pipe(
+            Effect.tap(() => memberships.add(id(), DemoUsers.user(other).userId)),
+            Effect.catchTag("StorageError", (error) => ApiError.storage("adding a member", error))
           )
         },
         {
@@ -274,7 +281,6 @@ export const write = (options: Options) =>
         }
       )
       // Later: a new phone, a second account that becomes the primary one, a change of GST scheme.
-      const other = clerks[(index + 1) % clerks.length]!
       steps.push(
         {
           at: at(opened + 0.08),
@@ -339,7 +345,8 @@ export const write = (options: Options) =>
     if (count > 2) {
       steps.push({
         at: at(0.97),
-        clerk: "alice",
+        // A member closes it: the clerk who opened it.
+        clerk: clerks[(count - 1) % clerks.length]!,
         run: Effect.suspend(() => organizationsService.remove(organizationIds[count - 1]!))
       })
     }

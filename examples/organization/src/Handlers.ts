@@ -10,6 +10,7 @@ import * as Effect from "effect/Effect"
 import * as HttpApiBuilder from "effect/http-api/HttpApiBuilder"
 import { Api } from "./Api.ts"
 import { Commodities } from "./Commodities.ts"
+import { Memberships } from "./Memberships.ts"
 import { Organizations } from "./Organizations.ts"
 
 /** Auditors read the books; they do not change them. */
@@ -20,35 +21,57 @@ const requireWriter = Effect.gen(function* () {
   }
 })
 
+/**
+ * Only the organization's members change it: checked before the change, so that a clerk who is not a member can
+ * neither change it nor, by changing it, come to read its history. A missing organization is refused alike, so a
+ * refusal says nothing of which ids exist.
+ */
+const requireMember = (memberships: Memberships["Service"], organizationId: string) =>
+  Effect.gen(function* () {
+    yield* requireWriter
+    const principal = yield* Principal.CurrentPrincipal
+    const member = yield* memberships
+      .isMember(organizationId, principal.userId)
+      .pipe(Effect.catch((error) => ApiError.storage("checking membership", error)))
+    if (!member) {
+      return yield* new ApiError.Forbidden({ message: "Only the organization's members change it" })
+    }
+  })
+
 /** The organizations group. */
 export const OrganizationsHandlers = HttpApiBuilder.group(Api, "organizations", (handlers) =>
   Effect.gen(function* () {
     const organizations = yield* Organizations
+    const memberships = yield* Memberships
+    const member = (id: string) => requireMember(memberships, id)
     return handlers
       .handle("create", ({ payload }) => Effect.andThen(requireWriter, organizations.create(payload)))
       .handle("list", () => organizations.list)
       .handle("get", ({ params }) => organizations.get(params.id))
       .handle("update", ({ params, payload }) =>
-        Effect.andThen(requireWriter, organizations.update(params.id, payload))
+        Effect.andThen(member(params.id), organizations.update(params.id, payload))
       )
-      .handle("remove", ({ params }) => Effect.andThen(requireWriter, organizations.remove(params.id)))
+      .handle("remove", ({ params }) => Effect.andThen(member(params.id), organizations.remove(params.id)))
       .handle("addGstRegistration", ({ params, payload }) =>
-        Effect.andThen(requireWriter, organizations.addGstRegistration(params.id, payload))
+        Effect.andThen(member(params.id), organizations.addGstRegistration(params.id, payload))
       )
       .handle("updateGstRegistration", ({ params, payload }) =>
-        Effect.andThen(requireWriter, organizations.updateGstRegistration(params.id, params.gstRegistrationId, payload))
+        Effect.andThen(
+          member(params.id),
+          organizations.updateGstRegistration(params.id, params.gstRegistrationId, payload)
+        )
       )
       .handle("addBankAccount", ({ params, payload }) =>
-        Effect.andThen(requireWriter, organizations.addBankAccount(params.id, payload))
+        Effect.andThen(member(params.id), organizations.addBankAccount(params.id, payload))
       )
       .handle("updateBankAccount", ({ params, payload }) =>
-        Effect.andThen(requireWriter, organizations.updateBankAccount(params.id, params.bankAccountId, payload))
+        Effect.andThen(member(params.id), organizations.updateBankAccount(params.id, params.bankAccountId, payload))
       )
       .handle("addFinancialYear", ({ params, payload }) =>
-        Effect.andThen(requireWriter, organizations.addFinancialYear(params.id, payload))
+        Effect.andThen(member(params.id), organizations.addFinancialYear(params.id, payload))
       )
       .handle("addDocumentSeries", ({ params, payload }) =>
-        Effect.andThen(requireWriter, organizations.addDocumentSeries(params.id, payload))
+        Effect.andThen(member(params.id), organizations.addDocumentSeries(params.id, payload))
       )
   })
 )

@@ -7,6 +7,10 @@
  *    event as that release defined it (version 1). Those rows stay in the log as they were written; the current
  *    release reads them as version 2.
  * 3. The second release added the unit; the commodities it already had were traded in kilograms.
+ * 4. The third release added memberships (`Memberships.ts`): an organization is changed and its history read by its
+ *    members only. Each organization's creator, as its `organization.created` event records, is its first member, so
+ *    nobody loses the organizations they opened; the clerks who only changed one are not made members, since under
+ *    the old rule changing it was all it took.
  *
  * Like the events table's migrations, they run under an advisory lock, so two processes starting at once apply
  * each migration once.
@@ -132,11 +136,24 @@ const addUnit = Effect.gen(function* () {
   yield* sql`ALTER TABLE commodities ALTER COLUMN unit DROP DEFAULT`
 })
 
+const createMemberships = Effect.gen(function* () {
+  const sql = yield* SqlClient.SqlClient
+  yield* sql`CREATE TABLE memberships (
+    organization_id uuid NOT NULL REFERENCES organizations (id),
+    user_id uuid NOT NULL,
+    PRIMARY KEY (organization_id, user_id)
+  )`
+  yield* sql`INSERT INTO memberships (organization_id, user_id)
+    SELECT DISTINCT e.aggregate_id, e.user_id FROM events e JOIN organizations o ON o.id = e.aggregate_id
+    WHERE e.aggregate_type = 'organization' AND e.event_type = 'organization.created'`
+})
+
 /** The module's migrations, by `<id>_<name>`. */
 export const migrations: Record<string, Effect.Effect<void, unknown, SqlClient.SqlClient>> = {
   "1_create_tables": createTables,
   "2_import_commodity_catalog": importCatalog,
-  "3_commodity_unit": addUnit
+  "3_commodity_unit": addUnit,
+  "4_memberships": createMemberships
 }
 
 /** Applies the module's pending migrations; the events table must exist (`Migrations.run()` of the core first). */

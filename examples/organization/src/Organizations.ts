@@ -8,7 +8,7 @@
  *
  * @since 0.1.0
  */
-import { EventEmitter, type EventStore, Payload } from "@annal/core"
+import { type AnnalError, EventContext, EventEmitter, type EventStore, Payload } from "@annal/core"
 import { ApiError } from "@annal/http"
 import * as Context from "effect/Context"
 import * as DateTime from "effect/DateTime"
@@ -20,6 +20,7 @@ import * as SqlClient from "effect/sql/SqlClient"
 import type { SqlError } from "effect/sql/SqlError"
 import * as Domain from "./Domain.ts"
 import * as Events from "./Events.ts"
+import { Memberships } from "./Memberships.ts"
 
 /** An organization, with its id. */
 export interface OrganizationRecord extends Domain.Organization {
@@ -89,15 +90,20 @@ export class Organizations extends Context.Service<
   }
 >()("@annal/example-organization/Organizations") {}
 
-/** Builds the service over the `SqlClient` and `EventEmitter` in context. */
+/** Builds the service over the `SqlClient`, `EventEmitter` and `Memberships` in context. */
 export const make = Effect.gen(function* () {
   const sql = yield* SqlClient.SqlClient
   const events = yield* EventEmitter.EventEmitter
+  const memberships = yield* Memberships
 
   /** Runs a write and its events in one transaction, mapping storage failures to the API's errors. */
   const transaction = <A, R>(
     name: string,
-    effect: Effect.Effect<A, ApiError.NotFound | ApiError.InvalidRequest | SqlError | EventStore.AppendError, R>
+    effect: Effect.Effect<
+      A,
+      ApiError.NotFound | ApiError.InvalidRequest | SqlError | EventStore.AppendError | AnnalError.StorageError,
+      R
+    >
   ) =>
     sql.withTransaction(effect).pipe(
       Effect.catchTag("SqlError", (error) => conflictOrInternal(name, error)),
@@ -125,6 +131,9 @@ export const make = Effect.gen(function* () {
         yield* sql`INSERT INTO organizations (id, name, type, email, phone, pan)
           VALUES (${id}, ${organization.name}, ${organization.type}, ${organization.email}, ${organization.phone},
             ${organization.pan})`
+        // Its creator is its first member, in the same transaction: an organization nobody may change never exists.
+        const { userId } = yield* EventContext.EventContext
+        if (userId !== undefined) yield* memberships.add(id, userId)
         yield* events.emit(Events.OrganizationCreated.make({ aggregateId: id, data: organization }))
         return { id, ...organization }
       })
@@ -361,11 +370,9 @@ export const make = Effect.gen(function* () {
   })
 })
 
-/** The service, over the `SqlClient` and `EventEmitter` in context. */
-export const layer: Layer.Layer<Organizations, never, SqlClient.SqlClient | EventEmitter.EventEmitter> = Layer.effect(
-  Organizations,
-  make
-)
+/** The service, over the `SqlClient`, `EventEmitter` and `Memberships` in context. */
+export const layer: Layer.Layer<Organizations, never, SqlClient.SqlClient | EventEmitter.EventEmitter | Memberships> =
+  Layer.effect(Organizations, make)
 
 /**
  * A unique violation is a conflict with what is stored; a cancelled statement is a `Timeout`; anything else the

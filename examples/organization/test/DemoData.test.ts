@@ -70,6 +70,20 @@ layer(TestApp.layer, TestApp.layerOptions)("the demo data", (it) => {
         assert.isTrue(types.has(type), type)
       }
 
+      // Every change was made by a member: each clerk who changed an organization reads its history, the other
+      // clerk is refused it.
+      const organizationEvents = events.filter((event) => event.aggregateType === "organization")
+      for (const aggregateId of new Set(organizationEvents.map((event) => event.aggregateId))) {
+        const writers = new Set(organizationEvents.filter((e) => e.aggregateId === aggregateId).map((e) => e.userId))
+        assert.strictEqual(writers.size, 2)
+        for (const user of DemoUsers.users.filter((u) => u.role === "clerk")) {
+          const read = yield* TestApp.request("GET", `/audit/aggregates/organization/${aggregateId}`, {
+            as: { token: user.token }
+          })
+          assert.strictEqual(read.status, writers.has(user.userId) ? 200 : 403, `${user.name} on ${aggregateId}`)
+        }
+      }
+
       const count = Effect.map(
         TestApp.request("GET", "/audit/changes/count?correlationId=demo-0001", { as: "dana" }),
         (r) => TestApp.decode(Schema.Struct({ count: Schema.Int }))(r.body).count

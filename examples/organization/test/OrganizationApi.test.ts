@@ -197,7 +197,7 @@ layer(TestApp.layer, TestApp.layerOptions)("the Organization app over HTTP", (it
         ["INV/25"]
       )
 
-      const removed = yield* TestApp.request("DELETE", `/organizations/${id}`, { as: "bob" })
+      const removed = yield* TestApp.request("DELETE", `/organizations/${id}`, { as: "alice" })
       assert.strictEqual(removed.status, 204, removed.text)
       const gone = yield* TestApp.request("GET", `/organizations/${id}`, { as: "bob" })
       assert.strictEqual(gone.status, 404)
@@ -234,7 +234,7 @@ layer(TestApp.layer, TestApp.layerOptions)("the Organization app over HTTP", (it
         changes: { accountName: { old: "Deccan Agro Commodities", new: "Deccan Agro Commodities LLP" } }
       })
       const deleted = events[9]!
-      assert.strictEqual(deleted.userId, bob.userId)
+      assert.strictEqual(deleted.userId, alice.userId)
       assert.deepStrictEqual(Object.keys(deleted.data as object).toSorted(), ["deletedAt", "name"])
     })
   )

@@ -38,6 +38,7 @@ import * as App from "../../../examples/organization/src/App.ts"
 import * as Commodities from "../../../examples/organization/src/Commodities.ts"
 import * as DemoUsers from "../../../examples/organization/src/DemoUsers.ts"
 import { OrganizationEvents } from "../../../examples/organization/src/Events.ts"
+import * as Memberships from "../../../examples/organization/src/Memberships.ts"
 import {
   CommoditiesHandlers,
   OrganizationsHandlers,
@@ -166,7 +167,7 @@ export const variant = (parts: Parts) => {
           EventStore.EventStore.use((inner) => parts.store!(inner))
         )
   const services = Layer.mergeAll(Organizations.layer, Commodities.layer, parts.access ?? Access.layer).pipe(
-    Layer.provideMerge(Layer.mergeAll(EventEmitter.layer, Integrity.layer())),
+    Layer.provideMerge(Layer.mergeAll(EventEmitter.layer, Integrity.layer(), Memberships.layer)),
     Layer.provideMerge(EventStore.layer()),
     Layer.provide(App.migrations)
   )
