@@ -29,7 +29,7 @@ export const withAuditRead = (
 })
 
 /** Turns a decoded event into its JSON value: `data` is encoded with the current schema of its type. */
-export const makeToAuditEvent = (registry: EventRegistry.EventRegistry<Event.Event>) => {
+export const makeToAuditEvent = <Err>(registry: EventRegistry.EventRegistry<Event.Event, Err>) => {
   const encoders = new Map<string, (data: unknown) => Effect.Effect<unknown, Schema.SchemaError>>()
   for (const [eventType, definition] of registry.definitions) {
     encoders.set(eventType, Schema.encodeUnknownEffect(definition.schema))
