@@ -4,7 +4,7 @@
  *
  * @since 0.1.0
  */
-import { ApiError, AuditApi, Authentication, RequestTimeout, RequestValidation } from "@annal/http"
+import { ApiError, AuditApi, AuditReportsApi, Authentication, RequestTimeout, RequestValidation } from "@annal/http"
 import * as HttpApi from "effect/http-api/HttpApi"
 import * as HttpApiEndpoint from "effect/http-api/HttpApiEndpoint"
 import * as HttpApiGroup from "effect/http-api/HttpApiGroup"
@@ -155,6 +155,7 @@ export class Api extends HttpApi.make("organization")
   .add(OrganizationsGroup)
   .add(CommoditiesGroup)
   .add(AuditApi.AuditGroup)
+  .add(AuditReportsApi.AuditReportsGroup)
   .add(SystemGroup)
   .annotateMerge(
     OpenApi.annotations({

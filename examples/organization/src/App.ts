@@ -10,6 +10,7 @@ import { AuditService, EventEmitter, EventStore, Feed, Integrity, Migrations } f
 import {
   ApiTokens,
   AuditHandlers,
+  AuditReportsHandlers,
   Authentication,
   EventStream,
   PageCursor,
@@ -31,6 +32,7 @@ import * as Memberships from "./Memberships.ts"
 import * as OrganizationMigrations from "./Migrations.ts"
 import * as NodeServer from "./NodeServer.ts"
 import * as Organizations from "./Organizations.ts"
+import * as Projections from "./Projections.ts"
 import { OrganizationEvents } from "./Events.ts"
 
 /** Where the OpenAPI document and the documentation page are served. */
@@ -52,7 +54,8 @@ export const makeRoutes = (eventStream: EventStreamLimits = {}) =>
       OrganizationsHandlers,
       CommoditiesHandlers,
       SystemHandlers,
-      AuditHandlers.layer(Api, { registry: OrganizationEvents })
+      AuditHandlers.layer(Api, { registry: OrganizationEvents }),
+      AuditReportsHandlers.layer(Api, { registry: OrganizationEvents, projections: Projections.projections })
     ]),
     Layer.provide([Authentication.layer, RequestValidation.layer])
   )

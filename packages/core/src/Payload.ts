@@ -42,9 +42,20 @@ export const diff = <A extends object>(before: A, after: A): Option.Option<Chang
   let changed = false
   // Object.keys is typed string[] for any object; these are the keys of A by construction.
   const keys = new Set([...Object.keys(before), ...Object.keys(after)]) as Set<keyof A & string>
+  // Own fields only: a field missing on one side is undefined there, not what its prototype holds (`__proto__`).
+  const field = (value: A, key: keyof A & string): A[keyof A & string] | undefined =>
+    Object.hasOwn(value, key) ? value[key] : undefined
   for (const key of keys) {
-    if (!Equal.equals(before[key], after[key])) {
-      changes[key] = { old: before[key], new: after[key] }
+    const old = field(before, key)
+    const next = field(after, key)
+    if (!Equal.equals(old, next)) {
+      // Defined, not assigned: a field named `__proto__` is a change like any other, not the object's prototype.
+      Object.defineProperty(changes, key, {
+        value: { old, new: next },
+        enumerable: true,
+        writable: true,
+        configurable: true
+      })
       changed = true
     }
   }

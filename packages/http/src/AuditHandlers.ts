@@ -274,7 +274,7 @@ const scopeOf = (endpoint: string, parameters: Parameters): string =>
  * The store's refusals as 400s; a statement the database cancelled as a 503 `Timeout`; its other failures, and rows
  * it cannot decode, as logged 500s.
  */
-const fromStoreError = (
+export const fromStoreError = (
   error: EventStore.QueryError | EventRegistry.DecodeError
 ): Effect.Effect<never, InvalidRequest | InternalError | Timeout> => {
   switch (error._tag) {

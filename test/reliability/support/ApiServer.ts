@@ -27,6 +27,7 @@ import * as Integrity from "../../../packages/core/src/Integrity.ts"
 import * as ApiTokens from "../../../packages/http/src/ApiTokens.ts"
 import * as AuditAccess from "../../../packages/http/src/AuditAccess.ts"
 import * as AuditHandlers from "../../../packages/http/src/AuditHandlers.ts"
+import * as AuditReportsHandlers from "../../../packages/http/src/AuditReportsHandlers.ts"
 import * as Authentication from "../../../packages/http/src/Authentication.ts"
 import * as PageCursor from "../../../packages/http/src/PageCursor.ts"
 import * as RequestContext from "../../../packages/http/src/RequestContext.ts"
@@ -39,6 +40,7 @@ import * as Commodities from "../../../examples/organization/src/Commodities.ts"
 import * as DemoUsers from "../../../examples/organization/src/DemoUsers.ts"
 import { OrganizationEvents } from "../../../examples/organization/src/Events.ts"
 import * as Memberships from "../../../examples/organization/src/Memberships.ts"
+import * as Projections from "../../../examples/organization/src/Projections.ts"
 import {
   CommoditiesHandlers,
   OrganizationsHandlers,
@@ -151,7 +153,8 @@ export const variant = (parts: Parts) => {
       OrganizationsHandlers,
       CommoditiesHandlers,
       SystemHandlers,
-      AuditHandlers.layer(Api, { registry: OrganizationEvents })
+      AuditHandlers.layer(Api, { registry: OrganizationEvents }),
+      AuditReportsHandlers.layer(Api, { registry: OrganizationEvents, projections: Projections.projections })
     ]),
     Layer.provide([
       parts.authentication ?? Authentication.layer,
