@@ -32,7 +32,7 @@ import type { StorageError } from "./AnnalError.ts"
 import * as CanonicalJson from "./CanonicalJson.ts"
 import * as LogCheckpoint from "./Checkpoint.ts"
 import * as EventTable from "./EventTable.ts"
-import { format, type Head, rootOf, streamKey } from "./internal/integrity/digest.ts"
+import { format, formatV2, type Head, rootOf, sha256Hex, streamKey } from "./internal/integrity/digest.ts"
 import { makeDigestStatements } from "./internal/integrity/digestStatements.ts"
 import { makeFeedRead } from "./internal/feed/read.ts"
 import { fromSqlError } from "./internal/sqlErrors.ts"
@@ -40,12 +40,16 @@ import { fromSqlError } from "./internal/sqlErrors.ts"
 // Ed25519 runs on WebCrypto, which Node 24 provides.
 const signatureLayer = Signature.layerWebCrypto.pipe(Layer.provide(SecureRandom.layerWebCrypto))
 
+const Sha256Hex = Schema.String.check(Schema.isPattern(/^[0-9a-f]{64}$/))
+
 /**
  * The exported digest. `signature` is Ed25519 over the UTF-8 bytes of the RFC 8785 form of every other field;
  * `publicKey` names the key that signed it (raw, base64url), but a verifier trusts only the key it was given.
+ * Format v3 signs `previous`, the hash of the digest before it (`hash`), so that digests form a chain; documents of
+ * format v2, made before, have none, and are still read and verified.
  */
 export const Document = Schema.Struct({
-  format: Schema.Literal(format),
+  format: Schema.Literals([format, formatV2]),
   /** The events table, `schema.table`. */
   table: Schema.String,
   /** The digest's number in its table, from 1. */
@@ -56,7 +60,9 @@ export const Document = Schema.Struct({
   /** How many events those streams' chains cover: the sum of their head versions. */
   events: Schema.Int,
   /** The root over the stream heads, hex (see `internal/integrity/digest.ts`). */
-  root: Schema.String.check(Schema.isPattern(/^[0-9a-f]{64}$/)),
+  root: Sha256Hex,
+  /** The hash of the previous digest's document (`hash`), hex; null for the first digest. Absent in v2. */
+  previous: Schema.optionalKey(Schema.NullOr(Sha256Hex)),
   /** When the digest was made, ISO 8601. */
   createdAt: Schema.String,
   publicKey: Schema.String,
@@ -104,10 +110,24 @@ export class Digest extends Context.Service<
   }
 >()("@annal/core/Digest") {}
 
-/** The bytes a document's signature covers: the RFC 8785 form of every field but `signature`. */
-export const signedBytes = (document: Omit<Document, "signature">): Uint8Array => {
-  const { format, table, id, checkpoint, streams, events, root, createdAt, publicKey } = document
-  return CanonicalJson.toBytes({ format, table, id, checkpoint, streams, events, root, createdAt, publicKey })
+/**
+ * The bytes a document's signature covers: the RFC 8785 form of every field but `signature`. In v3 that includes
+ * `previous` (null when absent); v2 documents had no such field.
+ */
+export const signedBytes = (document: Omit<Document, "signature">): Uint8Array =>
+  CanonicalJson.toBytes(signedFields(document))
+
+/**
+ * The hash of a document, which the next digest signs as its `previous`: SHA-256 of the RFC 8785 form of every field,
+ * the signature included, so that it names one signed document.
+ */
+export const hash = (document: Document): string =>
+  sha256Hex(CanonicalJson.toBytes({ ...signedFields(document), signature: document.signature }))
+
+const signedFields = (document: Omit<Document, "signature">) => {
+  const { table, id, checkpoint, streams, events, root, createdAt, publicKey } = document
+  const fields = { format: document.format, table, id, checkpoint, streams, events, root, createdAt, publicKey }
+  return document.format === formatV2 ? fields : { ...fields, previous: document.previous ?? null }
 }
 
 /** A document as the JSON text to keep. */
@@ -280,12 +300,13 @@ const makeSigned = Effect.fnUntraced(function* (options?: EventTable.Options) {
       document.id !== row.id ||
       document.table !== tableName ||
       document.root !== row.root ||
+      (document.previous ?? null) !== row.previousHash ||
       LogCheckpoint.compare(LogCheckpoint.fromJson(document.checkpoint), row.checkpoint) !== 0
     ) {
       return yield* refuse("has columns that differ from its signed document")
     }
     const heads = yield* statements.readHeads(row.id)
-    if (rootOf(heads) !== document.root) {
+    if (rootOf(heads, document.format) !== document.root) {
       return yield* refuse("has stored heads that do not hash to its signed root (a head row was planted or altered)")
     }
     return { document, checkpoint: row.checkpoint, heads }
@@ -326,12 +347,19 @@ const makeSigned = Effect.fnUntraced(function* (options?: EventTable.Options) {
       streams: all.length,
       events: all.reduce((sum, head) => sum + head.streamVersion, 0),
       root: rootOf(all),
+      previous: previous === undefined ? null : hash(previous.document),
       createdAt: DateTime.formatIso(yield* DateTime.now),
       publicKey: key.publicKeyId
     }
     const signature = yield* signer.sign(key.privateKey, signedBytes(unsigned)).pipe(Effect.mapError(cryptoFailure))
     const document: Document = { ...unsigned, signature: Base64Url.encode(signature) }
-    yield* statements.insertDigest({ id, checkpoint, root: unsigned.root, document: encode(document) })
+    yield* statements.insertDigest({
+      id,
+      checkpoint,
+      root: unsigned.root,
+      previousHash: unsigned.previous ?? null,
+      document: encode(document)
+    })
     return document
   })
 

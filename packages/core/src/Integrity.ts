@@ -26,8 +26,8 @@ import * as EventTable from "./EventTable.ts"
 import { qualify } from "./EventTable.ts"
 import { type HashScheme, scheme } from "./internal/integrity/chain.ts"
 import { type Break, type BreakKind, findBreak } from "./internal/integrity/diagnosis.ts"
-import { compareHeads, type Head, rootOf, streamKey } from "./internal/integrity/digest.ts"
-import { makeDigestStatements } from "./internal/integrity/digestStatements.ts"
+import { compareHeads, formatV2, type Head, rootOf, streamKey } from "./internal/integrity/digest.ts"
+import { type HeadRow, makeDigestStatements } from "./internal/integrity/digestStatements.ts"
 import { makeReadPage, makeReadStream, type Position, positionOf } from "./internal/integrity/read.ts"
 import { makeIntegrityStatements, type StoredAt } from "./internal/integrity/statements.ts"
 import * as Walk from "./internal/integrity/walk.ts"
@@ -68,11 +68,25 @@ export type DigestProblemKind =
   | "digest_mismatch"
   /** The log matches the document, but the database's copy of the digest is missing or differs. */
   | "digest_record_altered"
+  /** A stored digest row that the trusted key did not sign, or whose columns differ from its document: planted or altered. */
+  | "digest_row_invalid"
+  /**
+   * The stored digests do not form a chain that only grows: one does not sign the previous one's hash, one is
+   * missing, a checkpoint goes back, or a stream's signed head goes down.
+   */
+  | "chain_broken"
+  /** A stored head row that no signed root covers: filed under no digest, or not what its digest signed. */
+  | "digest_head_planted"
 
-/** A problem with the digest a verification was given. */
+/** A problem with the digest a verification was given, or with the digests stored beside the log. */
 export interface DigestProblem {
   readonly kind: DigestProblemKind
   readonly detail: string
+  /** The stored digest row the problem is in, when it is in one. */
+  readonly digestId?: number
+  /** The stream of the head row the problem is in, when it is in one. */
+  readonly aggregateType?: string
+  readonly aggregateId?: string
 }
 
 /** How the log compared with a signed digest. */
@@ -334,7 +348,7 @@ export const makeWith = (parts: Verifier, options?: EventTable.Options) =>
       })
       const trusted = trust.trusted
       if (trusted === undefined) return outcome(false, trust.problems, [])
-      if (rootOf(heads) === trusted.root) {
+      if (rootOf(heads, trusted.format) === trusted.root) {
         const [record] = yield* digests.readDigests(trusted.id)
         return record !== undefined && record.root === trusted.root
           ? outcome(true, [], [])
@@ -350,7 +364,7 @@ export const makeWith = (parts: Verifier, options?: EventTable.Options) =>
             )
       }
       const signed = yield* digests.readHeads(trusted.id)
-      if (rootOf(signed) !== trusted.root) {
+      if (rootOf(signed, trusted.format) !== trusted.root) {
         const problem: DigestProblem = {
           kind: "digest_mismatch",
           detail: `the log at or before the checkpoint differs from what digest #${trusted.id} signed, and the stored heads of the digest were altered too, so the stream cannot be named`
@@ -358,6 +372,153 @@ export const makeWith = (parts: Verifier, options?: EventTable.Options) =>
         return outcome(false, [problem], [])
       }
       return outcome(false, [], yield* compareWithDigest(trusted, heads, signed))
+    })
+
+    /**
+     * Checks every stored digest against the trusted key, and that together they form a chain that only grows:
+     * each row is signed and matches its document; each digest signs the previous one's hash, with a checkpoint not
+     * before it; each digest's stored heads hash to its signed root, and no stream's head goes down. A row that fails
+     * is reported by its digest number (and stream, for a head row). A signed head that the log no longer holds is a
+     * finding in its stream, as for the given digest.
+     */
+    const checkChain = Effect.fnUntraced(function* (
+      publicKey: Signature.PublicKey<Signature.Ed25519>
+    ): Effect.fn.Return<ChainCheck, SqlError | StorageError | Digest.DigestError> {
+      const problems: Array<DigestProblem> = []
+      const findings: Array<Finding> = []
+      const rows = (yield* digests.readDigests()).toReversed()
+      const valid = new Map<number, Digest.Document>()
+      let before: { readonly id: number; readonly document: Digest.Document | undefined } | undefined
+      for (const row of rows) {
+        const document = yield* Digest.decode(row.document).pipe(Effect.option)
+        const why =
+          document._tag === "None"
+            ? "does not decode as a digest document"
+            : !(yield* Digest.verifySignature(document.value, publicKey, parts.verifySignature))
+              ? "was not signed by the trusted key"
+              : document.value.id !== row.id ||
+                  document.value.table !== tableName ||
+                  document.value.root !== row.root ||
+                  (document.value.previous ?? null) !== row.previousHash ||
+                  LogCheckpoint.compare(LogCheckpoint.fromJson(document.value.checkpoint), row.checkpoint) !== 0
+                ? "has columns that differ from its signed document"
+                : undefined
+        if (why !== undefined || document._tag === "None") {
+          problems.push({
+            kind: "digest_row_invalid",
+            digestId: row.id,
+            detail: `digest row #${row.id} ${why}: it was planted or altered`
+          })
+          before = { id: row.id, document: undefined }
+          continue
+        }
+        const current = document.value
+        const expectedId = (before?.id ?? 0) + 1
+        if (row.id !== expectedId) {
+          problems.push({
+            kind: "chain_broken",
+            digestId: row.id,
+            detail: `digest #${row.id} follows ${before === undefined ? "no digest" : `#${before.id}`}: digest${row.id - expectedId > 1 ? `s #${expectedId} to #${row.id - 1} are` : ` #${expectedId} is`} missing`
+          })
+        } else if (before?.document !== undefined) {
+          const previous = before.document
+          if (current.format !== formatV2 && current.previous !== Digest.hash(previous)) {
+            problems.push({
+              kind: "chain_broken",
+              digestId: row.id,
+              detail: `digest #${row.id} does not sign the hash of digest #${previous.id}: the digest it followed was replaced`
+            })
+          }
+          if (
+            LogCheckpoint.compare(
+              LogCheckpoint.fromJson(current.checkpoint),
+              LogCheckpoint.fromJson(previous.checkpoint)
+            ) < 0
+          ) {
+            problems.push({
+              kind: "chain_broken",
+              digestId: row.id,
+              detail: `the checkpoint of digest #${row.id} is before that of digest #${previous.id}`
+            })
+          }
+        } else if (before === undefined && (current.previous ?? null) !== null) {
+          problems.push({
+            kind: "chain_broken",
+            digestId: row.id,
+            detail: `digest #${row.id} signs the hash of a digest before it, and none is stored`
+          })
+        }
+        valid.set(row.id, current)
+        before = { id: row.id, document: current }
+      }
+
+      // The heads as of each digest, folded in digest order as `readHeads` reads them.
+      const stored = new Set(rows.map((row) => row.id))
+      const byDigest = new Map<number, Array<HeadRow>>()
+      for (const head of yield* digests.readHeadRows) {
+        if (!stored.has(head.digestId)) {
+          problems.push(plantedHead(head, "belongs to no stored digest"))
+          continue
+        }
+        const group = byDigest.get(head.digestId) ?? []
+        group.push(head)
+        byDigest.set(head.digestId, group)
+      }
+      const state = new Map<string, HeadRow>()
+      for (const row of rows) {
+        const moved = byDigest.get(row.id) ?? []
+        const replaced = new Map<string, HeadRow | undefined>()
+        for (const head of moved) {
+          const key = streamKey(head.aggregateType, head.aggregateId)
+          replaced.set(key, state.get(key))
+          state.set(key, head)
+        }
+        const document = valid.get(row.id)
+        if (document === undefined) continue
+        const digestName = `digest #${row.id}`
+        if (rootOf([...state.values()], document.format) !== document.root) {
+          // What the log contradicts is what was planted or altered: the rest is checked without it.
+          const suspects = moved.filter((head) => head.stored.eventId === undefined || head.stored.hash !== head.hash)
+          for (const head of suspects) {
+            problems.push(
+              plantedHead(
+                head,
+                `is not what ${digestName} signed: its root does not cover it, and the log holds no such head`
+              )
+            )
+            const key = streamKey(head.aggregateType, head.aggregateId)
+            const earlier = replaced.get(key)
+            if (earlier === undefined) state.delete(key)
+            else state.set(key, earlier)
+          }
+          // A named row explains the mismatch; only when none can be named is the digest named alone.
+          if (suspects.length === 0 && rootOf([...state.values()], document.format) !== document.root) {
+            problems.push({
+              kind: "digest_head_planted",
+              digestId: row.id,
+              detail: `the stored heads of ${digestName} do not hash to its signed root: a head row was planted or altered`
+            })
+          }
+          continue
+        }
+        for (const head of moved) {
+          const earlier = replaced.get(streamKey(head.aggregateType, head.aggregateId))
+          if (earlier !== undefined && earlier.streamVersion >= head.streamVersion) {
+            problems.push({
+              kind: "chain_broken",
+              digestId: row.id,
+              aggregateType: head.aggregateType,
+              aggregateId: head.aggregateId,
+              detail: `${digestName} signs ${head.aggregateType}/${head.aggregateId} at version ${head.streamVersion}, not above version ${earlier.streamVersion} of the digest before it`
+            })
+          }
+          // A signed head stays in the log at its version, with its hash, whatever came after it.
+          if (head.stored.eventId === undefined || head.stored.hash !== head.hash) {
+            findings.push(signedHeadFinding(digestName, head, undefined, head.stored))
+          }
+        }
+      }
+      return { problems, findings }
     })
 
     const verify = Effect.fn("Integrity.verify")(
@@ -369,8 +530,21 @@ export const makeWith = (parts: Verifier, options?: EventTable.Options) =>
         const walk = yield* walkChains(checkpoint, options?.batchSize ?? 2000, options?.onProgress)
         const broken = yield* diagnose(walk.broken)
         const unordered = yield* findUnordered
-        const digest =
+        const checked =
           given === undefined || trust === undefined ? undefined : yield* checkDigest(given.document, trust, walk.heads)
+        const chain =
+          given === undefined || trust?.trusted === undefined ? undefined : yield* checkChain(given.publicKey)
+        const digest =
+          checked === undefined
+            ? undefined
+            : {
+                check: {
+                  ...checked.check,
+                  verified: checked.check.verified && (chain?.problems.length ?? 0) === 0,
+                  problems: [...checked.check.problems, ...(chain?.problems ?? [])]
+                },
+                findings: [...checked.findings, ...(chain?.findings ?? [])]
+              }
         // A stream's first bad event is the earliest one any check found.
         const findings = earliestPerStream([...broken, ...unordered, ...(digest?.findings ?? [])])
         const problems = digest?.check.problems ?? []
@@ -425,6 +599,21 @@ interface Trust {
 }
 
 const untrusted = (problem: DigestProblem): Trust => ({ trusted: undefined, problems: [problem] })
+
+/** What the check of the stored digests found: problems in the digest tables, and signed heads the log lost. */
+interface ChainCheck {
+  readonly problems: ReadonlyArray<DigestProblem>
+  readonly findings: ReadonlyArray<Finding>
+}
+
+/** A head row that no signed root covers. */
+const plantedHead = (head: HeadRow, why: string): DigestProblem => ({
+  kind: "digest_head_planted",
+  digestId: head.digestId,
+  aggregateType: head.aggregateType,
+  aggregateId: head.aggregateId,
+  detail: `the head row of ${head.aggregateType}/${head.aggregateId} at version ${head.streamVersion}, filed under digest #${head.digestId}, ${why}`
+})
 
 /** The digest check's report, and the findings it traced to streams. */
 interface DigestOutcome {

@@ -14,7 +14,7 @@ import * as EventTable from "./EventTable.ts"
 import { qualify } from "./EventTable.ts"
 import { fromSqlError } from "./internal/sqlErrors.ts"
 import { dropNotifyTrigger, feedMigration } from "./internal/feed/migration.ts"
-import { integrity } from "./internal/integrity/migration.ts"
+import { digestChain, integrity } from "./internal/integrity/migration.ts"
 import { commitOrderMigration } from "./internal/feed/commitOrder.ts"
 import { appendOnly, createEvents, prepare } from "./internal/store/migration.ts"
 
@@ -27,7 +27,8 @@ export const migrations = (
   "3_feed": feedMigration(config),
   "4_integrity": integrity(config),
   "5_notify_after_commit": dropNotifyTrigger(config),
-  "6_commit_order": commitOrderMigration(config)
+  "6_commit_order": commitOrderMigration(config),
+  "7_digest_chain": digestChain(config)
 })
 
 /** Applies every pending migration of the events table the options name, and returns the ones it applied. */

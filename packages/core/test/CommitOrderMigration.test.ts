@@ -77,7 +77,10 @@ layer(TestLayer, { excludeTestServices: true })(`migration 6 (${TestDatabase.eng
         root, document) VALUES (1, ${tx(t2).toString()}::xid8, ${gp(t2[0]!).toString()}, decode(repeat('00', 32), 'hex'), '{}')`
 
       const applied = yield* Migrations.run({ schema })
-      assert.deepStrictEqual(applied, [[6, "commit_order"]])
+      assert.deepStrictEqual(applied, [
+        [6, "commit_order"],
+        [7, "digest_chain"]
+      ])
 
       const commits = yield* sql<{ readonly commit_sequence: string; readonly transaction_id: string }>`SELECT
         commit_sequence::text AS commit_sequence, transaction_id::text AS transaction_id

@@ -16,6 +16,8 @@ import * as TestClock from "effect/testing/TestClock"
 import * as Digest from "../src/Digest.ts"
 import { EventStore } from "../src/EventStore.ts"
 import * as Integrity from "../src/Integrity.ts"
+import { rootOf } from "../src/internal/integrity/digest.ts"
+import { makeDigestStatements } from "../src/internal/integrity/digestStatements.ts"
 import { makeReadStream } from "../src/internal/integrity/read.ts"
 import { signingKey } from "./support/Chains.ts"
 import { GstAdded, OrganizationCreated, uuid } from "./support/Fixtures.ts"
@@ -44,6 +46,10 @@ const madeSoon = (made: Queue.Queue<void>, n: number) =>
   Effect.timeout(Effect.replicateEffect(Queue.take(made), n), "30 seconds")
 
 class Rollback extends Data.TaggedError("Rollback") {}
+
+/** A report's digest problems as kind, digest and stream. */
+const problemsOf = (report: Integrity.Report) =>
+  (report.digest?.problems ?? []).map((problem) => [problem.kind, problem.digestId, problem.aggregateId ?? null])
 
 /** Runs `body` as a superuser who has turned the append-only trigger off, and rolls everything back. */
 const asAttacker = <A, E, R>(body: Effect.Effect<A, E, R>) =>
@@ -102,7 +108,7 @@ layer(TestLayer, { timeout: 120_000 })(`Digest (${TestDatabase.engine})`, (it) =
       const [a, b] = [uuid(), uuid()]
       yield* store.append([created(a, user), created(b, user), gst(a, user, "1")])
       const document = yield* coveringDigest
-      assert.strictEqual(document.format, "annal.digest.v2")
+      assert.strictEqual(document.format, "annal.digest.v3")
       assert.strictEqual(document.table, events)
       assert.strictEqual(document.publicKey, key.publicKeyId)
       assert.isAtLeast(document.streams, 2)
@@ -210,27 +216,32 @@ layer(TestLayer, { timeout: 120_000 })(`Digest (${TestDatabase.engine})`, (it) =
     })
   )
 
-  it.effect("a digest proves nothing about events after it: a truncated tail is caught only by a later digest", () =>
-    Effect.gen(function* () {
-      const store = yield* EventStore
-      const sql = yield* SqlClient.SqlClient
-      const [org, user] = [uuid(), uuid()]
-      yield* store.append([created(org, user)])
-      const before = yield* coveringDigest
-      yield* store.append([gst(org, user, "after")])
-      const after = yield* coveringDigest
-      const reports = yield* asAttacker(
-        Effect.gen(function* () {
-          yield* sql`DELETE FROM ${sql(events)} WHERE aggregate_id = ${org}::uuid AND stream_version = 2`
-          return [yield* verifyWith(before), yield* verifyWith(after)] as const
-        })
-      )
-      assert.isTrue(reports[0].ok, "the earlier digest cannot know of the later event")
-      assert.deepStrictEqual(
-        reports[1].findings.map((finding) => [finding.aggregateId, finding.kind, finding.streamVersion]),
-        [[org, "truncated", 2]]
-      )
-    })
+  it.effect(
+    "a truncated tail is caught by a later digest, through the stored chain even from an earlier document",
+    () =>
+      Effect.gen(function* () {
+        const store = yield* EventStore
+        const sql = yield* SqlClient.SqlClient
+        const [org, user] = [uuid(), uuid()]
+        yield* store.append([created(org, user)])
+        const before = yield* coveringDigest
+        yield* store.append([gst(org, user, "after")])
+        const after = yield* coveringDigest
+        const reports = yield* asAttacker(
+          Effect.gen(function* () {
+            yield* sql`DELETE FROM ${sql(events)} WHERE aggregate_id = ${org}::uuid AND stream_version = 2`
+            return [yield* verifyWith(before), yield* verifyWith(after)] as const
+          })
+        )
+        // The earlier document cannot know of the later event; the later digest, stored and signed by the trusted
+        // key, does, and the check of the stored chain reads it whichever document it was given.
+        for (const report of reports) {
+          assert.deepStrictEqual(
+            report.findings.map((finding) => [finding.aggregateId, finding.kind, finding.streamVersion]),
+            [[org, "truncated", 2]]
+          )
+        }
+      })
   )
 
   it.effect("a consistent rewrite is caught by the digest alone, and a whole stream forged into its past too", () =>
@@ -324,14 +335,18 @@ layer(TestLayer, { timeout: 120_000 })(`Digest (${TestDatabase.engine})`, (it) =
           return [missing, yield* verifyWith(document)] as const
         })
       )
+      // The digest row is gone; the heads stored under it remain, and no stored digest covers them now.
       assert.deepStrictEqual(
-        missing.digest?.problems.map((problem) => problem.kind),
-        ["digest_record_altered"]
+        missing.digest?.problems.map((problem) => [problem.kind, problem.digestId]),
+        [
+          ["digest_record_altered", undefined],
+          ["digest_head_planted", document.id]
+        ]
       )
       assert.deepStrictEqual(missing.findings, [])
       assert.deepStrictEqual(
         altered.digest?.problems.map((problem) => problem.kind),
-        ["digest_mismatch"]
+        ["digest_mismatch", "digest_head_planted"]
       )
       assert.isFalse(altered.ok)
     })
@@ -397,6 +412,134 @@ layer(TestLayer, { timeout: 120_000 })(`Digest (${TestDatabase.engine})`, (it) =
         assert.strictEqual((result.failure as Digest.DigestError).digestId, forged.id)
         assert.include(result.failure.message, `digest row #${forged.id}`)
       }
+    })
+  )
+
+  it.effect("each digest signs the hash of the one before it, and a forged link does not verify", () =>
+    Effect.gen(function* () {
+      const store = yield* EventStore
+      const key = yield* Digest.SigningKey
+      const user = uuid()
+      yield* store.append([created(uuid(), user)])
+      const first = yield* coveringDigest
+      yield* store.append([created(uuid(), user)])
+      const second = yield* coveringDigest
+      assert.strictEqual(second.id, first.id + 1)
+      assert.strictEqual(second.previous, Digest.hash(first))
+      assert.notStrictEqual(Digest.hash(first), Digest.hash(second))
+      assert.isFalse(yield* Digest.verifySignature({ ...second, previous: "0".repeat(64) }, key.publicKey))
+      assert.isFalse(yield* Digest.verifySignature({ ...second, previous: null }, key.publicKey))
+    })
+  )
+
+  it.effect("the verifier checks the stored chain: a planted, removed or altered row is reported, naming it", () =>
+    Effect.gen(function* () {
+      const store = yield* EventStore
+      const sql = yield* SqlClient.SqlClient
+      const [org, user] = [uuid(), uuid()]
+      yield* store.append([created(org, user)])
+      const first = yield* coveringDigest
+      yield* store.append([gst(org, user, "1")])
+      const middle = yield* coveringDigest
+      yield* store.append([gst(org, user, "2")])
+      const last = yield* coveringDigest
+      assert.isTrue((yield* verifyWith(last)).ok)
+      const digests = sql(`${schema}.events_digests`)
+      const heads = sql(`${schema}.events_digest_heads`)
+      // A row no key signed, with a checkpoint far ahead.
+      const planted = yield* asAttacker(
+        Effect.gen(function* () {
+          const huge = "9000000000000000000"
+          const forged = { ...last, id: last.id + 1, checkpoint: { commitSequence: huge, globalPosition: huge } }
+          yield* sql`INSERT INTO ${digests} (id, checkpoint_commit_sequence, checkpoint_global_position, root, document)
+            VALUES (${forged.id}, ${huge}::bigint, ${huge}::bigint, decode(${last.root}, 'hex'), ${Digest.encode(forged)})`
+          return yield* verifyWith(first)
+        })
+      )
+      assert.deepStrictEqual(problemsOf(planted), [["digest_row_invalid", last.id + 1, null]])
+      assert.isFalse(planted.ok)
+      // The middle digest removed, with its heads: the last one signs a digest that is not there.
+      const removed = yield* asAttacker(
+        Effect.gen(function* () {
+          yield* sql`ALTER TABLE ${digests} DISABLE TRIGGER events_digests_refuse_update_delete`
+          yield* sql`ALTER TABLE ${heads} DISABLE TRIGGER events_digest_heads_refuse_update_delete`
+          yield* sql`DELETE FROM ${heads} WHERE digest_id = ${middle.id}`
+          yield* sql`DELETE FROM ${digests} WHERE id = ${middle.id}`
+          return yield* verifyWith(last)
+        })
+      )
+      assert.deepStrictEqual(problemsOf(removed), [["chain_broken", last.id, null]])
+      // The middle digest's row altered: its document no longer is the one signed.
+      const altered = yield* asAttacker(
+        Effect.gen(function* () {
+          yield* sql`ALTER TABLE ${digests} DISABLE TRIGGER events_digests_refuse_update_delete`
+          yield* sql`UPDATE ${digests} SET document = ${Digest.encode({ ...middle, events: 1000 })} WHERE id = ${middle.id}`
+          return yield* verifyWith(last)
+        })
+      )
+      assert.deepStrictEqual(problemsOf(altered), [["digest_row_invalid", middle.id, null]])
+      // A head row planted under the latest digest (version 999 of a real stream), and one under no digest.
+      const head = yield* asAttacker(
+        Effect.gen(function* () {
+          yield* sql`ALTER TABLE ${heads} DISABLE TRIGGER events_digest_heads_refuse_update_delete`
+          yield* sql`UPDATE ${heads} SET stream_version = 999 WHERE digest_id = ${last.id} AND aggregate_id = ${org}::uuid`
+          yield* sql`INSERT INTO ${heads} (digest_id, aggregate_type, aggregate_id, stream_version, hash)
+            VALUES (${last.id + 5}, 'organization', ${org}::uuid, 999, decode(${"ab".repeat(32)}, 'hex'))`
+          return yield* verifyWith(middle)
+        })
+      )
+      assert.deepStrictEqual(problemsOf(head), [
+        ["digest_head_planted", last.id + 5, org],
+        ["digest_head_planted", last.id, org]
+      ])
+      assert.isTrue((yield* verifyWith(last)).ok, "every attack was rolled back")
+    })
+  )
+
+  it.effect("a v2 digest, made before the chain, is still verified and built on", () =>
+    Effect.gen(function* () {
+      const store = yield* EventStore
+      const digest = yield* Digest.Digest
+      const key = yield* Digest.SigningKey
+      const sql = yield* SqlClient.SqlClient
+      const [org, user] = [uuid(), uuid()]
+      yield* store.append([created(org, user)])
+      const latest = yield* coveringDigest
+      const result = yield* asAttacker(
+        Effect.gen(function* () {
+          // As a release before migration 7 signed it: no previous, a root of format v2, a null link column.
+          const heads = yield* makeDigestStatements(sql, { schema, table: "events" }).readHeads(latest.id)
+          const unsigned = {
+            format: "annal.digest.v2" as const,
+            table: events,
+            id: latest.id + 1,
+            checkpoint: latest.checkpoint,
+            streams: heads.length,
+            events: latest.events,
+            root: rootOf(heads, "annal.digest.v2"),
+            createdAt: latest.createdAt,
+            publicKey: key.publicKeyId
+          }
+          const signature = yield* Signature.Signature.use((service) =>
+            service.sign(key.privateKey, Digest.signedBytes(unsigned))
+          ).pipe(
+            Effect.provide(Signature.layerWebCrypto.pipe(Layer.provide(SecureRandom.layerWebCrypto))),
+            Effect.orDie
+          )
+          const old: Digest.Document = { ...unsigned, signature: Base64Url.encode(signature) }
+          yield* sql`INSERT INTO ${sql(`${schema}.events_digests`)} (id, checkpoint_commit_sequence,
+              checkpoint_global_position, root, document)
+            VALUES (${old.id}, ${old.checkpoint.commitSequence}::bigint, ${old.checkpoint.globalPosition}::bigint,
+              decode(${old.root}, 'hex'), ${Digest.encode(old)})`
+          yield* store.append([gst(org, user, "after v2")])
+          const next = yield* digest.create()
+          return { old, next, report: yield* verifyWith(next), oldReport: yield* verifyWith(old) }
+        })
+      )
+      assert.strictEqual(result.next.format, "annal.digest.v3")
+      assert.strictEqual(result.next.previous, Digest.hash(result.old))
+      assert.isTrue(result.report.ok, JSON.stringify(result.report))
+      assert.isTrue(result.oldReport.ok, JSON.stringify(result.oldReport))
     })
   )
 

@@ -361,7 +361,8 @@ layer(TestLayer, { timeout: 120_000 })(`Integrity (${TestDatabase.engine})`, (it
         assert.deepStrictEqual(applied, [
           [4, "integrity"],
           [5, "notify_after_commit"],
-          [6, "commit_order"]
+          [6, "commit_order"],
+          [7, "digest_chain"]
         ])
         const hashed = yield* sql<{
           readonly n: string

@@ -1,7 +1,8 @@
 /**
- * The setup of docs/hardening.md, run as written: the application's role can append, read and make digests, and
- * cannot change, remove, or get past the triggers. The same checks made as the table's owner succeed, which is what
- * the setup is for.
+ * The setup of docs/hardening.md, run as written, with three roles beside the owner: the application appends and
+ * reads, the digest signer makes digests, the auditor verifies. Every write a role must not make is tried, and
+ * refused; the application cannot write a digest, nor the signer an event, and none of them can change, remove, or
+ * get past the triggers. The same changes made as the table's owner succeed, which is what the setup is for.
  */
 import { assert, layer } from "@effect/vitest"
 import { readFileSync } from "node:fs"
@@ -10,6 +11,7 @@ import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as SqlClient from "effect/sql/SqlClient"
+import type { SqlError } from "effect/sql/SqlError"
 import * as Digest from "../src/Digest.ts"
 import { EventStore } from "../src/EventStore.ts"
 import * as Integrity from "../src/Integrity.ts"
@@ -26,6 +28,7 @@ const suffix = schema.slice("annal_test_".length)
 const run = process.env["ANNAL_TEST_RUN"] ?? "annal_test"
 const roles = {
   app: `${run}_app_${suffix}`,
+  signer: `${run}_signer_${suffix}`,
   auditor: `${run}_auditor_${suffix}`,
   owner: `${run}_owner_${suffix}`
 }
@@ -40,6 +43,7 @@ const hardeningStatements = (): ReadonlyArray<string> => {
     .replaceAll(":'schema'", `'${schema}'`)
     .replaceAll(":'table'", "'events'")
     .replaceAll(":'app_role'", `'${roles.app}'`)
+    .replaceAll(":'signer_role'", `'${roles.signer}'`)
     .replaceAll(":'auditor_role'", `'${roles.auditor}'`)
   const body = filled
     .split("\n")
@@ -98,6 +102,58 @@ const as = <A, E, R>(role: string, body: Effect.Effect<A, E, R>) =>
       )
   })
 
+/** Runs `body` as `role` in a transaction that commits. */
+const asCommitted = <A, E, R>(role: string, body: Effect.Effect<A, E, R>) =>
+  SqlClient.SqlClient.use((sql) => sql.withTransaction(Effect.andThen(sql.unsafe(`SET LOCAL ROLE "${role}"`), body)))
+
+/**
+ * Every write of the log's tables: INSERT, UPDATE, DELETE and TRUNCATE on the events, commits, digests and digest
+ * heads tables, and an event placed with OVERRIDING SYSTEM VALUE, each with the roles allowed to make it.
+ */
+const writes = (sql: SqlClient.SqlClient, aggregateId: string) => {
+  const table = (suffix: string) => sql(`${schema}.events${suffix}`)
+  const inserts = {
+    "": sql`INSERT INTO ${table("")} (id, event_type, aggregate_id, aggregate_type, user_id, "timestamp", version, data,
+      stream_version) VALUES (gen_random_uuid(), 'organization.created', ${aggregateId}::uuid, 'organization',
+      gen_random_uuid(), now(), 1, '{}', 99)`,
+    _commits: sql`INSERT INTO ${table("_commits")} (commit_sequence, transaction_id) VALUES (9000000000, '1')`,
+    _digests: sql`INSERT INTO ${table("_digests")} (id, checkpoint_commit_sequence, checkpoint_global_position, root,
+      document) VALUES (999999, 9000000000, 9000000000, decode(repeat('ab', 32), 'hex'), '{}')`,
+    _digest_heads: sql`INSERT INTO ${table("_digest_heads")} (digest_id, aggregate_type, aggregate_id, stream_version,
+      hash) VALUES (999999, 'organization', ${aggregateId}::uuid, 999, decode(repeat('ab', 32), 'hex'))`
+  } as const
+  const allowed: Record<keyof typeof inserts, ReadonlyArray<string>> = {
+    "": [roles.app],
+    _commits: [],
+    _digests: [roles.signer],
+    _digest_heads: [roles.signer]
+  }
+  const out: Array<readonly [name: string, allowedTo: ReadonlyArray<string>, write: Effect.Effect<unknown, SqlError>]> =
+    []
+  for (const suffix of Object.keys(inserts) as Array<keyof typeof inserts>) {
+    const name = `events${suffix}`
+    out.push([`INSERT ${name}`, allowed[suffix], inserts[suffix]])
+    out.push([
+      `UPDATE ${name}`,
+      [],
+      sql`UPDATE ${table(suffix)} SET ${sql(updatable[suffix])} = ${sql(updatable[suffix])}`
+    ])
+    out.push([`DELETE ${name}`, [], sql`DELETE FROM ${table(suffix)}`])
+    out.push([`TRUNCATE ${name}`, [], sql`TRUNCATE ${table(suffix)}`])
+  }
+  out.push([
+    "INSERT events OVERRIDING SYSTEM VALUE",
+    [],
+    sql`INSERT INTO ${table("")} (id, event_type, aggregate_id, aggregate_type, user_id, "timestamp", version, data,
+      stream_version, global_position) OVERRIDING SYSTEM VALUE VALUES (gen_random_uuid(), 'organization.created',
+      ${aggregateId}::uuid, 'organization', gen_random_uuid(), now(), 1, '{}', 99, 9000000000000)`
+  ])
+  return out
+}
+
+/** A column of each table that an UPDATE can name. */
+const updatable = { "": "data", _commits: "commit_sequence", _digests: "document", _digest_heads: "hash" } as const
+
 const created = (aggregateId: string, userId: string) =>
   OrganizationCreated.make({
     aggregateId,
@@ -125,7 +181,7 @@ const attacks = (sql: SqlClient.SqlClient, aggregateId: string) => {
       "choose a global position",
       sql`INSERT INTO ${events} (id, event_type, aggregate_id, aggregate_type, user_id, "timestamp", version, data,
         stream_version, global_position) OVERRIDING SYSTEM VALUE VALUES (gen_random_uuid(), 'organization.created',
-        ${aggregateId}::uuid, 'organization', gen_random_uuid(), now(), 1, '{}', 99, 1)`
+        ${aggregateId}::uuid, 'organization', gen_random_uuid(), now(), 1, '{}', 99, 9000000000000)`
     ],
     [
       "choose a transaction id",
@@ -145,7 +201,10 @@ const attacks = (sql: SqlClient.SqlClient, aggregateId: string) => {
     ],
     ["take a commit sequence", sql`SELECT nextval(${`${schema}.events_commit_sequence`}::regclass)`],
     ["move the commit sequence", sql`SELECT setval(${`${schema}.events_commit_sequence`}::regclass, 1)`],
-    ["UPDATE a commit", sql`UPDATE ${sql(`${schema}.events_commits`)} SET commit_sequence = commit_sequence + 1`],
+    [
+      "UPDATE a commit",
+      sql`UPDATE ${sql(`${schema}.events_commits`)} SET commit_sequence = commit_sequence + 1000000000`
+    ],
     ["DELETE a commit", sql`DELETE FROM ${sql(`${schema}.events_commits`)}`],
     ["mark a commit pending", sql`INSERT INTO ${sql(`${schema}.events_pending_commits`)} VALUES ('1')`],
     ["UPDATE a digest", sql`UPDATE ${sql(`${schema}.events_digests`)} SET document = ''`],
@@ -154,26 +213,67 @@ const attacks = (sql: SqlClient.SqlClient, aggregateId: string) => {
 }
 
 layer(TestLayer, { timeout: 120_000 })(`hardening (${TestDatabase.engine})`, (it) => {
-  it.effect("the application's role appends, reads, makes digests and verifies", () =>
+  it.effect("the application appends, the signer makes a digest over it, and the auditor verifies it", () =>
     Effect.gen(function* () {
       const store = yield* EventStore
       const digest = yield* Digest.Digest
       const integrity = yield* Integrity.Integrity
+      const key = yield* Digest.SigningKey
       const [org, user] = [uuid(), uuid()]
-      const report = yield* as(
+      yield* asCommitted(
         roles.app,
         Effect.gen(function* () {
           yield* store.append([created(org, user)])
           yield* store.append([GstAdded.make({ aggregateId: org, userId: user, data: { gstin: "1", state: "KA" } })], {
             expectedVersion: 1
           })
-          const document = yield* digest.create()
-          const key = yield* Digest.SigningKey
-          return yield* integrity.verify({ digest: { document, publicKey: key.publicKey } })
         })
       )
+      const document = yield* asCommitted(roles.signer, digest.create())
+      assert.isAtLeast(document.events, 2)
+      const report = yield* as(roles.auditor, integrity.verify({ digest: { document, publicKey: key.publicKey } }))
       assert.isTrue(report.ok, JSON.stringify(report))
-      assert.strictEqual(report.events, 2)
+      // The application reads the digests, and verifies against them, too.
+      const asApp = yield* as(roles.app, integrity.verify({ digest: { document, publicKey: key.publicKey } }))
+      assert.isTrue(asApp.ok, JSON.stringify(asApp))
+    })
+  )
+
+  it.effect("the application cannot make a digest, and the signer cannot append", () =>
+    Effect.gen(function* () {
+      const store = yield* EventStore
+      const digest = yield* Digest.Digest
+      const byApp = yield* as(roles.app, Effect.flip(digest.create()))
+      assert.strictEqual(byApp._tag, "StorageError")
+      assert.match(byApp.message, /permission denied/)
+      const bySigner = yield* as(roles.signer, Effect.flip(store.append([created(uuid(), uuid())])))
+      assert.strictEqual(bySigner._tag, "StorageError")
+    })
+  )
+
+  it.effect("every write a role must not make is refused, for each of the three roles", () =>
+    Effect.gen(function* () {
+      const store = yield* EventStore
+      const sql = yield* SqlClient.SqlClient
+      const org = uuid()
+      yield* store.append([created(org, uuid())])
+      yield* Digest.Digest.use((digest) => digest.create())
+      const tried: Array<string> = []
+      for (const role of [roles.app, roles.signer, roles.auditor]) {
+        for (const [name, allowedTo, write] of writes(sql, org)) {
+          if (allowedTo.includes(role)) continue
+          const refused = yield* as(role, Effect.flip(write))
+          assert.match(describeSqlError(refused), /permission denied|must be owner|append-only/, `${role}: ${name}`)
+          tried.push(`${role === roles.app ? "app" : role === roles.signer ? "signer" : "auditor"}: ${name}`)
+        }
+      }
+      // 17 writes each, less the ones a role is there to make: the app's event, the signer's digest and heads.
+      assert.strictEqual(tried.length, 17 * 3 - 3)
+      // The allowed writes are allowed: each role makes its own (rolled back).
+      for (const [name, allowedTo, write] of writes(sql, org)) {
+        for (const role of allowedTo)
+          yield* as(role, Effect.asVoid(write)).pipe(Effect.orElseSucceed(() => assert.fail(`${role}: ${name}`)))
+      }
     })
   )
 

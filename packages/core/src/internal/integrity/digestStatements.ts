@@ -16,13 +16,22 @@ import * as Checkpoint from "../../Checkpoint.ts"
 import { type EventTable, qualify } from "../../EventTable.ts"
 import { commitObjects } from "../feed/commitOrder.ts"
 import type { Head } from "./digest.ts"
+import type { StoredAt } from "./statements.ts"
 
 /** A digest as its table stores it: the document exactly as it was handed out, and what it is looked up by. */
 export interface StoredDigest {
   readonly id: number
   readonly checkpoint: Checkpoint.Checkpoint
   readonly root: string
+  /** The previous digest's hash, which this one's document signs; null for the first, and for v2 digests. */
+  readonly previousHash: string | null
   readonly document: string
+}
+
+/** A stored head row, with the digest it is filed under and what the events table holds at its position. */
+export interface HeadRow extends Head {
+  readonly digestId: number
+  readonly stored: StoredAt
 }
 
 /** Builds the digest statements of one events table. */
@@ -56,7 +65,8 @@ ORDER BY h.aggregate_type, h.aggregate_id, h.digest_id DESC`.withoutTransform.pi
   const readDigests = (id?: number): Effect.Effect<ReadonlyArray<StoredDigest>, SqlError | StorageError> =>
     // Qualified: the select list renames id to its text form, which an unqualified ORDER BY would sort by.
     sql`SELECT d.id::text AS id, d.checkpoint_commit_sequence::text AS commit_sequence,
-  d.checkpoint_global_position::text AS global_position, encode(d.root, 'hex') AS root, d.document
+  d.checkpoint_global_position::text AS global_position, encode(d.root, 'hex') AS root,
+  encode(d.previous_hash, 'hex') AS previous_hash, d.document
 FROM ${digests} d ${id === undefined ? sql`` : sql`WHERE d.id = ${id}::bigint`} ORDER BY d.id DESC`.withoutTransform.pipe(
       Effect.flatMap(decodeDigestRows),
       Effect.map((rows) => rows.map(storedDigestOf)),
@@ -66,7 +76,8 @@ FROM ${digests} d ${id === undefined ? sql`` : sql`WHERE d.id = ${id}::bigint`} 
   /** The latest stored digest, or none. */
   const readLatestDigest: Effect.Effect<StoredDigest | undefined, SqlError | StorageError> =
     sql`SELECT d.id::text AS id, d.checkpoint_commit_sequence::text AS commit_sequence,
-  d.checkpoint_global_position::text AS global_position, encode(d.root, 'hex') AS root, d.document
+  d.checkpoint_global_position::text AS global_position, encode(d.root, 'hex') AS root,
+  encode(d.previous_hash, 'hex') AS previous_hash, d.document
 FROM ${digests} d ORDER BY d.id DESC LIMIT 1`.withoutTransform.pipe(
       Effect.flatMap(decodeDigestRows),
       Effect.map((rows) => rows.map(storedDigestOf)[0]),
@@ -113,6 +124,31 @@ FROM ${heads} h WHERE h.digest_id > ${id}::bigint ORDER BY h.digest_id, h.aggreg
       Effect.mapError((error) => (error._tag === "SchemaError" ? storageError(error.message) : error))
     )
 
+  /**
+   * Every head row, in digest order, beside what the events table holds at its position: the event at its version
+   * and that event's hash, and the stream's last version. The verifier folds them into the heads as of each digest,
+   * checks each digest's root, and names a row that no root covers or that the log no longer matches.
+   */
+  const readHeadRows: Effect.Effect<ReadonlyArray<HeadRow>, SqlError | StorageError> = sql`SELECT
+  h.digest_id::text AS digest_id, h.aggregate_type, h.aggregate_id::text AS aggregate_id, h.stream_version,
+  encode(h.hash, 'hex') AS hash, e.id::text AS event_id, encode(e.hash, 'hex') AS event_hash,
+  (SELECT max(x.stream_version) FROM ${events} x
+    WHERE x.aggregate_type = h.aggregate_type AND x.aggregate_id = h.aggregate_id) AS last
+FROM ${heads} h
+LEFT JOIN ${events} e ON e.aggregate_type = h.aggregate_type AND e.aggregate_id = h.aggregate_id
+  AND e.stream_version = h.stream_version
+ORDER BY h.digest_id, h.aggregate_type, h.aggregate_id`.withoutTransform.pipe(
+    Effect.flatMap(decodeLoggedHeadRows),
+    Effect.map((rows) =>
+      rows.map((row): HeadRow => ({
+        ...headOf(row),
+        digestId: Number(row.digest_id),
+        stored: { eventId: row.event_id ?? undefined, hash: row.event_hash, last: row.last ?? 0 }
+      }))
+    ),
+    Effect.mapError((error) => (error._tag === "SchemaError" ? storageError(error.message) : error))
+  )
+
   /** Stores `moved`, the heads that moved since the previous digest, as digest `id`'s. */
   const insertHeads = (id: number, moved: ReadonlyArray<Head>): Effect.Effect<void, SqlError> =>
     moved.length === 0
@@ -130,30 +166,54 @@ FROM jsonb_to_recordset(${JSON.stringify(
 
   /** Stores a digest; its root as bytes, so that the database's copy can be compared with a document's. */
   const insertDigest = (digest: StoredDigest): Effect.Effect<void, SqlError> =>
-    Effect.asVoid(sql`INSERT INTO ${digests} (id, checkpoint_commit_sequence, checkpoint_global_position, root, document)
+    Effect.asVoid(sql`INSERT INTO ${digests} (id, checkpoint_commit_sequence, checkpoint_global_position, root,
+  previous_hash, document)
 VALUES (${digest.id}::bigint, ${digest.checkpoint.commitSequence.toString()}::bigint,
-  ${digest.checkpoint.globalPosition.toString()}::bigint, decode(${digest.root}, 'hex'), ${digest.document})`)
+  ${digest.checkpoint.globalPosition.toString()}::bigint, decode(${digest.root}, 'hex'),
+  decode(${digest.previousHash}, 'hex'), ${digest.document})`)
 
-  return { lock, readHeads, readDigests, readLatestDigest, movedHeads, headsAfter, insertHeads, insertDigest }
+  return {
+    lock,
+    readHeads,
+    readHeadRows,
+    readDigests,
+    readLatestDigest,
+    movedHeads,
+    headsAfter,
+    insertHeads,
+    insertDigest
+  }
 }
 
 const storageError = (detail: string) =>
   new StorageError({ operation: "Digest.read", reason: new UnexpectedRow(), detail })
 
-const HeadRow = Schema.Struct({
+const HeadRowSchema = Schema.Struct({
   aggregate_type: Schema.String,
   aggregate_id: Schema.String,
   stream_version: Schema.Number,
   hash: Schema.NullOr(Schema.String)
 })
 
-const decodeHeadRows = Schema.decodeUnknownEffect(Schema.Array(HeadRow))
+const decodeHeadRows = Schema.decodeUnknownEffect(Schema.Array(HeadRowSchema))
 
 const decodeNumberedHeadRows = Schema.decodeUnknownEffect(
-  Schema.Array(Schema.Struct({ ...HeadRow.fields, digest_id: Schema.String }))
+  Schema.Array(Schema.Struct({ ...HeadRowSchema.fields, digest_id: Schema.String }))
 )
 
-const headOf = (row: typeof HeadRow.Type): Head => ({
+const decodeLoggedHeadRows = Schema.decodeUnknownEffect(
+  Schema.Array(
+    Schema.Struct({
+      ...HeadRowSchema.fields,
+      digest_id: Schema.String,
+      event_id: Schema.NullOr(Schema.String),
+      event_hash: Schema.NullOr(Schema.String),
+      last: Schema.NullOr(Schema.Number)
+    })
+  )
+)
+
+const headOf = (row: typeof HeadRowSchema.Type): Head => ({
   aggregateType: row.aggregate_type,
   aggregateId: row.aggregate_id,
   streamVersion: row.stream_version,
@@ -165,6 +225,7 @@ const DigestRow = Schema.Struct({
   commit_sequence: Schema.String,
   global_position: Schema.String,
   root: Schema.String,
+  previous_hash: Schema.NullOr(Schema.String),
   document: Schema.String
 })
 
@@ -174,5 +235,6 @@ const storedDigestOf = (row: typeof DigestRow.Type): StoredDigest => ({
   id: Number(row.id),
   checkpoint: Checkpoint.make(BigInt(row.commit_sequence), BigInt(row.global_position)),
   root: row.root,
+  previousHash: row.previous_hash,
   document: row.document
 })

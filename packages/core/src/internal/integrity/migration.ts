@@ -90,3 +90,19 @@ const backfill = (sql: SqlClient.SqlClient, table: Statement.Identifier) =>
       after = positionOf(rows.at(-1)!.event)
     }
   })
+
+/**
+ * Migration 7, digests as a chain: each digest stores the hash of the previous one (`previous_hash`, which its
+ * document signs), and the heads are indexed by digest, which the check for planted head rows ranges over. Adding a
+ * column neither updates a row nor touches the triggers: the tables stay append-only. Digests made before it keep a
+ * null link; they are of format v2, which signed none.
+ */
+export const digestChain = (config: EventTable) =>
+  Effect.gen(function* () {
+    const sql = yield* SqlClient.SqlClient
+    const name = (suffix: string) => sql(`${config.table}_${suffix}`)
+    const qualified = (suffix: string) => sql(qualify(config, `${config.table}_${suffix}`))
+    yield* sql`ALTER TABLE ${qualified("digests")}
+      ADD COLUMN previous_hash bytea CHECK (previous_hash IS NULL OR octet_length(previous_hash) = 32)`
+    yield* sql`CREATE INDEX ${name("digest_heads_digest_idx")} ON ${qualified("digest_heads")} (digest_id)`
+  })
