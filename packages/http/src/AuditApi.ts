@@ -95,7 +95,10 @@ export const Instant = Schema.String.check(
 /** The context an event was recorded with. */
 export const AuditEventMetadata = Event.EventMetadata
 
-/** A stored event, decoded to the current version of its type; its `data` is that version's JSON. */
+/**
+ * A stored event, decoded to the current version of its type; its `data` is that version's JSON. One that cannot be
+ * decoded is sent as stored, flagged `decoded: false`.
+ */
 export const AuditEvent = Schema.Struct({
   eventId: Schema.String,
   eventType: Schema.String,
@@ -110,7 +113,15 @@ export const AuditEvent = Schema.Struct({
   streamVersion: Schema.Int,
   globalPosition: Schema.BigInt,
   transactionId: Schema.BigInt,
-  recordedAt: Schema.DateTimeUtc
+  recordedAt: Schema.DateTimeUtc,
+  /**
+   * Present, and `false`, only on an event the application's registry could not decode (a type it does not register,
+   * or a payload its schema refuses): its `data` and `version` are then the stored ones, and `decodeError` says why.
+   * The event is shown rather than failing the page, so one bad row hides nothing else.
+   */
+  decoded: Schema.optionalKey(Schema.Literal(false)),
+  /** Why the event could not be decoded, beside `decoded: false`. */
+  decodeError: Schema.optionalKey(Schema.String)
 }).annotate({ identifier: "AuditEvent" })
 
 /** A stored event, as the audit API returns it. */
