@@ -559,3 +559,35 @@ it.live(
     }).pipe(Effect.scoped),
   120_000
 )
+
+it.live(
+  "a port in use is named, with what to do, and main.ts exits 1",
+  () =>
+    Effect.gen(function* () {
+      const dataDir = mkdtempSync(join(tmpdir(), "annal-organization-"))
+      yield* Effect.addFinalizer(() => Effect.sync(() => rmSync(dataDir, { recursive: true, force: true })))
+      const env =
+        TestApp.engine === "postgres"
+          ? { DATABASE_URL: TestApp.databaseUrl(yield* TestApp.postgresDatabase) }
+          : { ANNAL_DATA_DIR: join(dataDir, "annal") }
+      const taken = yield* Effect.acquireRelease(
+        Effect.callback<net.Server>((resume) => {
+          const server = net.createServer()
+          server.listen(0, "127.0.0.1", () => resume(Effect.succeed(server)))
+        }),
+        (server) => Effect.sync(() => server.close())
+      )
+      const address = taken.address()
+      const port = typeof address === "object" && address !== null ? address.port : 0
+      const child = yield* start([main], { ...env, PORT: String(port) })
+      const log = output(child)
+      const code = yield* exited(child)
+      assert.strictEqual(code, 1, log())
+      assert.include(
+        log(),
+        `Cannot listen on port ${port} on 127.0.0.1: another process uses it. Stop that process, or set PORT to a free port (PORT=0 picks one).`
+      )
+      assert.notInclude(log(), "ServeError")
+    }).pipe(Effect.scoped),
+  120_000
+)
