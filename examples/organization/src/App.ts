@@ -13,6 +13,7 @@ import {
   AuditReportsHandlers,
   Authentication,
   EventStream,
+  Lifecycle,
   PageCursor,
   RequestContext,
   RequestTimeout,
@@ -20,6 +21,7 @@ import {
 } from "@annal/http"
 import { NodeHttpServer } from "@effect/platform-node"
 import type * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
 import * as HttpRouter from "effect/http/HttpRouter"
 import * as HttpApiBuilder from "effect/http-api/HttpApiBuilder"
 import * as HttpApiSwagger from "effect/http-api/HttpApiSwagger"
@@ -94,8 +96,38 @@ export interface ServerOptions {
   readonly requestTimeout?: Duration.Input | undefined
 }
 
-/** The server, over the `SqlClient` in context; it provides `HttpServer` so the caller can read its address. */
+/**
+ * The server, over the `SqlClient` in context; it provides `HttpServer` so the caller can read its address. The port
+ * opens first and answers 503 until the migrations have run and the routes serve (`NodeServer.make`); when the layer
+ * is released the drain begins before anything else stops: readiness turns red, live event streams end cleanly,
+ * responses close their connections and idle ones are closed, then the server waits for the requests in flight.
+ */
 export const layer = (options: ServerOptions) =>
+  Layer.unwrap(
+    Effect.gen(function* () {
+      const server = yield* Effect.sync(NodeServer.make)
+      const lifecycle = yield* Lifecycle.make
+      // Built once the routes serve, so released before the server's own finalizer, which waits for connections.
+      const phases = Layer.effectDiscard(
+        Effect.andThen(
+          lifecycle.markReady,
+          Effect.addFinalizer(() =>
+            Effect.andThen(
+              lifecycle.drain,
+              Effect.sync(() => NodeServer.drain(server))
+            )
+          )
+        )
+      )
+      return phases.pipe(
+        Layer.provideMerge(serve(options, server)),
+        Layer.provide(Layer.succeed(Lifecycle.Lifecycle, lifecycle))
+      )
+    })
+  )
+
+/** The routes served on `server`, over the services. */
+const serve = (options: ServerOptions, server: ReturnType<typeof NodeServer.make>) =>
   HttpRouter.serve(makeRoutes(options.eventStream), {
     disableListenLog: true,
     disableLogger: options.logRequests !== true,
@@ -109,7 +141,7 @@ export const layer = (options: ServerOptions) =>
       RequestTimeout.layer(options.requestTimeout ?? RequestTimeout.defaultTimeout)
     ]),
     Layer.provideMerge(
-      NodeHttpServer.layer(NodeServer.make, {
+      NodeHttpServer.layer(() => server, {
         port: options.port,
         ...(options.host === undefined ? {} : { host: options.host }),
         ...(options.shutdownTimeout === undefined ? {} : { gracefulShutdownTimeout: options.shutdownTimeout })

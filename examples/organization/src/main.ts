@@ -10,6 +10,7 @@ import { Database } from "@annal/cli"
 import { NodeRuntime } from "@effect/platform-node"
 import * as Cause from "effect/Cause"
 import * as Console from "effect/Console"
+import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as HttpServer from "effect/http/HttpServer"
@@ -44,6 +45,24 @@ const banner = (settings: AppConfig.AppConfig) =>
     })
   )
 
+/** The app could not start; its message says why and what to do, and is printed alone, without a stack trace. */
+class StartFailed extends Data.TaggedError("StartFailed")<{ readonly message: string }> {
+  override readonly [Runtime.errorReported] = false
+}
+
+/** Why the server could not listen, for an operator: a port in use names the port and the way out. */
+const listenFailure = (settings: AppConfig.AppConfig, cause: unknown): string => {
+  const code = (cause as NodeJS.ErrnoException | undefined)?.code
+  const where = `port ${settings.port} on ${settings.host}`
+  return code === "EADDRINUSE"
+    ? `Cannot listen on ${where}: another process uses it. Stop that process, or set PORT to a free port (PORT=0 picks one).`
+    : code === "EACCES"
+      ? `Cannot listen on ${where}: permission denied. Use a port above 1023, or set HOST and PORT to ones this user may bind.`
+      : code === "EADDRNOTAVAIL"
+        ? `Cannot listen on ${where}: ${settings.host} is not an address of this machine. Set HOST to one that is.`
+        : `Cannot listen on ${where}: ${String(cause)}`
+}
+
 const main = Effect.gen(function* () {
   const settings = yield* AppConfig.config
   const tokens = yield* Option.match(settings.tokens, {
@@ -64,7 +83,15 @@ const main = Effect.gen(function* () {
       // On PGlite the client holds the data folder's lock: a second app or `annal verify` beside it is refused.
       Layer.provide(Database.layer(settings.database, { statementTimeout: settings.statementTimeout }))
     )
-  ).pipe(Effect.onInterrupt(() => Console.log("Stopped: requests finished, connections closed.")))
+  ).pipe(
+    Effect.onInterrupt(() => Console.log("Stopped: requests finished, connections closed.")),
+    Effect.catchTag("ServeError", (error) =>
+      Effect.andThen(
+        Console.error(listenFailure(settings, error.cause)),
+        Effect.fail(new StartFailed({ message: listenFailure(settings, error.cause) }))
+      )
+    )
+  )
 })
 
 /** A stop on request (SIGINT, SIGTERM) that shut down cleanly is a success, not an interruption (130). */

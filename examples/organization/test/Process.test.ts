@@ -6,6 +6,7 @@
 import { PgliteClient } from "@annal/sql-pglite"
 import { PgClient } from "@effect/sql-pg"
 import { assert, it } from "@effect/vitest"
+import * as Clock from "effect/Clock"
 import * as Data from "effect/Data"
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
@@ -16,8 +17,9 @@ import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
 import * as SqlClient from "effect/sql/SqlClient"
 import { type ChildProcess, spawn } from "node:child_process"
-import { mkdtempSync, rmSync } from "node:fs"
+import { mkdtempSync, readFileSync, rmSync } from "node:fs"
 import * as http from "node:http"
+import * as net from "node:net"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import * as DemoUsers from "../src/DemoUsers.ts"
@@ -85,7 +87,10 @@ const heldPost = (url: string, path: string, token: string, body: string) =>
   Effect.gen(function* () {
     const started = yield* Deferred.make<void>()
     let finish: (() => void) | undefined
-    const response = Effect.callback<{ readonly status: number; readonly body: string }, Error>((resume) => {
+    const response = Effect.callback<
+      { readonly status: number; readonly body: string; readonly connection: string | undefined },
+      Error
+    >((resume) => {
       const request = http.request(
         new URL(path, url),
         {
@@ -100,7 +105,9 @@ const heldPost = (url: string, path: string, token: string, body: string) =>
         (res) => {
           let text = ""
           res.on("data", (chunk: Buffer) => (text += chunk.toString()))
-          res.on("end", () => resume(Effect.succeed({ status: res.statusCode ?? 0, body: text })))
+          res.on("end", () =>
+            resume(Effect.succeed({ status: res.statusCode ?? 0, body: text, connection: res.headers.connection }))
+          )
         }
       )
       request.on("continue", () => Deferred.doneUnsafe(started, Exit.void))
@@ -150,9 +157,18 @@ const shutdownScenario = <A>(
     return { response, code, stored: yield* check(pan) }
   }).pipe(Effect.scoped)
 
-const assertAnswered = (response: Exit.Exit<{ readonly status: number; readonly body: string }, Error>) => {
+const assertAnswered = (
+  response: Exit.Exit<
+    { readonly status: number; readonly body: string; readonly connection: string | undefined },
+    Error
+  >
+) => {
   assert.isTrue(Exit.isSuccess(response), String(response))
-  if (Exit.isSuccess(response)) assert.strictEqual(response.value.status, 201, response.value.body)
+  if (Exit.isSuccess(response)) {
+    assert.strictEqual(response.value.status, 201, response.value.body)
+    // Answered during the drain, it tells the client not to reuse the connection.
+    assert.strictEqual(response.value.connection, "close")
+  }
 }
 
 const countByPan = (pan: string) =>
@@ -344,6 +360,234 @@ it.live.skipIf(TestApp.engine !== "postgres")(
         assert.include(app.log(), "Cancelled reading the feed")
         assert.include(app.log(), "canceling statement due to statement timeout")
       })
+    }).pipe(Effect.scoped),
+  120_000
+)
+
+/** A port free now, for a program that must be reached before it prints where it listens. */
+const freePort = Effect.callback<number>((resume) => {
+  const probe = net.createServer()
+  probe.listen(0, "127.0.0.1", () => {
+    const address = probe.address()
+    probe.close(() => resume(Effect.succeed(typeof address === "object" && address !== null ? address.port : 0)))
+  })
+})
+
+/** One request's answer: its status, `Retry-After` and body; `refused` while nothing listens yet. */
+type Answer =
+  | {
+      readonly _tag: "answered"
+      readonly status: number
+      readonly retryAfter: string | undefined
+      readonly body: string
+    }
+  | { readonly _tag: "refused" }
+
+/** A GET on a connection of its own; a request left unanswered for `hangGuard` fails the test. */
+const probe = (url: string) =>
+  Effect.callback<Answer>((resume) => {
+    const request = http.get(url, { agent: false }, (res) => {
+      let body = ""
+      res.on("data", (chunk: Buffer) => (body += chunk.toString()))
+      res.on("end", () =>
+        resume(
+          Effect.succeed({
+            _tag: "answered",
+            status: res.statusCode ?? 0,
+            retryAfter: res.headers["retry-after"],
+            body
+          })
+        )
+      )
+    })
+    request.setTimeout(Duration.toMillis(hangGuard), () =>
+      request.destroy(new Error(`no answer to GET ${url} within ${Duration.format(hangGuard)}`))
+    )
+    request.on("error", (error: NodeJS.ErrnoException) =>
+      resume(error.code === "ECONNREFUSED" ? Effect.succeed({ _tag: "refused" }) : Effect.die(error))
+    )
+  })
+
+/** Holds the lock the migrations of the app's events table take, until `release` has run (or the guard passes). */
+const holdMigrations = (databaseUrl: string, release: Effect.Effect<unknown>) =>
+  Effect.gen(function* () {
+    const locked = yield* Deferred.make<void>()
+    const holder = yield* Effect.gen(function* () {
+      const sql = yield* SqlClient.SqlClient
+      yield* sql.withTransaction(
+        Effect.gen(function* () {
+          yield* sql`SELECT pg_advisory_xact_lock(hashtext(${"annal:migrate:public.events"}))`
+          yield* Deferred.succeed(locked, undefined)
+          yield* release.pipe(Effect.timeoutOption(hangGuard))
+        })
+      )
+    }).pipe(
+      Effect.provide(PgClient.layer({ url: Redacted.make(databaseUrl), maxConnections: 1 })),
+      Effect.orDie,
+      Effect.forkChild
+    )
+    yield* Deferred.await(locked)
+    return holder
+  })
+
+it.live.skipIf(TestApp.engine !== "postgres")(
+  "every request sent while main.ts starts is answered: 503 Unavailable with Retry-After until it serves, then 200",
+  () =>
+    Effect.gen(function* () {
+      const databaseUrl = TestApp.databaseUrl(yield* TestApp.postgresDatabase)
+      // The migrations wait for this lock, so the app listens and cannot serve until it is released.
+      const release = yield* Deferred.make<void>()
+      const holder = yield* holdMigrations(databaseUrl, Deferred.await(release))
+      const port = yield* freePort
+      const child = yield* start([main], { DATABASE_URL: databaseUrl, PORT: String(port) })
+      const log = output(child)
+      const base = `http://127.0.0.1:${port}`
+      const answers: Array<Answer> = []
+      // Until the port opens, then a few more while the migrations wait.
+      let waiting = 0
+      while (waiting < 5) {
+        const answer = yield* probe(`${base}/health`)
+        answers.push(answer)
+        if (answer._tag === "answered") waiting++
+        if (child.exitCode !== null) assert.fail(`main.ts exited: ${log()}`)
+      }
+      const live = yield* probe(`${base}/health/live`)
+      yield* Deferred.succeed(release, undefined)
+      yield* Fiber.join(holder)
+      // Once the migrations ran, the app serves.
+      let last: Answer = answers.at(-1)!
+      while (last._tag !== "answered" || last.status === 503) {
+        last = yield* probe(`${base}/health`)
+        answers.push(last)
+      }
+      assert.strictEqual(last.status, 200, last.body)
+      const during = answers.filter((answer) => answer._tag === "answered" && answer.status === 503)
+      assert.isAtLeast(during.length, 5)
+      for (const answer of during) {
+        if (answer._tag !== "answered") continue
+        assert.strictEqual(answer.retryAfter, "1")
+        assert.deepStrictEqual(JSON.parse(answer.body), {
+          _tag: "Unavailable",
+          message: "The server is starting; retry in a moment"
+        })
+      }
+      assert.deepInclude(live, { _tag: "answered", status: 200 })
+    }).pipe(Effect.scoped),
+  120_000
+)
+
+/** A connection that sent one request, read its answer and stays open, idle, until the server closes it. */
+const idleConnection = (url: string) =>
+  Effect.gen(function* () {
+    const closed = yield* Deferred.make<void>()
+    const answered = yield* Deferred.make<string>()
+    const { hostname, port } = new URL(url)
+    const socket = net.connect(Number(port), hostname, () =>
+      socket.write(`GET /health HTTP/1.1\r\nHost: ${hostname}\r\n\r\n`)
+    )
+    socket.on("data", (chunk: Buffer) => Deferred.doneUnsafe(answered, Exit.succeed(chunk.toString())))
+    socket.on("close", () => Deferred.doneUnsafe(closed, Exit.void))
+    socket.on("error", () => {})
+    yield* Effect.addFinalizer(() => Effect.sync(() => socket.destroy()))
+    return { answered: Deferred.await(answered), closed: Deferred.await(closed) }
+  })
+
+it.live(
+  "on SIGTERM with a live event stream and an idle keep-alive connection open, main.ts ends both at once and exits 0",
+  () =>
+    Effect.gen(function* () {
+      const dataDir = mkdtempSync(join(tmpdir(), "annal-organization-"))
+      yield* Effect.addFinalizer(() => Effect.sync(() => rmSync(dataDir, { recursive: true, force: true })))
+      const env =
+        TestApp.engine === "postgres"
+          ? { DATABASE_URL: TestApp.databaseUrl(yield* TestApp.postgresDatabase) }
+          : { ANNAL_DATA_DIR: join(dataDir, "annal") }
+      // Long enough that a shutdown that waits for the stream or the idle connection cannot pass for a quick one.
+      const shutdownTimeout = Duration.seconds(60)
+      const child = yield* start([main], { ...env, ANNAL_SHUTDOWN_TIMEOUT: "60 seconds" })
+      const url = yield* listening(child)
+      const auditor = DemoUsers.user("dana")
+      const stream = yield* eventStream(url, "/events/stream", auditor.token)
+      assert.strictEqual(yield* Deferred.await(stream.opened), 200)
+      const idle = yield* idleConnection(url)
+      assert.include(yield* idle.answered, "HTTP/1.1 200")
+      const stopping = yield* Clock.currentTimeMillis
+      child.kill("SIGTERM")
+      const text = yield* Deferred.await(stream.ended)
+      yield* idle.closed
+      const code = yield* exited(child)
+      const stopped = yield* Clock.currentTimeMillis
+      assert.strictEqual(code, 0)
+      // The stream ended as a response ends (its end was received, not an error), and had sent its retry delay.
+      assert.include(text, "retry:")
+      // Neither the stream nor the idle connection held the shutdown until its timeout.
+      assert.isBelow(stopped - stopping, Duration.toMillis(shutdownTimeout))
+    }).pipe(Effect.scoped),
+  120_000
+)
+
+const startScript = join(import.meta.dirname, "../start")
+
+it.live(
+  "the README's start command is the process that drains: SIGTERM to it lets it stop cleanly, exit 0",
+  () =>
+    Effect.gen(function* () {
+      const dataDir = mkdtempSync(join(tmpdir(), "annal-organization-"))
+      yield* Effect.addFinalizer(() => Effect.sync(() => rmSync(dataDir, { recursive: true, force: true })))
+      const readme = readFileSync(join(import.meta.dirname, "../../../README.md"), "utf8")
+      assert.include(readme, "examples/organization/start")
+      const env =
+        TestApp.engine === "postgres"
+          ? { DATABASE_URL: TestApp.databaseUrl(yield* TestApp.postgresDatabase) }
+          : { ANNAL_DATA_DIR: join(dataDir, "annal") }
+      const child = yield* Effect.acquireRelease(
+        Effect.sync(() =>
+          spawn(startScript, [], {
+            env: { ...process.env, PORT: "0", HOST: "127.0.0.1", ...env },
+            stdio: ["ignore", "pipe", "pipe"]
+          })
+        ),
+        (child) => Effect.sync(() => child.exitCode === null && child.kill("SIGKILL"))
+      )
+      const log = output(child)
+      yield* listening(child)
+      child.kill("SIGTERM")
+      const code = yield* exited(child)
+      assert.strictEqual(code, 0, log())
+      // The app itself received the signal and drained: it printed its own stop, which npm's early exit cuts off.
+      assert.include(log(), "Stopped: requests finished, connections closed.")
+    }).pipe(Effect.scoped),
+  120_000
+)
+
+it.live(
+  "a port in use is named, with what to do, and main.ts exits 1",
+  () =>
+    Effect.gen(function* () {
+      const dataDir = mkdtempSync(join(tmpdir(), "annal-organization-"))
+      yield* Effect.addFinalizer(() => Effect.sync(() => rmSync(dataDir, { recursive: true, force: true })))
+      const env =
+        TestApp.engine === "postgres"
+          ? { DATABASE_URL: TestApp.databaseUrl(yield* TestApp.postgresDatabase) }
+          : { ANNAL_DATA_DIR: join(dataDir, "annal") }
+      const taken = yield* Effect.acquireRelease(
+        Effect.callback<net.Server>((resume) => {
+          const server = net.createServer()
+          server.listen(0, "127.0.0.1", () => resume(Effect.succeed(server)))
+        }),
+        (server) => Effect.sync(() => server.close())
+      )
+      const address = taken.address()
+      const port = typeof address === "object" && address !== null ? address.port : 0
+      const child = yield* start([main], { ...env, PORT: String(port) })
+      const log = output(child)
+      const code = yield* exited(child)
+      assert.strictEqual(code, 1, log())
+      assert.include(
+        log(),
+        `Cannot listen on port ${port} on 127.0.0.1: another process uses it. Stop that process, or set PORT to a free port (PORT=0 picks one).`
+      )
+      assert.notInclude(log(), "ServeError")
     }).pipe(Effect.scoped),
   120_000
 )

@@ -91,6 +91,16 @@ export class Timeout extends Schema.TaggedError<Timeout>("@annal/http/Timeout")(
 ) {}
 
 /**
+ * The server cannot answer yet, or any more: it is starting (its migrations are running) or stopping. Nothing was
+ * read or written; retry after `Retry-After`, on this server or another.
+ */
+export class Unavailable extends Schema.TaggedError<Unavailable>("@annal/http/Unavailable")(
+  "Unavailable",
+  { message: Schema.String },
+  { httpApiStatus: 503, description: "The server is starting or stopping; retry after the Retry-After delay" }
+) {}
+
+/**
  * Logs `message` and `cause` with `log`, annotated with the request's correlation id, and gives that id as the field
  * of an error body.
  */

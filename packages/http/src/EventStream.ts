@@ -19,7 +19,8 @@
  * to the socket): the feed reads only when there is room, so catching up waits for the socket instead of piling up. A client that leaves the buffer full for `slowClientTimeout` (it reads
  * nothing, or less than is written) is disconnected; it reconnects with its last id and loses nothing. Each user
  * holds at most `maxConnectionsPerUser` streams (429 `TooManyStreams` beyond), and an idle stream sends a comment
- * every `heartbeat`, so that proxies and clients see the connection alive.
+ * every `heartbeat`, so that proxies and clients see the connection alive. When the server begins to drain
+ * (`Lifecycle.drain`), every stream ends at once and cleanly, and its client resumes elsewhere with its last id.
  *
  * @since 0.1.0
  */
@@ -49,6 +50,7 @@ import { definedParameters, filterParameters, toFilter } from "./AuditHandlers.t
 import * as AuditRead from "./AuditRead.ts"
 import { Authentication } from "./Authentication.ts"
 import * as EventJson from "./EventJson.ts"
+import * as Lifecycle from "./Lifecycle.ts"
 import { CurrentPrincipal } from "./Principal.ts"
 import * as RequestTimeout from "./RequestTimeout.ts"
 import * as RequestValidation from "./RequestValidation.ts"
@@ -153,6 +155,7 @@ const build = (api: typeof EventStreamApi, options: Options) =>
       const feed = yield* Feed.Feed
       const emitter = yield* EventEmitter.EventEmitter
       const access = yield* AuditAccess
+      const lifecycle = yield* Lifecycle.Lifecycle
       const registry = EventJson.withAuditRead(options.registry)
       const toAuditEvent = EventJson.makeToAuditEvent(registry)
       const limits = yield* validateOptions(options)
@@ -218,7 +221,11 @@ const build = (api: typeof EventStreamApi, options: Options) =>
                   })
                 )
               )
-            )
+            ),
+            // The server is stopping: the stream ends now, cleanly, once what is buffered is written, rather than
+            // holding the shutdown until it is cut; the client reconnects with its last id to a server still running.
+            // (Here, before the buffer, so that a slow client is still dropped from the fiber that writes to it.)
+            Stream.interruptWhen(lifecycle.draining)
           )
         return buffered(entries, {
           bufferSize: limits.bufferSize,
