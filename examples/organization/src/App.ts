@@ -10,6 +10,7 @@ import { AuditService, EventEmitter, EventStore, Feed, Integrity, Migrations } f
 import {
   ApiTokens,
   AuditHandlers,
+  AuditUi,
   Authentication,
   EventStream,
   PageCursor,
@@ -26,15 +27,17 @@ import * as Layer from "effect/Layer"
 import * as Access from "./Access.ts"
 import { Api } from "./Api.ts"
 import * as Commodities from "./Commodities.ts"
+import * as DemoUsers from "./DemoUsers.ts"
 import { CommoditiesHandlers, OrganizationsHandlers, SystemHandlers } from "./Handlers.ts"
 import * as OrganizationMigrations from "./Migrations.ts"
 import * as NodeServer from "./NodeServer.ts"
 import * as Organizations from "./Organizations.ts"
 import { OrganizationEvents } from "./Events.ts"
 
-/** Where the OpenAPI document and the documentation page are served. */
+/** Where the OpenAPI document, the documentation page and the audit timeline are served. */
 export const openApiPath = "/openapi.json"
 export const docsPath = "/docs"
+export const uiPath = "/ui"
 
 /** The limits of the live event stream, `GET /events/stream`; each has a default. */
 export type EventStreamLimits = Omit<EventStream.Options, "registry">
@@ -45,6 +48,7 @@ export const makeRoutes = (eventStream: EventStreamLimits = {}) =>
     HttpApiBuilder.layer(Api, { openapiPath: openApiPath }),
     HttpApiSwagger.layer(Api, { path: docsPath }),
     EventStream.layer({ registry: OrganizationEvents, ...eventStream }),
+    AuditUi.layer({ path: uiPath, home: true }).pipe(Layer.provide(DemoUsers.directory)),
     RequestContext.layer
   ).pipe(
     Layer.provide([
