@@ -144,7 +144,7 @@ export const Entry = (props: {
           by <UserName userId={event.userId} />
         </span>
         <time dateTime={when.toISOString()} title={absolute(when)}>
-          {relative(when, props.now)} · {absolute(when)}
+          {relative(when, new Date(Math.max(props.now.getTime(), when.getTime())))} · {absolute(when)}
         </time>
       </div>
       {props.mark !== undefined && (

@@ -210,7 +210,7 @@ export const EntityView = (props: ViewProps & { readonly route: Extract<Route.Ro
       <Heading
         title={
           <>
-            {type} <code>{id}</code>
+            {type.charAt(0).toUpperCase() + type.slice(1).replaceAll("_", " ")} <code>{id}</code>
           </>
         }
       >
