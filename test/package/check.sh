@@ -12,7 +12,7 @@ export PGOPTIONS="--client-min-messages=warning"
 node24="$repo/node_modules/node/bin/node"
 
 cd "$repo"
-for name in core sql-pg sql-pglite http nats cli; do
+for name in core ui sql-pg sql-pglite http nats cli; do
   npm pack -w "@annal/$name" --pack-destination "$work" > /dev/null
 done
 if tar tzf "$work/annal-core-"*.tgz | grep -E '(^|/)test/|\.test\.'; then
@@ -29,10 +29,13 @@ for tarball in "$work"/annal-*.tgz; do
   # whose .d.ts is missing or whose export does not resolve fails here. Profile esm-only: the packages are ESM
   # ("type": "module", no "require" condition, no "main"), so the two resolutions it leaves out, node10 and
   # require() from CommonJS, are ones they do not offer; every problem in node16-ESM and bundler fails the check.
-  modules="$(tar tzf "$tarball" | sed -n 's#^package/dist/\([^/]*\)\.js$#./\1#p' | grep -vx './index')"
-  # shellcheck disable=SC2086 # one argument per module
+  modules="$(tar tzf "$tarball" | sed -n 's#^package/dist/\([^/]*\)\.js$#./\1#p' | { grep -vx './index' || true; })"
+  # A package with one module (@annal/ui) has no subpath to name, and an empty list would swallow the next flag.
+  entrypoints=()
+  # shellcheck disable=SC2206 # one argument per module
+  [ -z "$modules" ] || entrypoints=(--include-entrypoints $modules)
   "$node24" "$repo/node_modules/@arethetypeswrong/cli/dist/index.js" "$tarball" --profile esm-only \
-    --include-entrypoints $modules --format ascii --no-color > "$work/attw.txt" 2>&1 ||
+    "${entrypoints[@]}" --format ascii --no-color > "$work/attw.txt" 2>&1 ||
     { cat "$work/attw.txt" >&2; echo "attw found problems in $(basename "$tarball")" >&2; exit 1; }
   # npm shows the README away from the repository, where a relative link leads nowhere.
   tar xzf "$tarball" -O package/README.md | "$node24" -e '

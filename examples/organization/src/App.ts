@@ -11,6 +11,7 @@ import {
   ApiTokens,
   AuditHandlers,
   AuditReportsHandlers,
+  AuditUi,
   Authentication,
   EventStream,
   Lifecycle,
@@ -29,6 +30,7 @@ import * as Layer from "effect/Layer"
 import * as Access from "./Access.ts"
 import { Api } from "./Api.ts"
 import * as Commodities from "./Commodities.ts"
+import * as DemoUsers from "./DemoUsers.ts"
 import { CommoditiesHandlers, OrganizationsHandlers, SystemHandlers } from "./Handlers.ts"
 import * as Memberships from "./Memberships.ts"
 import * as OrganizationMigrations from "./Migrations.ts"
@@ -37,9 +39,10 @@ import * as Organizations from "./Organizations.ts"
 import * as Projections from "./Projections.ts"
 import { OrganizationEvents } from "./Events.ts"
 
-/** Where the OpenAPI document and the documentation page are served. */
+/** Where the OpenAPI document, the documentation page and the audit timeline are served. */
 export const openApiPath = "/openapi.json"
 export const docsPath = "/docs"
+export const uiPath = "/ui"
 
 /** The limits of the live event stream, `GET /events/stream`; each has a default. */
 export type EventStreamLimits = Omit<EventStream.Options, "registry">
@@ -50,6 +53,7 @@ export const makeRoutes = (eventStream: EventStreamLimits = {}) =>
     HttpApiBuilder.layer(Api, { openapiPath: openApiPath }),
     HttpApiSwagger.layer(Api, { path: docsPath }),
     EventStream.layer({ registry: OrganizationEvents, ...eventStream }),
+    AuditUi.layer({ path: uiPath, home: true }).pipe(Layer.provide(DemoUsers.directory)),
     RequestContext.layer
   ).pipe(
     Layer.provide([

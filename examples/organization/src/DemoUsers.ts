@@ -4,7 +4,7 @@
  *
  * @since 0.1.0
  */
-import { ApiTokens } from "@annal/http"
+import { ApiTokens, AuditUi } from "@annal/http"
 import * as Effect from "effect/Effect"
 
 /** A demo user: who they are, their role, and their token. */
@@ -30,3 +30,9 @@ export const user = (name: "alice" | "bob" | "carol" | "dana"): DemoUser => user
 export const tokenEntries: Effect.Effect<ReadonlyArray<ApiTokens.TokenEntry>> = Effect.forEach(users, (u) =>
   Effect.map(ApiTokens.hash(u.token), (sha256) => ({ name: u.name, sha256, userId: u.userId, role: u.role }))
 )
+
+/**
+ * The audit timeline's user directory: the demo users by name, so that the UI shows "alice" where the API says
+ * `a11ce000-…`. An application plugs its own users table or identity provider in with its own `UserDirectory`.
+ */
+export const directory = AuditUi.layerDirectory(users.map((u) => ({ userId: u.userId, name: u.name })))
