@@ -102,6 +102,19 @@ export class InvalidQuery extends Schema.TaggedError<InvalidQuery>("@annal/core/
   }
 }
 
+/**
+ * What an event caused is more than a read may hold: deeper than `maxDepth` levels, or more than `maxEvents` events.
+ * Ask for a larger bound (up to its maximum), or read the causes level by level.
+ */
+export class EffectsTooLarge extends Schema.TaggedError<EffectsTooLarge>("@annal/core/EffectsTooLarge")(
+  "EffectsTooLarge",
+  { eventId: Schema.String, bound: Schema.Literals(["maxDepth", "maxEvents"]), limit: Schema.Int }
+) {
+  override get message(): string {
+    return `What event ${this.eventId} caused goes beyond ${this.bound} = ${this.limit}`
+  }
+}
+
 /** Two writers met on one stream (a unique violation at append): the transaction rolled back, and running it again helps. */
 export class ConcurrentWrite extends Schema.TaggedError<ConcurrentWrite>("@annal/core/StorageError/ConcurrentWrite")(
   "ConcurrentWrite",

@@ -9,14 +9,21 @@ import * as Context from "effect/Context"
 import * as DateTime from "effect/DateTime"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
-import { InvalidQuery } from "./AnnalError.ts"
+import * as Base64Url from "effect/encoding/Base64Url"
+import * as Option from "effect/Option"
+import * as Result from "effect/Result"
+import * as SqlClient from "effect/sql/SqlClient"
+import type { SqlError } from "effect/sql/SqlError"
+import { EffectsTooLarge, InvalidCursor, InvalidQuery, type StorageError } from "./AnnalError.ts"
 import * as Event from "./Event.ts"
-import type * as EventRegistry from "./EventRegistry.ts"
+import * as EventRegistry from "./EventRegistry.ts"
 import * as EventStore from "./EventStore.ts"
 import type * as EventTable from "./EventTable.ts"
 import type * as Filter from "./Filter.ts"
 import * as Projection from "./Projection.ts"
 import * as Stream from "effect/Stream"
+import { makeCaused, makeCorrelation, makeEventById, type TrailPosition } from "./internal/audit/trail.ts"
+import { fromSqlError } from "./internal/sqlErrors.ts"
 
 /** Which part of an aggregate's history to read: at most `limit` events after `cursor`, up to `asOf`. */
 export interface HistoryOptions {
@@ -34,6 +41,24 @@ export interface RecentChangesOptions {
   readonly limit?: number
   readonly cursor?: string
 }
+
+/** What an event caused: the events whose `causationId` is its id, each with what it caused in turn. */
+export interface EffectTree<E> {
+  readonly event: E
+  readonly effects: ReadonlyArray<EffectTree<E>>
+}
+
+/** How much of what an event caused to read: at most `maxDepth` levels below it and `maxEvents` events in all. */
+export interface EffectsOptions {
+  /** Default 10, at most `maxEffectsDepth`. */
+  readonly maxDepth?: number
+  /** Default 1,000, at most `maxEffectsEvents`. */
+  readonly maxEvents?: number
+}
+
+/** The largest bounds `getEffects` takes. */
+export const maxEffectsDepth = 50
+export const maxEffectsEvents = 10_000
 
 /** The audit service: the high-level queries an audit trail is read with, the HTTP audit API's among them. */
 export class AuditService extends Context.Service<
@@ -79,14 +104,36 @@ export class AuditService extends Context.Service<
     ) => Effect.Effect<EventStore.Page<E>, Err | EventStore.QueryError>
     /** How many changes match every field of `filter`. */
     readonly getChangeCount: (filter?: Filter.Filter) => Effect.Effect<number, EventStore.QueryError>
+    /**
+     * A page of one business operation's events: those of `correlationId`, across aggregates, in the feed's commit
+     * order (a transaction's events together, transactions in the order they committed).
+     */
+    readonly getCorrelation: <E extends Event.Event, Err>(
+      registry: EventRegistry.EventRegistry<E, Err>,
+      correlationId: string,
+      page?: { readonly limit?: number; readonly cursor?: string }
+    ) => Effect.Effect<EventStore.Page<E>, Err | EventStore.QueryError>
+    /**
+     * What event `eventId` caused, transitively, as a tree rooted at it (`None` when there is no such event); fails
+     * with `EffectsTooLarge` rather than answer part of a tree beyond its bounds.
+     */
+    readonly getEffects: <E extends Event.Event, Err>(
+      registry: EventRegistry.EventRegistry<E, Err>,
+      eventId: string,
+      options?: EffectsOptions
+    ) => Effect.Effect<Option.Option<EffectTree<E>>, Err | EventStore.QueryError | EffectsTooLarge>
     /** The events table the service reads: its store's. */
     readonly table: EventTable.EventTable
   }
 >()("@annal/core/AuditService") {}
 
-/** Builds the audit service over the `EventStore` in context. */
+/** Builds the audit service over the `EventStore` in context, and the `SqlClient` its trails read with. */
 export const make = Effect.gen(function* () {
   const store = yield* EventStore.EventStore
+  const sql = yield* SqlClient.SqlClient
+  const readCorrelation = makeCorrelation(sql, store.table)
+  const readCaused = makeCaused(sql, store.table)
+  const readEvent = makeEventById(sql, store.table)
 
   const getEntityHistory = Effect.fn("AuditService.getEntityHistory")(function* <E extends Event.Event, Err>(
     registry: EventRegistry.EventRegistry<E, Err>,
@@ -177,7 +224,97 @@ export const make = Effect.gen(function* () {
     return yield* store.count(filter ?? {})
   })
 
+  const getCorrelation = Effect.fn("AuditService.getCorrelation")(function* <E extends Event.Event, Err>(
+    registry: EventRegistry.EventRegistry<E, Err>,
+    correlationId: string,
+    page?: { readonly limit?: number; readonly cursor?: string }
+  ): Effect.fn.Return<EventStore.Page<E>, Err | EventStore.QueryError> {
+    yield* Effect.annotateCurrentSpan({ correlationId })
+    if (correlationId.length === 0 || correlationId.includes("\u0000")) {
+      return yield* new InvalidQuery({ field: "correlationId", reason: "must be non-empty text without U+0000" })
+    }
+    const limit = page?.limit ?? EventStore.defaultLimit
+    if (!Number.isSafeInteger(limit) || limit < 1 || limit > EventStore.maxLimit) {
+      return yield* new InvalidQuery({ field: "limit", reason: `must be an integer from 1 to ${EventStore.maxLimit}` })
+    }
+    const after = page?.cursor === undefined ? undefined : yield* decodeTrailCursor(page.cursor)
+    // One more than the page, to tell whether there is a next one.
+    const entries = yield* readCorrelation(correlationId, after, limit + 1).pipe(
+      Effect.catchTag("SqlError", (error) => Effect.fail(fromSqlError("AuditService.getCorrelation", error)))
+    )
+    const shown = entries.slice(0, limit)
+    const events = yield* EventRegistry.decodeAll(
+      registry,
+      shown.map((entry) => entry.event)
+    )
+    const last = shown.at(-1)
+    return {
+      events,
+      nextCursor:
+        entries.length > limit && last !== undefined ? Option.some(encodeTrailCursor(last.position)) : Option.none()
+    }
+  })
+
+  const getEffects = Effect.fn("AuditService.getEffects")(function* <E extends Event.Event, Err>(
+    registry: EventRegistry.EventRegistry<E, Err>,
+    eventId: string,
+    options?: EffectsOptions
+  ): Effect.fn.Return<Option.Option<EffectTree<E>>, Err | EventStore.QueryError | EffectsTooLarge> {
+    yield* Effect.annotateCurrentSpan({ eventId })
+    if (!Event.isUuid(eventId)) return yield* new InvalidQuery({ field: "eventId", reason: "must be a UUID" })
+    const maxDepth = options?.maxDepth ?? 10
+    const maxEvents = options?.maxEvents ?? 1_000
+    if (!Number.isSafeInteger(maxDepth) || maxDepth < 1 || maxDepth > maxEffectsDepth) {
+      return yield* new InvalidQuery({ field: "maxDepth", reason: `must be an integer from 1 to ${maxEffectsDepth}` })
+    }
+    if (!Number.isSafeInteger(maxEvents) || maxEvents < 1 || maxEvents > maxEffectsEvents) {
+      return yield* new InvalidQuery({ field: "maxEvents", reason: `must be an integer from 1 to ${maxEffectsEvents}` })
+    }
+    const [root] = yield* storedEffects(readEvent(eventId.toLowerCase()))
+    if (root === undefined) return Option.none()
+    // Level by level, one index range per level: each level's causes are the previous level's events. An event is
+    // placed once, under the first cause that names it, so a cycle of ids (which an application that chose its own
+    // event ids could write) ends instead of repeating.
+    const children = new Map<string, Array<Event.RawEvent>>()
+    const seen = new Set<string>([root.eventId])
+    let level: ReadonlyArray<Event.RawEvent> = [root]
+    let count = 0
+    for (let depth = 1; level.length > 0; depth++) {
+      const caused = (yield* storedEffects(
+        readCaused(
+          level.map((event) => event.eventId),
+          maxEvents - count + 1
+        )
+      )).filter((event) => !seen.has(event.eventId))
+      if (caused.length === 0) break
+      if (depth > maxDepth)
+        return yield* new EffectsTooLarge({ eventId: root.eventId, bound: "maxDepth", limit: maxDepth })
+      count += caused.length
+      if (count > maxEvents) {
+        return yield* new EffectsTooLarge({ eventId: root.eventId, bound: "maxEvents", limit: maxEvents })
+      }
+      for (const event of caused) {
+        seen.add(event.eventId)
+        const cause = event.metadata.causationId ?? ""
+        const siblings = children.get(cause)
+        if (siblings === undefined) children.set(cause, [event])
+        else siblings.push(event)
+      }
+      level = caused
+    }
+    const all = [root, ...[...children.values()].flat()]
+    const decoded = yield* EventRegistry.decodeAll(registry, all)
+    const byId = new Map(decoded.map((event) => [event.eventId, event]))
+    const tree = (event: Event.RawEvent): EffectTree<E> => ({
+      event: byId.get(event.eventId)!,
+      effects: (children.get(event.eventId) ?? []).map(tree)
+    })
+    return Option.some(tree(root))
+  })
+
   return AuditService.of({
+    getCorrelation,
+    getEffects,
     table: store.table,
     getEntityHistory,
     streamEntityHistory,
@@ -207,5 +344,32 @@ const checkAsOf = (asOf: DateTime.Utc | undefined): Effect.Effect<void, InvalidQ
     ? Effect.void
     : Effect.fail(new InvalidQuery({ field: "asOf", reason: Event.storableInstants }))
 
+/** A statement of `getEffects`, its driver errors mapped at the service edge. */
+const storedEffects = (operation: Effect.Effect<ReadonlyArray<Event.RawEvent>, SqlError | StorageError>) =>
+  operation.pipe(Effect.catchTag("SqlError", (error) => Effect.fail(fromSqlError("AuditService.getEffects", error))))
+
+const trailPrefix = "annal.trail.v1:"
+
+/** The cursor that resumes a correlation trail after `position`. */
+const encodeTrailCursor = (position: TrailPosition): string =>
+  Base64Url.encode(`${trailPrefix}${position.commit}:${position.globalPosition}`)
+
+/** The position a trail cursor resumes after, or `InvalidCursor` for anything `getCorrelation` did not produce. */
+const decodeTrailCursor = (cursor: string): Effect.Effect<TrailPosition, InvalidCursor> => {
+  const decoded = Base64Url.decodeString(cursor)
+  const match = Result.isFailure(decoded)
+    ? null
+    : /^annal\.trail\.v1:([0-9]{1,19}):([0-9]{1,19})$/.exec(decoded.success)
+  if (match === null) return Effect.fail(new InvalidCursor({ cursor }))
+  const commit = BigInt(match[1]!)
+  const globalPosition = BigInt(match[2]!)
+  return commit > 9223372036854775807n || globalPosition > 9223372036854775807n
+    ? Effect.fail(new InvalidCursor({ cursor }))
+    : Effect.succeed({ commit, globalPosition })
+}
+
 /** The audit service, reading through the `EventStore` in context. */
-export const layer: Layer.Layer<AuditService, never, EventStore.EventStore> = Layer.effect(AuditService, make)
+export const layer: Layer.Layer<AuditService, never, EventStore.EventStore | SqlClient.SqlClient> = Layer.effect(
+  AuditService,
+  make
+)

@@ -9,9 +9,10 @@
  * @since 0.1.0
  */
 import * as Duration from "effect/Duration"
-import type * as Effect from "effect/Effect"
+import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import type * as Event from "./Event.ts"
+import * as EventContext from "./EventContext.ts"
 import type * as EventRegistry from "./EventRegistry.ts"
 import * as Feed from "./Feed.ts"
 import * as Filter from "./Filter.ts"
@@ -106,3 +107,16 @@ export const make = <E extends Event.Event, DecodeErr, HandleErr = never, R = ne
     acquireInterval: duration(options.acquireInterval, Duration.seconds(1), "acquireInterval")
   }
 }
+
+/**
+ * A batch handler that runs `handle` for each event of the batch in order, each inside the event's
+ * `EventContext.causedBy`: every event it emits carries the handled event's id as its `causationId`, and its
+ * correlation id. `handle: Consumer.eachEvent((event) => ...)` is how a consumer's effects become traceable to
+ * their cause (`GET /audit/events/{eventId}/effects`).
+ */
+export const eachEvent =
+  <E extends Event.Event, HandleErr, R>(handle: (event: E) => Effect.Effect<void, HandleErr, R>) =>
+  (batch: Feed.Batch<E>): Effect.Effect<void, HandleErr, R> =>
+    Effect.forEach(batch.events, (event) => EventContext.provide(handle(event), EventContext.causedBy(event)), {
+      discard: true
+    })

@@ -34,3 +34,15 @@ export const provide: {
     })
   )
 )
+
+/**
+ * The context of work done because of `event`: its id as the causation id, and its correlation id (when it has one),
+ * so that what a consumer's handler emits is tied to the event it handled and to the operation that event was part
+ * of. Business code never has to copy either.
+ */
+export const causedBy = (event: Pick<Event.Event, "eventId" | "metadata">): Partial<EventContextValue> => ({
+  metadata: {
+    causationId: event.eventId,
+    ...(event.metadata.correlationId === undefined ? {} : { correlationId: event.metadata.correlationId })
+  }
+})

@@ -5,6 +5,8 @@
  *
  * - `GET /audit/aggregates/{aggregateType}/{aggregateId}/state?asOf=…`: an aggregate's state at an instant, folded by
  *   the application's projection for its type, or rebuilt from the original design's payload conventions.
+ * - `GET /audit/correlations/{correlationId}`: every event of one business operation, across aggregates, in feed order.
+ * - `GET /audit/events/{eventId}/effects`: what an event caused, transitively, as a tree.
  *
  * @since 0.1.0
  */
@@ -13,8 +15,8 @@ import * as HttpApiEndpoint from "effect/http-api/HttpApiEndpoint"
 import * as HttpApiGroup from "effect/http-api/HttpApiGroup"
 import * as OpenApi from "effect/http-api/OpenApi"
 import * as Schema from "effect/Schema"
-import { Forbidden, InternalError } from "./ApiError.ts"
-import { AggregateType, Instant, Uuid, Verification } from "./AuditApi.ts"
+import { Forbidden, InternalError, NotFound } from "./ApiError.ts"
+import { AggregateType, AuditEvent, Cursor, EventPage, Instant, PageSize, Uuid, Verification } from "./AuditApi.ts"
 import { Authentication } from "./Authentication.ts"
 import * as RequestTimeout from "./RequestTimeout.ts"
 import * as RequestValidation from "./RequestValidation.ts"
@@ -45,6 +47,36 @@ export const AggregateState = Schema.Struct({
 /** An aggregate's state, as the audit API returns it. */
 export type AggregateState = typeof AggregateState.Type
 
+/** What an event caused: the events whose causation id is its id, each with what it caused in turn. */
+export interface EffectTree {
+  readonly event: AuditEvent
+  readonly effects: ReadonlyArray<EffectTree>
+}
+
+/** The JSON form of `EffectTree`. */
+export interface EffectTreeEncoded {
+  readonly event: typeof AuditEvent.Encoded
+  readonly effects: ReadonlyArray<EffectTreeEncoded>
+}
+
+/** What an event caused, as a tree rooted at it. */
+export const EffectTree: Schema.Codec<EffectTree, EffectTreeEncoded> = Schema.Struct({
+  event: AuditEvent,
+  effects: Schema.Array(Schema.suspend((): Schema.Codec<EffectTree, EffectTreeEncoded> => EffectTree))
+}).annotate({ identifier: "EffectTree" })
+
+/** The query of `effects`: how deep, and how many events in all, the tree may be. */
+export const effectsQuery = {
+  maxDepth: Schema.optional(
+    Schema.Int.check(Schema.isBetween({ minimum: 1, maximum: 50 }, { message: "must be an integer from 1 to 50" }))
+  ),
+  maxEvents: Schema.optional(
+    Schema.Int.check(
+      Schema.isBetween({ minimum: 1, maximum: 10_000 }, { message: "must be an integer from 1 to 10000" })
+    )
+  )
+}
+
 const errors = [Forbidden, InternalError]
 
 /** The report endpoints, authenticated and validated as the audit group's are. */
@@ -64,6 +96,40 @@ export class AuditReportsGroup extends HttpApiGroup.make("auditReports")
           "`changes.*.new`, DELETE). Says up to which stream version it folded and whether the chain verified. Who " +
           "may read the aggregate's history may read its state."
       })
+    ),
+    HttpApiEndpoint.get("correlation", "/correlations/:correlationId", {
+      params: {
+        correlationId: Schema.String.check(
+          Schema.isBetweenLength(1, 128),
+          Schema.makeFilter((value: string) => !value.includes("\u0000"), { message: "must not contain U+0000" })
+        )
+      },
+      query: { limit: Schema.optional(PageSize), cursor: Schema.optional(Cursor) },
+      success: EventPage,
+      error: errors
+    }).annotateMerge(
+      OpenApi.annotations({
+        summary: "One business operation's events",
+        description:
+          "Every event whose correlation id is `correlationId`, across aggregates, in feed order (transactions in " +
+          "the order they committed), a page at a time. Auditors see every event; other users the events they may " +
+          "see through `/audit/events`: their own, and those of aggregates the access policy lets them read."
+      })
+    ),
+    HttpApiEndpoint.get("effects", "/events/:eventId/effects", {
+      params: { eventId: Uuid },
+      query: effectsQuery,
+      success: EffectTree,
+      error: [...errors, NotFound]
+    }).annotateMerge(
+      OpenApi.annotations({
+        summary: "What an event caused",
+        description:
+          "The event and, transitively, the events that name it as their cause (`causationId`), as a tree at most " +
+          "`maxDepth` levels deep (10 by default) of at most `maxEvents` events (1,000 by default); a larger tree is " +
+          "a 400 that names the bound, never a tree cut short. Users who are not auditors see the events they may " +
+          "see, and nothing below an event they may not."
+      })
     )
   )
   .middleware(RequestValidation.RequestValidation)
@@ -75,7 +141,8 @@ export class AuditReportsGroup extends HttpApiGroup.make("auditReports")
     OpenApi.annotations({
       title: "Audit reports",
       description:
-        "Reports over the audit trail: an aggregate's state as of a moment. Reads only; an auditor's reads are " +
+        "Reports over the audit trail: an aggregate's state as of a moment, an operation's trail, an event's " +
+        "effects. Reads only; an auditor's reads are " +
         "recorded as `audit.read` events."
     })
   ) {}

@@ -25,14 +25,16 @@ import type * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
-import { type InternalError, internal, type InvalidRequest, storage, type Timeout } from "./ApiError.ts"
+import { type InternalError, internal, InvalidRequest, NotFound, storage, type Timeout } from "./ApiError.ts"
 import { AuditAccess, authorizeRestricted } from "./AuditAccess.ts"
 import type { Verification as VerificationSchema } from "./AuditApi.ts"
+import { defaultPageSize } from "./AuditApi.ts"
 import { fromStoreError } from "./AuditHandlers.ts"
-import type { AuditReportsApi } from "./AuditReportsApi.ts"
+import type { AuditReportsApi, EffectTree } from "./AuditReportsApi.ts"
 import * as AuditReadEvents from "./AuditRead.ts"
 import { makeToAuditEvent, withAuditRead } from "./EventJson.ts"
-import { CurrentPrincipal } from "./Principal.ts"
+import { PageCursor } from "./PageCursor.ts"
+import { CurrentPrincipal, isAuditor, type Principal } from "./Principal.ts"
 
 /** What a registered projection answers: its state as JSON, and what it folded. */
 interface Folded {
@@ -133,6 +135,7 @@ const build = (api: typeof AuditReportsApi, options: Options) =>
           )
         )
       }
+      const cursors = yield* PageCursor
       const registry = withAuditRead(options.registry)
       const toAuditEvent = makeToAuditEvent(registry)
       const projections = new Map<string, StateProjection>()
@@ -161,49 +164,154 @@ const build = (api: typeof AuditReportsApi, options: Options) =>
           Stream.runFold(() => EntityState.initial, EntityState.apply)
         )
 
-      return handlers.handle(
-        "aggregateState",
-        Effect.fn("AuditApi.aggregateState")(function* ({ params, query }) {
-          const principal = yield* CurrentPrincipal
-          yield* authorizeRestricted(access, principal, params, "You may not read the history of this aggregate")
-          const aggregateId = params.aggregateId.toLowerCase()
-          const registered = projections.get(params.aggregateType)
-          const answer =
-            registered === undefined
-              ? yield* Effect.map(rebuild(params.aggregateType, aggregateId, query.asOf), (state) => ({
-                  rebuiltWith: "conventions" as const,
-                  state: state.status === "absent" && state.events === state.ignored ? null : state.fields,
-                  status: state.status,
-                  streamVersion: state.streamVersion,
-                  events: state.events,
-                  ignored: state.ignored
-                }))
-              : yield* Effect.map(registered.fold(audit, registry, aggregateId, query.asOf), (folded) => ({
-                  rebuiltWith: "projection" as const,
-                  ...folded,
-                  status: null,
-                  ignored: null
-                }))
-          const verification = yield* verify(params.aggregateType, aggregateId)
-          yield* AuditReadEvents.record(emitter, principal, {
-            endpoint: "aggregateState",
-            parameters: {
+      /**
+       * Whether `principal` may see one event, as `/audit/events` decides for a list: an auditor any; anyone else
+       * their own, and those of an aggregate the access policy lets them read (asked once per aggregate).
+       */
+      const visibility = (principal: Principal) => {
+        const aggregates = new Map<string, boolean>()
+        return (event: Event.Event): Effect.Effect<boolean, InternalError | Timeout> => {
+          if (isAuditor(principal) || event.userId === principal.userId) return Effect.succeed(true)
+          const key = `${event.aggregateType}/${event.aggregateId}`
+          const known = aggregates.get(key)
+          if (known !== undefined) return Effect.succeed(known)
+          return access.canReadAggregate(principal, event.aggregateType, event.aggregateId).pipe(
+            Effect.tap((allowed) => Effect.sync(() => aggregates.set(key, allowed))),
+            Effect.catch((error) => storage("checking access", error))
+          )
+        }
+      }
+
+      /** The tree as JSON, without what `visible` hides (an event and everything below it); and how many it holds. */
+      const toTree = (
+        tree: AuditService.EffectTree<Event.Event>,
+        visible: (event: Event.Event) => Effect.Effect<boolean, InternalError | Timeout>
+      ): Effect.Effect<{ readonly tree: EffectTree; readonly size: number }, InternalError | Timeout> =>
+        Effect.gen(function* () {
+          const event = yield* toAuditEvent(tree.event)
+          const effects: Array<EffectTree> = []
+          let size = 1
+          for (const child of tree.effects) {
+            if (!(yield* visible(child.event))) continue
+            const converted = yield* toTree(child, visible)
+            effects.push(converted.tree)
+            size += converted.size
+          }
+          return { tree: { event, effects }, size }
+        })
+
+      return handlers
+        .handle(
+          "correlation",
+          Effect.fn("AuditApi.correlation")(function* ({ params, query }) {
+            const principal = yield* CurrentPrincipal
+            const scope = JSON.stringify(["correlation", params.correlationId])
+            const position = query.cursor === undefined ? undefined : yield* cursors.verify(scope, query.cursor)
+            const page = yield* audit
+              .getCorrelation(registry, params.correlationId, {
+                limit: query.limit ?? defaultPageSize,
+                ...(position === undefined ? {} : { cursor: position })
+              })
+              .pipe(Effect.catch(fromStoreError))
+            const visible = visibility(principal)
+            const shown = yield* Effect.filter(page.events, visible)
+            const events = yield* Effect.forEach(shown, toAuditEvent)
+            const nextCursor = Option.isSome(page.nextCursor) ? yield* cursors.sign(scope, page.nextCursor.value) : null
+            yield* AuditReadEvents.record(emitter, principal, {
+              endpoint: "correlation",
+              parameters: { correlationId: params.correlationId },
+              continued: query.cursor !== undefined,
+              returned: events.length
+            })
+            return { events, nextCursor }
+          })
+        )
+        .handle(
+          "effects",
+          Effect.fn("AuditApi.effects")(function* ({ params, query }) {
+            const principal = yield* CurrentPrincipal
+            const eventId = params.eventId.toLowerCase()
+            const found = yield* audit
+              .getEffects(registry, eventId, {
+                ...(query.maxDepth === undefined ? {} : { maxDepth: query.maxDepth }),
+                ...(query.maxEvents === undefined ? {} : { maxEvents: query.maxEvents })
+              })
+              .pipe(
+                Effect.catch((error) =>
+                  error._tag === "EffectsTooLarge"
+                    ? Effect.fail(
+                        InvalidRequest.field(
+                          `query.${error.bound}`,
+                          `what the event caused goes beyond ${error.limit}; ask for more (up to ${
+                            error.bound === "maxDepth" ? AuditService.maxEffectsDepth : AuditService.maxEffectsEvents
+                          })`
+                        )
+                      )
+                    : fromStoreError(error)
+                )
+              )
+            const visible = visibility(principal)
+            // An event the caller may not see is answered as one that does not exist: a 403 would say it does.
+            if (Option.isNone(found) || !(yield* visible(found.value.event))) {
+              return yield* new NotFound({ message: `No event ${eventId} that you may read` })
+            }
+            const { tree, size } = yield* toTree(found.value, visible)
+            yield* AuditReadEvents.record(emitter, principal, {
+              endpoint: "effects",
+              parameters: {
+                eventId,
+                ...(query.maxDepth === undefined ? {} : { maxDepth: String(query.maxDepth) }),
+                ...(query.maxEvents === undefined ? {} : { maxEvents: String(query.maxEvents) })
+              },
+              continued: false,
+              returned: size
+            })
+            return tree
+          })
+        )
+        .handle(
+          "aggregateState",
+          Effect.fn("AuditApi.aggregateState")(function* ({ params, query }) {
+            const principal = yield* CurrentPrincipal
+            yield* authorizeRestricted(access, principal, params, "You may not read the history of this aggregate")
+            const aggregateId = params.aggregateId.toLowerCase()
+            const registered = projections.get(params.aggregateType)
+            const answer =
+              registered === undefined
+                ? yield* Effect.map(rebuild(params.aggregateType, aggregateId, query.asOf), (state) => ({
+                    rebuiltWith: "conventions" as const,
+                    state: state.status === "absent" && state.events === state.ignored ? null : state.fields,
+                    status: state.status,
+                    streamVersion: state.streamVersion,
+                    events: state.events,
+                    ignored: state.ignored
+                  }))
+                : yield* Effect.map(registered.fold(audit, registry, aggregateId, query.asOf), (folded) => ({
+                    rebuiltWith: "projection" as const,
+                    ...folded,
+                    status: null,
+                    ignored: null
+                  }))
+            const verification = yield* verify(params.aggregateType, aggregateId)
+            yield* AuditReadEvents.record(emitter, principal, {
+              endpoint: "aggregateState",
+              parameters: {
+                aggregateType: params.aggregateType,
+                aggregateId,
+                asOf: DateTime.formatIso(query.asOf)
+              },
+              continued: false,
+              returned: answer.events
+            })
+            return {
               aggregateType: params.aggregateType,
               aggregateId,
-              asOf: DateTime.formatIso(query.asOf)
-            },
-            continued: false,
-            returned: answer.events
+              asOf: query.asOf,
+              ...answer,
+              verification
+            }
           })
-          return {
-            aggregateType: params.aggregateType,
-            aggregateId,
-            asOf: query.asOf,
-            ...answer,
-            verification
-          }
-        })
-      )
+        )
     })
   )
 
