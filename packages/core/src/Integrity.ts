@@ -499,8 +499,17 @@ export const makeWith = (parts: Verifier, options?: EventTable.Options) =>
         byDigest.set(head.digestId, group)
       }
       const state = new Map<string, HeadRow>()
+      // The root of the heads as they stand, until a head moves: digests of an idle log cost no recomputation.
+      let cached: { readonly format: string; readonly root: string } | undefined
+      const rootNow = (format: Digest.Document["format"]) => {
+        if (cached === undefined || cached.format !== format) {
+          cached = { format, root: rootOf([...state.values()], format) }
+        }
+        return cached.root
+      }
       for (const row of rows) {
         const moved = byDigest.get(row.id) ?? []
+        if (moved.length > 0) cached = undefined
         const replaced = new Map<string, HeadRow | undefined>()
         for (const head of moved) {
           const key = streamKey(head.aggregateType, head.aggregateId)
@@ -510,7 +519,7 @@ export const makeWith = (parts: Verifier, options?: EventTable.Options) =>
         const document = valid.get(row.id)
         if (document === undefined) continue
         const digestName = `digest #${row.id}`
-        if (rootOf([...state.values()], document.format) !== document.root) {
+        if (rootNow(document.format) !== document.root) {
           // What the log contradicts is what was planted or altered: the rest is checked without it.
           const suspects = moved.filter((head) => head.stored.eventId === undefined || head.stored.hash !== head.hash)
           for (const head of suspects) {
@@ -524,9 +533,10 @@ export const makeWith = (parts: Verifier, options?: EventTable.Options) =>
             const earlier = replaced.get(key)
             if (earlier === undefined) state.delete(key)
             else state.set(key, earlier)
+            cached = undefined
           }
           // A named row explains the mismatch; only when none can be named is the digest named alone.
-          if (suspects.length === 0 && rootOf([...state.values()], document.format) !== document.root) {
+          if (suspects.length === 0 && rootNow(document.format) !== document.root) {
             problems.push({
               kind: "digest_head_planted",
               digestId: row.id,
