@@ -3,7 +3,7 @@
  * and its events; the audit API reads them back decoded, with the request's metadata; v1 rows read as v2; an
  * auditor's read is recorded; the OpenAPI document and the documentation page are served.
  */
-import { EventStore } from "@annal/core"
+import { Digest, EventStore } from "@annal/core"
 import { AuditApi } from "@annal/http"
 import { assert, describe, layer } from "@effect/vitest"
 import * as DateTime from "effect/DateTime"
@@ -487,7 +487,10 @@ layer(TestApp.layer, TestApp.layerOptions)("the Organization app over HTTP", (it
       const before = history(
         (yield* TestApp.request("GET", `/audit/aggregates/organization/${id}`, { as: "alice" })).body
       )
-      assert.deepStrictEqual(before.verification, { verified: true, events: 1, finding: null })
+      assert.deepStrictEqual(
+        { ...before.verification, digest: undefined },
+        { verified: true, events: 1, finding: null, digest: undefined }
+      )
 
       // A superuser gets past the append-only triggers and rewrites the stored name.
       const sql = yield* SqlClient.SqlClient
@@ -504,5 +507,51 @@ layer(TestApp.layer, TestApp.layerOptions)("the Organization app over HTTP", (it
       assert.strictEqual(after.verification?.finding?.kind, "changed")
       assert.strictEqual(after.verification?.finding?.streamVersion, 1)
     })
+  )
+
+  it.effect(
+    "entity history checks the head against the latest digest: a stream cut below its signed head is not verified",
+    () =>
+      Effect.gen(function* () {
+        const id = yield* createOrganization("Signed Traders")
+        for (const email of ["one@signed.example", "two@signed.example"]) {
+          const updated = yield* TestApp.request("PATCH", `/organizations/${id}`, { as: "alice", body: { email } })
+          assert.strictEqual(updated.status, 200, updated.text)
+        }
+        // The signer, in a process of its own with its own key, makes a digest after the three events.
+        const key = yield* Effect.flatMap(Digest.generateSigningKey, (generated) =>
+          Digest.parseSigningKey(generated.privateKeyPem)
+        )
+        const document = yield* Effect.flatMap(Digest.make(), (digest) => digest.create()).pipe(
+          Effect.provideService(Digest.SigningKey, key)
+        )
+        const read = Effect.map(
+          TestApp.request("GET", `/audit/aggregates/organization/${id}`, { as: "alice" }),
+          (response) => history(response.body).verification
+        )
+        const signed = yield* read
+        assert.deepStrictEqual(signed, {
+          verified: true,
+          events: 3,
+          finding: null,
+          digest: { id: document.id, checkpoint: document.checkpoint, signedVersion: 3 }
+        })
+
+        // A superuser gets past the triggers and cuts the stream to version 2: every link left still holds.
+        const sql = yield* SqlClient.SqlClient
+        yield* sql`ALTER TABLE events DISABLE TRIGGER USER`
+        yield* sql`DELETE FROM events WHERE aggregate_id = ${id}::uuid AND stream_version = 3`
+        const triggers = yield* sql<{ readonly name: string }>`SELECT tgname AS name FROM pg_trigger
+        WHERE tgrelid = 'events'::regclass AND NOT tgisinternal`
+        for (const trigger of triggers) yield* sql`ALTER TABLE events ENABLE ALWAYS TRIGGER ${sql(trigger.name)}`
+
+        const cut = yield* read
+        assert.strictEqual(cut?.verified, false)
+        assert.strictEqual(cut?.events, 2)
+        assert.strictEqual(cut?.finding?.kind, "truncated")
+        assert.strictEqual(cut?.finding?.streamVersion, 3)
+        assert.include(cut?.finding?.detail ?? "", `digest #${document.id}`)
+        assert.deepStrictEqual(cut?.digest, { id: document.id, checkpoint: document.checkpoint, signedVersion: 3 })
+      })
   )
 })

@@ -109,6 +109,31 @@ describe(`annal verify and annal digest (${TestDatabase.engine})`, () => {
         [report.ok, report.findings.length, report.findings[0].kind, report.findings[0].streamVersion],
         [false, 1, "changed", 2]
       )
+
+      // The next digest signs the first one's hash: the digests form a chain.
+      const signingEnv = { ANNAL_DIGEST_SIGNING_KEY: Redacted.value(key.privateKeyPem) }
+      const second = await run(["digest", ...target], signingEnv)
+      assert.strictEqual(second.code, 0, second.stderr)
+      const chained = await Effect.runPromise(Digest.decode(second.stdout))
+      assert.deepStrictEqual([chained.id, chained.previous], [document.id + 1, Digest.hash(document)])
+
+      // A digest row planted by someone who cannot sign: verify names it, and digest refuses to build on it.
+      const forged = { ...chained, id: chained.id + 1, events: 999 }
+      await withDatabase(
+        SqlClient.SqlClient.use(
+          (sql) => sql`INSERT INTO ${sql(`${schema}.events_digests`)} (id, checkpoint_commit_sequence,
+            checkpoint_global_position, root, document)
+          VALUES (${forged.id}, ${forged.checkpoint.commitSequence}::bigint, ${forged.checkpoint.globalPosition}::bigint,
+            decode(${forged.root}, 'hex'), ${Digest.encode(forged)})`
+        )
+      )
+      const planted = await run(["verify", ...target, "--digest", digestFile, "--public-key", key.publicKey])
+      assert.strictEqual(planted.code, 1)
+      assert.include(planted.stdout, `FOUND digest digest_row_invalid: digest row #${forged.id}`)
+      const refused = await run(["digest", ...target], signingEnv)
+      assert.strictEqual(refused.code, 1, refused.stdout)
+      assert.include(refused.stderr, `digest row #${forged.id}`)
+      assert.notMatch(refused.stderr, /^\s+at /m, "no stack trace")
     } finally {
       rmSync(dataDir, { recursive: true, force: true })
       if (TestDatabase.engine === "postgres") {

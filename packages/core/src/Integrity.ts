@@ -113,16 +113,29 @@ export interface Report {
   readonly digest: DigestCheck | undefined
 }
 
+/** The digest an aggregate's head was checked against: the latest stored one, and the head it signed. */
+export interface AggregateDigestCheck {
+  readonly id: number
+  readonly checkpoint: LogCheckpoint.Json
+  /** The version of the stream's head that the digest signed; undefined when it signed none (a newer stream). */
+  readonly signedVersion: number | undefined
+}
+
 /** The result of verifying one aggregate's history. */
 export interface AggregateReport {
   readonly aggregateType: string
   readonly aggregateId: string
-  /** Every link of the aggregate's chain holds. */
+  /**
+   * Every link of the aggregate's chain holds, and, when a digest is stored, the stream still holds the head the
+   * latest digest signed, with its hash: a stream cut below its signed head is not verified.
+   */
   readonly verified: boolean
   readonly events: number
   /** The last event's version and hash: what a digest, or a copy kept elsewhere, can be compared with. */
   readonly head: { readonly streamVersion: number; readonly hash: string | null } | undefined
   readonly finding: Finding | undefined
+  /** The digest the head was checked against: the latest stored one; undefined when none is stored. */
+  readonly digest: AggregateDigestCheck | undefined
 }
 
 /** How far a verification has got. */
@@ -206,14 +219,35 @@ export const makeWith = (parts: Verifier, options?: EventTable.Options) =>
         const events = yield* readStream(aggregateType, id)
         const found = findBreak(parts, events)
         const last = events.at(-1)
-        yield* Effect.annotateCurrentSpan({ events: events.length, verified: found === undefined })
+        // The chain alone cannot see its tail cut off: the latest digest's signed head for the stream can. The
+        // stored digest is written by the signer's role alone (docs/guides/hardening.md); `verify` with a document
+        // kept outside the database is the proof.
+        const latest = yield* digests.readLatestDigest
+        const signed = latest === undefined ? undefined : yield* digests.readStreamHead(latest.id, aggregateType, id)
+        const digestFinding =
+          latest === undefined || signed === undefined ? undefined : headFinding(`digest #${latest.id}`, signed, events)
+        const finding =
+          found === undefined
+            ? digestFinding
+            : digestFinding !== undefined && digestFinding.streamVersion < found.streamVersion
+              ? digestFinding
+              : findingOf(aggregateType, id, found)
+        yield* Effect.annotateCurrentSpan({ events: events.length, verified: finding === undefined })
         return {
           aggregateType,
           aggregateId: id,
-          verified: found === undefined,
+          verified: finding === undefined,
           events: events.length,
           head: last === undefined ? undefined : { streamVersion: last.streamVersion, hash: last.hash },
-          finding: found === undefined ? undefined : findingOf(aggregateType, id, found)
+          finding,
+          digest:
+            latest === undefined
+              ? undefined
+              : {
+                  id: latest.id,
+                  checkpoint: LogCheckpoint.toJson(latest.checkpoint),
+                  signedVersion: signed?.streamVersion
+                }
         } satisfies AggregateReport
       },
       Effect.catchTag("SqlError", stored("Integrity.verifyAggregate"))
@@ -465,8 +499,17 @@ export const makeWith = (parts: Verifier, options?: EventTable.Options) =>
         byDigest.set(head.digestId, group)
       }
       const state = new Map<string, HeadRow>()
+      // The root of the heads as they stand, until a head moves: digests of an idle log cost no recomputation.
+      let cached: { readonly format: string; readonly root: string } | undefined
+      const rootNow = (format: Digest.Document["format"]) => {
+        if (cached === undefined || cached.format !== format) {
+          cached = { format, root: rootOf([...state.values()], format) }
+        }
+        return cached.root
+      }
       for (const row of rows) {
         const moved = byDigest.get(row.id) ?? []
+        if (moved.length > 0) cached = undefined
         const replaced = new Map<string, HeadRow | undefined>()
         for (const head of moved) {
           const key = streamKey(head.aggregateType, head.aggregateId)
@@ -476,7 +519,7 @@ export const makeWith = (parts: Verifier, options?: EventTable.Options) =>
         const document = valid.get(row.id)
         if (document === undefined) continue
         const digestName = `digest #${row.id}`
-        if (rootOf([...state.values()], document.format) !== document.root) {
+        if (rootNow(document.format) !== document.root) {
           // What the log contradicts is what was planted or altered: the rest is checked without it.
           const suspects = moved.filter((head) => head.stored.eventId === undefined || head.stored.hash !== head.hash)
           for (const head of suspects) {
@@ -490,9 +533,10 @@ export const makeWith = (parts: Verifier, options?: EventTable.Options) =>
             const earlier = replaced.get(key)
             if (earlier === undefined) state.delete(key)
             else state.set(key, earlier)
+            cached = undefined
           }
           // A named row explains the mismatch; only when none can be named is the digest named alone.
-          if (suspects.length === 0 && rootOf([...state.values()], document.format) !== document.root) {
+          if (suspects.length === 0 && rootNow(document.format) !== document.root) {
             problems.push({
               kind: "digest_head_planted",
               digestId: row.id,
@@ -682,6 +726,22 @@ const signedHeadFinding = (digestName: string, head: Head, now: Head | undefined
     undefined,
     `version ${head.streamVersion + 1} claims a place at or before the checkpoint of ${digestName}, which signed the stream only up to version ${head.streamVersion}`
   )
+}
+
+/** What is wrong with one stream's events against the head a digest signed for it, if anything. */
+const headFinding = (
+  digestName: string,
+  head: Head,
+  events: ReadonlyArray<{ readonly streamVersion: number; readonly eventId: string; readonly hash: string | null }>
+): Finding | undefined => {
+  const at = events.find((event) => event.streamVersion === head.streamVersion)
+  if (at !== undefined && at.hash === head.hash) return undefined
+  const stored: StoredAt = {
+    eventId: at?.eventId,
+    hash: at?.hash ?? null,
+    last: events.reduce((max, event) => Math.max(max, event.streamVersion), 0)
+  }
+  return signedHeadFinding(digestName, head, undefined, stored)
 }
 
 /** A stream with events at or before the checkpoint that the digest did not sign. */

@@ -144,13 +144,24 @@ export const Verification = Schema.Struct({
       eventId: Schema.NullOr(Schema.String),
       detail: Schema.String
     })
+  ),
+  /**
+   * The digest the stream's head was checked against: the latest one stored, its checkpoint, and the version of the
+   * stream's head it signed (null for a stream it did not sign). Null when no digest is stored.
+   */
+  digest: Schema.NullOr(
+    Schema.Struct({
+      id: Schema.Int,
+      checkpoint: Schema.Struct({ commitSequence: Schema.String, globalPosition: Schema.String }),
+      signedVersion: Schema.NullOr(Schema.Int)
+    })
   )
 }).annotate({ identifier: "Verification" })
 
 /**
  * A page of an aggregate's history, with whether its whole hash chain verified (`null` when the application serves
- * no `Integrity` service). The chain alone does not catch a consistent rewrite or a truncated tail: that needs a
- * signed digest (`annal verify --digest`).
+ * no `Integrity` service), and its head against the latest stored digest's, which catches a truncated tail or a
+ * rewritten head up to that digest. Proof against the digest kept outside the database is `annal verify --digest`.
  */
 export const AggregateHistory = Schema.Struct({
   aggregateType: Schema.String,

@@ -163,6 +163,14 @@ const build = (api: typeof AuditApi, options: Options) =>
                             streamVersion: report.finding.streamVersion,
                             eventId: report.finding.eventId ?? null,
                             detail: report.finding.detail
+                          },
+                    digest:
+                      report.digest === undefined
+                        ? null
+                        : {
+                            id: report.digest.id,
+                            checkpoint: report.digest.checkpoint,
+                            signedVersion: report.digest.signedVersion ?? null
                           }
                   })),
                   Effect.catch((error) => storage("verifying the aggregate's history", error))

@@ -46,8 +46,18 @@ export const verifyCommand = Effect.fnUntraced(function* (flags: VerifyFlags, ta
       yield* Console.log(JSON.stringify(report, null, 2))
     } else {
       yield* Console.log(`Verified ${aggregateType}/${report.aggregateId}: ${count(report.events, "event")}.`)
+      if (report.digest !== undefined) {
+        const { id, signedVersion } = report.digest
+        yield* Console.log(
+          signedVersion === undefined
+            ? `Digest #${id}, the latest stored, signed no head of this stream.`
+            : `Digest #${id}, the latest stored, signed its head at version ${signedVersion}.`
+        )
+      }
       yield* Console.log(
-        report.finding === undefined ? "OK: every link of its chain holds." : `FOUND ${describe(report.finding)}`
+        report.finding === undefined
+          ? `OK: every link of its chain holds${report.digest?.signedVersion === undefined ? "" : ", and it holds the signed head"}.`
+          : `FOUND ${describe(report.finding)}`
       )
     }
     if (!report.verified) return yield* new VerificationFailed({ problems: 1 })

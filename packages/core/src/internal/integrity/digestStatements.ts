@@ -61,6 +61,21 @@ ORDER BY h.aggregate_type, h.aggregate_id, h.digest_id DESC`.withoutTransform.pi
       Effect.mapError((error) => (error._tag === "SchemaError" ? storageError(error.message) : error))
     )
 
+  /** The head of one stream that digest `id` signed: its latest row at or before `id`, or none. */
+  const readStreamHead = (
+    id: number,
+    aggregateType: string,
+    aggregateId: string
+  ): Effect.Effect<Head | undefined, SqlError | StorageError> =>
+    sql`SELECT h.aggregate_type, h.aggregate_id::text AS aggregate_id, h.stream_version, encode(h.hash, 'hex') AS hash
+FROM ${heads} h WHERE h.aggregate_type = ${aggregateType} AND h.aggregate_id = ${aggregateId}::uuid
+  AND h.digest_id <= ${id}::bigint
+ORDER BY h.digest_id DESC LIMIT 1`.withoutTransform.pipe(
+      Effect.flatMap(decodeHeadRows),
+      Effect.map((rows) => rows.map(headOf)[0]),
+      Effect.mapError((error) => (error._tag === "SchemaError" ? storageError(error.message) : error))
+    )
+
   /** Stored digests, the latest first, or only the one with `id`. */
   const readDigests = (id?: number): Effect.Effect<ReadonlyArray<StoredDigest>, SqlError | StorageError> =>
     // Qualified: the select list renames id to its text form, which an unqualified ORDER BY would sort by.
@@ -176,6 +191,7 @@ VALUES (${digest.id}::bigint, ${digest.checkpoint.commitSequence.toString()}::bi
     lock,
     readHeads,
     readHeadRows,
+    readStreamHead,
     readDigests,
     readLatestDigest,
     movedHeads,
