@@ -6,12 +6,13 @@
  *
  * @since 0.1.0
  */
-import { AuditService, EventEmitter, EventStore, Feed, Integrity, Migrations } from "@annal/core"
+import { AuditService, Consumers, EventEmitter, EventStore, Feed, Integrity, Migrations } from "@annal/core"
 import {
   ApiTokens,
   AuditHandlers,
   Authentication,
   EventStream,
+  Health,
   Lifecycle,
   PageCursor,
   RequestContext,
@@ -47,6 +48,8 @@ export const makeRoutes = (eventStream: EventStreamLimits = {}) =>
     HttpApiBuilder.layer(Api, { openapiPath: openApiPath }),
     HttpApiSwagger.layer(Api, { path: docsPath }),
     EventStream.layer({ registry: OrganizationEvents, ...eventStream }),
+    // Liveness and readiness (`/health/live`, `/health/ready`), thresholds from ANNAL_READY_*; `/health` stays.
+    Health.layerConfig,
     RequestContext.layer
   ).pipe(
     Layer.provide([
@@ -66,6 +69,7 @@ export const migrations = OrganizationMigrations.layer.pipe(Layer.provide(Migrat
 
 /** The services, over the `SqlClient` in context, built once the migrations have run. */
 export const services = Layer.mergeAll(Organizations.layer, Commodities.layer, Access.layer).pipe(
+  Layer.provideMerge(Consumers.layer),
   Layer.provideMerge(Layer.mergeAll(EventEmitter.layer, AuditService.layer, Integrity.layer(), Feed.layer())),
   Layer.provideMerge(EventStore.layer()),
   Layer.provide(migrations)
