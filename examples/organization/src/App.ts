@@ -6,7 +6,7 @@
  *
  * @since 0.1.0
  */
-import { AuditService, EventEmitter, EventStore, Feed, Integrity, Migrations } from "@annal/core"
+import { AuditService, Consumers, EventEmitter, EventStore, Feed, Integrity, Migrations } from "@annal/core"
 import {
   ApiTokens,
   AuditHandlers,
@@ -14,6 +14,7 @@ import {
   AuditUi,
   Authentication,
   EventStream,
+  Health,
   Lifecycle,
   PageCursor,
   RequestContext,
@@ -54,6 +55,8 @@ export const makeRoutes = (eventStream: EventStreamLimits = {}) =>
     HttpApiSwagger.layer(Api, { path: docsPath }),
     EventStream.layer({ registry: OrganizationEvents, ...eventStream }),
     AuditUi.layer({ path: uiPath, home: true }).pipe(Layer.provide(DemoUsers.directory)),
+    // Liveness and readiness (`/health/live`, `/health/ready`), thresholds from ANNAL_READY_*; `/health` stays.
+    Health.layerConfig,
     RequestContext.layer
   ).pipe(
     Layer.provide([
@@ -74,6 +77,7 @@ export const migrations = OrganizationMigrations.layer.pipe(Layer.provide(Migrat
 
 /** The services, over the `SqlClient` in context, built once the migrations have run. */
 export const services = Layer.mergeAll(Organizations.layer, Commodities.layer, Access.layer).pipe(
+  Layer.provideMerge(Consumers.layer),
   Layer.provideMerge(
     Layer.mergeAll(EventEmitter.layer, AuditService.layer, Integrity.layer(), Feed.layer(), Memberships.layer)
   ),

@@ -22,6 +22,7 @@ import * as http from "node:http"
 import * as net from "node:net"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
+import { commitLockClass, tableKey } from "../../../packages/core/src/internal/feed/commitOrder.ts"
 import * as DemoUsers from "../src/DemoUsers.ts"
 import * as TestApp from "./support/TestApp.ts"
 
@@ -588,6 +589,68 @@ it.live(
         `Cannot listen on port ${port} on 127.0.0.1: another process uses it. Stop that process, or set PORT to a free port (PORT=0 picks one).`
       )
       assert.notInclude(log(), "ServeError")
+    }).pipe(Effect.scoped),
+  120_000
+)
+
+/** The readiness answer of the app at `url`. */
+const readiness = (url: string) =>
+  Effect.map(probe(`${url}/health/ready`), (answer) => {
+    if (answer._tag !== "answered") return assert.fail("the app stopped listening")
+    return { status: answer.status, body: JSON.parse(answer.body) as { readonly problems: ReadonlyArray<string> } }
+  })
+
+/** Asks for readiness until `done` accepts the answer (the hang guard bounds it). */
+const readinessUntil = (url: string, done: (status: number) => boolean) =>
+  readiness(url).pipe(
+    Effect.repeat({ until: (answer) => done(answer.status) }),
+    Effect.timeoutOrElse({ duration: hangGuard, orElse: () => Effect.die(new Error("readiness never changed")) })
+  )
+
+it.live.skipIf(TestApp.engine !== "postgres")(
+  "readiness turns red while a transaction holds the feed's fence, naming it, and green once it has committed",
+  () =>
+    Effect.gen(function* () {
+      const app = yield* startOnPostgres({ ANNAL_READY_MAX_FENCE_AGE: "200 millis" })
+      assert.strictEqual((yield* readiness(app.url)).status, 200)
+      // A transaction in its commit, as the commit trigger leaves it: the commit lock shared, a number taken. Every
+      // commit after it waits behind it for readers.
+      const holding = yield* Deferred.make<number>()
+      const release = yield* Deferred.make<void>()
+      const holder = yield* Effect.gen(function* () {
+        const sql = yield* SqlClient.SqlClient
+        yield* sql.withTransaction(
+          Effect.gen(function* () {
+            yield* sql`SELECT pg_advisory_xact_lock_shared(${commitLockClass}::integer, ${tableKey({ schema: "public", table: "events" })}::integer)`
+            yield* sql`SELECT nextval('public.events_commit_sequence')`
+            const [row] = yield* sql<{ readonly pid: number }>`SELECT pg_backend_pid() AS pid`
+            yield* Deferred.succeed(holding, row!.pid)
+            yield* Deferred.await(release).pipe(Effect.timeoutOption(hangGuard))
+          })
+        )
+      }).pipe(
+        Effect.provide(PgClient.layer({ url: Redacted.make(app.databaseUrl), maxConnections: 1 })),
+        Effect.orDie,
+        Effect.forkChild
+      )
+      const pid = yield* Deferred.await(holding)
+      // An organization created now commits, and readers cannot reach its event until the holder is done.
+      const created = yield* Effect.promise(() =>
+        fetch(`${app.url}/organizations`, {
+          method: "POST",
+          headers: { "content-type": "application/json", authorization: `Bearer ${DemoUsers.user("bob").token}` },
+          body: JSON.stringify({ name: "Fenced Co", type: "llp", email: "fenced@co.example", pan: "FENCE1234Z" })
+        }).then(async (response) => ({ status: response.status, body: await response.text() }))
+      )
+      assert.strictEqual(created.status, 201, created.body)
+      const red = yield* readinessUntil(app.url, (status) => status === 503)
+      assert.strictEqual(red.body.problems.length, 1, JSON.stringify(red.body))
+      assert.match(red.body.problems[0]!, /^feed fence: 1 committed events have waited [\d.]+ s \(over 0\.2 s\)/)
+      assert.include(red.body.problems[0]!, `held by pid ${pid}`)
+      yield* Deferred.succeed(release, undefined)
+      yield* Fiber.join(holder)
+      const green = yield* readinessUntil(app.url, (status) => status === 200)
+      assert.deepStrictEqual(green.body.problems, [])
     }).pipe(Effect.scoped),
   120_000
 )

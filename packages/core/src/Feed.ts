@@ -129,7 +129,7 @@ export class Feed extends Context.Service<
      * from then on.
      */
     readonly head: Effect.Effect<Checkpoint.Checkpoint, StorageError>
-    /** How far the feed is behind, and the commits it waits for. */
+    /** How far the feed is behind, and the commits it waits for; it answers at once, also while a commit is held. */
     readonly status: Effect.Effect<Status, StorageError>
     /**
      * The checkpoint a string names: one `Checkpoint.encode` made, or one of the first format, which named a
@@ -280,7 +280,8 @@ export const make = Effect.fnUntraced(function* (options?: EventTable.Options) {
   }).pipe(Effect.withSpan("Feed.head"))
 
   const status: Effect.Effect<Status, StorageError> = Effect.gen(function* () {
-    const fenceAt = yield* fence(false)
+    // Without waiting: a status is asked for when a commit holds the feed back, and must say so, not wait for it.
+    const fenceAt = yield* statements.fenceNow(known)
     const [last, lastCommit, pending, committing] = yield* Effect.all([
       statements.lastBelow(fenceAt),
       statements.lastTaken,

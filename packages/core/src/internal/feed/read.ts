@@ -238,6 +238,32 @@ FROM ${sql(objects.legacyCheckpoint)}(${transactionId.toString()}::xid8, ${globa
       Effect.map((rows) => (rows[0] === undefined ? Checkpoint.start : checkpointOfRow(rows[0])))
     )
 
+  /**
+   * The fence above `known` as it stands, without waiting for any commit in flight: what a status report needs,
+   * since it is asked for exactly when a commit holds the feed back. When no transaction holds the commit lock, every
+   * number taken before the lock was tried is visible or gone, as in the fence function; otherwise the fence is the
+   * run of visible numbers after `known`. The lock is tried and released in one statement, so one connection of the
+   * pool has it and keeps nothing.
+   */
+  const fenceNow = (known: bigint): Effect.Effect<bigint, SqlError | StorageError> =>
+    Effect.gen(function* () {
+      const last = yield* lastTaken
+      if (last <= known) return known
+      const free =
+        yield* sql`SELECT CASE WHEN pg_try_advisory_lock(${commitLockClass}::integer, ${tableKey(config)}::integer)
+  THEN pg_advisory_unlock(${commitLockClass}::integer, ${tableKey(config)}::integer) ELSE false END AS free`.withoutTransform.pipe(
+          Effect.flatMap((rows) => decode(FreeRows, rows))
+        )
+      if (free[0]?.free === true) return last
+      const run = yield* sql`SELECT (${known.toString()}::bigint + count(*))::text AS last FROM (
+  SELECT c.commit_sequence, row_number() OVER (ORDER BY c.commit_sequence) AS n FROM ${commits} c
+  WHERE c.commit_sequence > ${known.toString()}::bigint AND c.commit_sequence <= ${last.toString()}::bigint
+) r WHERE r.commit_sequence = ${known.toString()}::bigint + r.n`.withoutTransform.pipe(
+        Effect.flatMap((rows) => decode(LastRows, rows))
+      )
+      return BigInt(run[0]?.last ?? known.toString())
+    })
+
   return {
     fence: (known: bigint, complete: boolean) => stored("Feed.fence", fence(known, complete)),
     page: (filter: Filter, from: Checkpoint.Checkpoint, fenceAt: bigint, limit: number) =>
@@ -247,6 +273,7 @@ FROM ${sql(objects.legacyCheckpoint)}(${transactionId.toString()}::xid8, ${globa
       stored("Feed.count", count(filter, from, fenceAt)),
     pending: (fenceAt: bigint) => stored("Feed.pending", pending(fenceAt)),
     lastTaken: stored("Feed.lastTaken", lastTaken),
+    fenceNow: (known: bigint) => stored("Feed.fenceNow", fenceNow(known)),
     committing: stored("Feed.committing", committing),
     legacy: (transactionId: bigint, globalPosition: bigint) =>
       stored("Feed.resolve", legacy(transactionId, globalPosition))
@@ -299,6 +326,7 @@ export const CheckpointRows = Schema.Array(
 )
 const CountRows = Schema.Array(Schema.Struct({ count: Schema.String }))
 const LastRows = Schema.Array(Schema.Struct({ last: Schema.String }))
+const FreeRows = Schema.Array(Schema.Struct({ free: Schema.Boolean }))
 const BacklogRow = Schema.Struct({ count: Schema.String, oldest_millis: Schema.NullOr(Schema.Number) })
 type BacklogRow = typeof BacklogRow.Type
 const BacklogRows = Schema.Array(BacklogRow)
