@@ -478,6 +478,7 @@ export const LiveView = (props: ViewProps) => {
           responseMode: "response-only"
         })
         if (response.status !== 200) return yield* Effect.fail(yield* response.json)
+        yield* Effect.sync(() => setStatus("live"))
         const parsed: Array<Sse.Event> = []
         const parser = Sse.makeParser((event) => {
           if (event._tag === "Event") parsed.push(event)
@@ -489,7 +490,9 @@ export const LiveView = (props: ViewProps) => {
             return error === undefined ? Effect.succeed(parsed.splice(0)) : Effect.fail(error)
           }),
           Stream.flattenIterable,
-          Stream.mapEffect((event) => decodeMessage({ id: event.id, event: event.event, data: event.data }))
+          Stream.mapEffect((event) => decodeMessage({ id: event.id, event: event.event, data: event.data })),
+          // A stream the server ends (it restarted, a proxy cut it) is a drop like any other: reconnect.
+          Stream.concat(Stream.fail(new Error("The event stream ended")))
         )
       })
     ).pipe(
