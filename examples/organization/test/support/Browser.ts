@@ -145,7 +145,8 @@ export const proxy = (target: string) =>
               socket.on("close", () => sockets.delete(socket))
               socket.on("error", () => socket.destroy())
             }
-            client.pipe(upstream).pipe(client)
+            client.pipe(upstream)
+            upstream.pipe(client)
             client.on("close", () => upstream.destroy())
             upstream.on("close", () => client.destroy())
           })
