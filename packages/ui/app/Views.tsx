@@ -20,6 +20,7 @@ import { useNames } from "./Names.ts"
 import { usePaged, type Paged } from "./Paged.ts"
 import * as Route from "./Route.ts"
 import * as State from "./State.ts"
+import * as Trail from "./Trail.ts"
 
 /** What every view is given. */
 export interface ViewProps {
@@ -331,23 +332,14 @@ export const TrailView = (props: ViewProps & { readonly correlationId: string })
   useProblem(paged, props.onProblem)
   useNames(props.token, [...new Set(paged.items.map((e) => e.userId))])
   const now = useNow()
-  const ids = new Set(paged.items.map((e) => e.eventId))
-  const children = new Map<string, Array<Client.AuditEvent>>()
-  const roots: Array<Client.AuditEvent> = []
-  for (const event of paged.items) {
-    const cause = event.metadata.causationId
-    if (cause !== undefined && cause !== event.eventId && ids.has(cause)) {
-      children.set(cause, [...(children.get(cause) ?? []), event])
-    } else roots.push(event)
-  }
-  const tree = (events: ReadonlyArray<Client.AuditEvent>, depth: number): ComponentChildren =>
-    events.map((event) => (
+  const tree = (nodes: ReadonlyArray<Trail.Node<Client.AuditEvent>>): ComponentChildren =>
+    nodes.map(({ event, caused }) => (
       <>
         <Entry key={event.eventId} event={event} now={now} showEntity />
-        {depth < 32 && (children.get(event.eventId)?.length ?? 0) > 0 && (
+        {caused.length > 0 && (
           <li class="caused" key={`${event.eventId}-caused`}>
             <ol class="timeline nested" aria-label="Caused by the event above">
-              {tree(children.get(event.eventId)!, depth + 1)}
+              {tree(caused)}
             </ol>
           </li>
         )}
@@ -367,7 +359,7 @@ export const TrailView = (props: ViewProps & { readonly correlationId: string })
         <ProblemNotice problem={paged.problem} />
       ) : (
         <>
-          <ol class="timeline">{tree(roots, 0)}</ol>
+          <ol class="timeline">{tree(Trail.nest(paged.items))}</ol>
           <More paged={paged} />
         </>
       )}
@@ -478,6 +470,7 @@ export const LiveView = (props: ViewProps) => {
           responseMode: "response-only"
         })
         if (response.status !== 200) return yield* Effect.fail(yield* response.json)
+        yield* Effect.sync(() => setStatus("live"))
         const parsed: Array<Sse.Event> = []
         const parser = Sse.makeParser((event) => {
           if (event._tag === "Event") parsed.push(event)
@@ -489,7 +482,9 @@ export const LiveView = (props: ViewProps) => {
             return error === undefined ? Effect.succeed(parsed.splice(0)) : Effect.fail(error)
           }),
           Stream.flattenIterable,
-          Stream.mapEffect((event) => decodeMessage({ id: event.id, event: event.event, data: event.data }))
+          Stream.mapEffect((event) => decodeMessage({ id: event.id, event: event.event, data: event.data })),
+          // A stream the server ends (it restarted, a proxy cut it) is a drop like any other: reconnect.
+          Stream.concat(Stream.fail(new Error("The event stream ended")))
         )
       })
     ).pipe(

@@ -8,6 +8,7 @@ import * as Effect from "effect/Effect"
 import * as Context from "effect/Context"
 import * as Layer from "effect/Layer"
 import * as Fs from "node:fs"
+import * as Net from "node:net"
 import * as Os from "node:os"
 import * as Path from "node:path"
 import { chromium, type BrowserContext, type Page } from "playwright-core"
@@ -118,3 +119,59 @@ export const axeViolations = (page: Page) =>
       .filter((violation) => violation.impact === "serious" || violation.impact === "critical")
       .map((violation) => `${violation.id}: ${JSON.stringify(violation.nodes.map((node) => node.target))}`)
   })
+
+/** A TCP proxy in front of the app whose connections a test can cut, as a network drop would. */
+export interface Proxy {
+  readonly url: string
+  /** Cuts every connection, and refuses new ones until `restore`. */
+  readonly drop: () => void
+  readonly restore: () => void
+}
+
+/** A proxy to `target` (`http://host:port`) on a free port, closed with the scope. */
+export const proxy = (target: string) =>
+  Effect.acquireRelease(
+    Effect.promise(
+      () =>
+        new Promise<Proxy & { readonly server: Net.Server }>((resolve) => {
+          const { hostname, port } = new URL(target)
+          const sockets = new Set<Net.Socket>()
+          let refusing = false
+          const server = Net.createServer((client) => {
+            if (refusing) return void client.destroy()
+            const upstream = Net.connect(Number(port), hostname)
+            for (const socket of [client, upstream]) {
+              sockets.add(socket)
+              socket.on("close", () => sockets.delete(socket))
+              socket.on("error", () => socket.destroy())
+            }
+            client.pipe(upstream)
+            upstream.pipe(client)
+            client.on("close", () => upstream.destroy())
+            upstream.on("close", () => client.destroy())
+          })
+          server.listen(0, "127.0.0.1", () => {
+            const address = server.address() as Net.AddressInfo
+            resolve({
+              server,
+              url: `http://127.0.0.1:${address.port}`,
+              drop: () => {
+                refusing = true
+                for (const socket of sockets) socket.destroy()
+              },
+              restore: () => {
+                refusing = false
+              }
+            })
+          })
+        })
+    ),
+    ({ server, drop }) =>
+      Effect.promise(
+        () =>
+          new Promise<void>((resolve) => {
+            drop()
+            server.close(() => resolve())
+          })
+      )
+  )
