@@ -12,7 +12,7 @@ export PGOPTIONS="--client-min-messages=warning"
 node24="$repo/node_modules/node/bin/node"
 
 cd "$repo"
-for name in core ui sql-pg sql-pglite http nats cli; do
+for name in core ui sql-pg sql-pglite http nats webhooks cli; do
   npm pack -w "@annal/$name" --pack-destination "$work" > /dev/null
 done
 if tar tzf "$work/annal-core-"*.tgz | grep -E '(^|/)test/|\.test\.'; then
