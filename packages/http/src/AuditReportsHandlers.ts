@@ -116,6 +116,14 @@ const toVerification = (report: Integrity.AggregateReport): typeof VerificationS
           streamVersion: report.finding.streamVersion,
           eventId: report.finding.eventId ?? null,
           detail: report.finding.detail
+        },
+  digest:
+    report.digest === undefined
+      ? null
+      : {
+          id: report.digest.id,
+          checkpoint: report.digest.checkpoint,
+          signedVersion: report.digest.signedVersion ?? null
         }
 })
 
