@@ -28,7 +28,7 @@ import type * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import { Forbidden, type InternalError, InvalidRequest, storage, type Timeout } from "./ApiError.ts"
 import { AuditAccess, authorizeRestricted } from "./AuditAccess.ts"
-import type { AuditApi } from "./AuditApi.ts"
+import type { AuditApi, Verification } from "./AuditApi.ts"
 import { defaultPageSize } from "./AuditApi.ts"
 import * as AuditReadEvents from "./AuditRead.ts"
 import { makeToAuditEvent, withAuditRead } from "./EventJson.ts"
@@ -56,6 +56,47 @@ export interface FilterQuery extends Omit<Filter.Filter, "eventTypes"> {
 export const maxEventTypes = 50
 
 /**
+ * The Integrity service when the application serves one (the API works without it), checked to verify the table
+ * the audit reads come from: a history of one table shown with another's verdict would be a false "verified", so a
+ * mismatch stops the application when it starts. `reader` names the handlers in that message.
+ */
+export const integrityFor = Effect.fnUntraced(function* (audit: AuditService.AuditService["Service"], reader: string) {
+  const integrity = yield* Effect.serviceOption(Integrity.Integrity)
+  if (Option.isSome(integrity) && !EventTable.equals(integrity.value.table, audit.table)) {
+    return yield* Effect.die(
+      new Error(
+        `${reader} reads ${audit.table.schema}.${audit.table.table} but Integrity verifies ` +
+          `${integrity.value.table.schema}.${integrity.value.table.table}: give both layers the same table options`
+      )
+    )
+  }
+  return integrity
+})
+
+/** An aggregate's verification report, as the API answers it. */
+export const toVerification = (report: Integrity.AggregateReport): typeof Verification.Type => ({
+  verified: report.verified,
+  events: report.events,
+  finding:
+    report.finding === undefined
+      ? null
+      : {
+          kind: report.finding.kind,
+          streamVersion: report.finding.streamVersion,
+          eventId: report.finding.eventId ?? null,
+          detail: report.finding.detail
+        },
+  digest:
+    report.digest === undefined
+      ? null
+      : {
+          id: report.digest.id,
+          checkpoint: report.digest.checkpoint,
+          signedVersion: report.digest.signedVersion ?? null
+        }
+})
+
+/**
  * The handlers, typed against `AuditApi`. At runtime they are built from the application's own API, whose audit
  * group may have been prefixed or annotated; the routes come from that group.
  */
@@ -65,18 +106,7 @@ const build = (api: typeof AuditApi, options: Options) =>
       const audit = yield* AuditService.AuditService
       const emitter = yield* EventEmitter.EventEmitter
       const access = yield* AuditAccess
-      // Verification is offered when the application serves the Integrity service; the API works without it.
-      const integrity = yield* Effect.serviceOption(Integrity.Integrity)
-      // Each layer takes its own table options: a history of one table shown with another's verdict would be a
-      // false "verified", so a mismatch stops the application when it starts.
-      if (Option.isSome(integrity) && !EventTable.equals(integrity.value.table, audit.table)) {
-        return yield* Effect.die(
-          new Error(
-            `The audit API reads ${audit.table.schema}.${audit.table.table} but Integrity verifies ` +
-              `${integrity.value.table.schema}.${integrity.value.table.table}: give both layers the same table options`
-          )
-        )
-      }
+      const integrity = yield* integrityFor(audit, "The audit API")
       const cursors = yield* PageCursor
       const registry = withAuditRead(options.registry)
       const toAuditEvent = makeToAuditEvent(registry)
@@ -152,27 +182,7 @@ const build = (api: typeof AuditApi, options: Options) =>
               onNone: () => Effect.succeed(null),
               onSome: (service) =>
                 service.verifyAggregate(params.aggregateType, params.aggregateId).pipe(
-                  Effect.map((report) => ({
-                    verified: report.verified,
-                    events: report.events,
-                    finding:
-                      report.finding === undefined
-                        ? null
-                        : {
-                            kind: report.finding.kind,
-                            streamVersion: report.finding.streamVersion,
-                            eventId: report.finding.eventId ?? null,
-                            detail: report.finding.detail
-                          },
-                    digest:
-                      report.digest === undefined
-                        ? null
-                        : {
-                            id: report.digest.id,
-                            checkpoint: report.digest.checkpoint,
-                            signedVersion: report.digest.signedVersion ?? null
-                          }
-                  })),
+                  Effect.map(toVerification),
                   Effect.catch((error) => storage("verifying the aggregate's history", error))
                 )
             })

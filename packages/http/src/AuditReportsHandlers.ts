@@ -6,16 +6,7 @@
  *
  * @since 0.1.0
  */
-import {
-  AuditService,
-  EntityState,
-  type Event,
-  EventEmitter,
-  type EventRegistry,
-  EventTable,
-  Integrity,
-  Projection
-} from "@annal/core"
+import { AuditService, EntityState, type Event, EventEmitter, type EventRegistry, Projection } from "@annal/core"
 import * as DateTime from "effect/DateTime"
 import * as Effect from "effect/Effect"
 import type * as HttpApi from "effect/http-api/HttpApi"
@@ -27,9 +18,8 @@ import * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
 import { type InternalError, internal, InvalidRequest, NotFound, storage, type Timeout } from "./ApiError.ts"
 import { AuditAccess, authorizeRestricted } from "./AuditAccess.ts"
-import type { Verification as VerificationSchema } from "./AuditApi.ts"
 import { defaultPageSize } from "./AuditApi.ts"
-import { fromStoreError } from "./AuditHandlers.ts"
+import { fromStoreError, integrityFor, toVerification } from "./AuditHandlers.ts"
 import type { AuditReportsApi, EffectTree } from "./AuditReportsApi.ts"
 import * as AuditReadEvents from "./AuditRead.ts"
 import { makeToAuditEvent, withAuditRead } from "./EventJson.ts"
@@ -104,45 +94,13 @@ export interface Options {
   readonly projections?: ReadonlyArray<StateProjection> | undefined
 }
 
-/** An aggregate's verification, as the API answers it. */
-const toVerification = (report: Integrity.AggregateReport): typeof VerificationSchema.Type => ({
-  verified: report.verified,
-  events: report.events,
-  finding:
-    report.finding === undefined
-      ? null
-      : {
-          kind: report.finding.kind,
-          streamVersion: report.finding.streamVersion,
-          eventId: report.finding.eventId ?? null,
-          detail: report.finding.detail
-        },
-  digest:
-    report.digest === undefined
-      ? null
-      : {
-          id: report.digest.id,
-          checkpoint: report.digest.checkpoint,
-          signedVersion: report.digest.signedVersion ?? null
-        }
-})
-
 const build = (api: typeof AuditReportsApi, options: Options) =>
   HttpApiBuilder.group(api, "auditReports", (handlers) =>
     Effect.gen(function* () {
       const audit = yield* AuditService.AuditService
       const emitter = yield* EventEmitter.EventEmitter
       const access = yield* AuditAccess
-      const integrity = yield* Effect.serviceOption(Integrity.Integrity)
-      // As in AuditHandlers: a verdict on another table than the one read would be a false "verified".
-      if (Option.isSome(integrity) && !EventTable.equals(integrity.value.table, audit.table)) {
-        return yield* Effect.die(
-          new Error(
-            `The audit reports read ${audit.table.schema}.${audit.table.table} but Integrity verifies ` +
-              `${integrity.value.table.schema}.${integrity.value.table.table}: give both layers the same table options`
-          )
-        )
-      }
+      const integrity = yield* integrityFor(audit, "The audit reports")
       const cursors = yield* PageCursor
       const registry = withAuditRead(options.registry)
       const toAuditEvent = makeToAuditEvent(registry)
