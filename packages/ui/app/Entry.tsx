@@ -47,7 +47,8 @@ type JsonObject = { readonly [key: string]: unknown }
 const isObject = (value: unknown): value is JsonObject =>
   typeof value === "object" && value !== null && !Array.isArray(value)
 
-const FieldTable = (props: { readonly fields: JsonObject; readonly caption: string }) => (
+/** A field / value table, each value as JSON text. */
+export const FieldTable = (props: { readonly fields: JsonObject; readonly caption: string }) => (
   <table class="fields">
     <caption>{props.caption}</caption>
     <tbody>

@@ -14,8 +14,8 @@ import * as Schedule from "effect/Schedule"
 import * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
 import * as Client from "./Client.ts"
-import { Entry, Link, navigate, UserName } from "./Entry.tsx"
-import { eventLabel, jsonText } from "./Labels.ts"
+import { Entry, FieldTable, Link, navigate, UserName } from "./Entry.tsx"
+import { eventLabel } from "./Labels.ts"
 import { useNames } from "./Names.ts"
 import { usePaged, type Paged } from "./Paged.ts"
 import * as Route from "./Route.ts"
@@ -165,17 +165,7 @@ const StatePanel = (props: {
         </p>
       )}
       {state.deleted && <p class="deleted-note">Deleted</p>}
-      <table class="fields">
-        <caption>Fields</caption>
-        <tbody>
-          {Object.entries(state.fields).map(([field, value]) => (
-            <tr key={field}>
-              <th scope="row">{field}</th>
-              <td>{jsonText(value)}</td>
-            </tr>
-          ))}
-        </tbody>
-      </table>
+      <FieldTable fields={state.fields} caption="Fields" />
     </aside>
   )
 }
