@@ -4,7 +4,15 @@
  *
  * @since 0.1.0
  */
-import { ApiError, AuditApi, AuditReportsApi, Authentication, RequestTimeout, RequestValidation } from "@annal/http"
+import {
+  ApiError,
+  AuditApi,
+  AuditExport,
+  AuditReportsApi,
+  Authentication,
+  RequestTimeout,
+  RequestValidation
+} from "@annal/http"
 import * as HttpApi from "effect/http-api/HttpApi"
 import * as HttpApiEndpoint from "effect/http-api/HttpApiEndpoint"
 import * as HttpApiGroup from "effect/http-api/HttpApiGroup"
@@ -156,6 +164,7 @@ export class Api extends HttpApi.make("organization")
   .add(CommoditiesGroup)
   .add(AuditApi.AuditGroup)
   .add(AuditReportsApi.AuditReportsGroup)
+  .add(AuditExport.AuditExportGroup)
   .add(SystemGroup)
   .annotateMerge(
     OpenApi.annotations({

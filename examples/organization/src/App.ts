@@ -9,6 +9,7 @@
 import { AuditService, Consumers, EventEmitter, EventStore, Feed, Integrity, Migrations } from "@annal/core"
 import {
   ApiTokens,
+  AuditExport,
   AuditHandlers,
   AuditReportsHandlers,
   AuditUi,
@@ -64,7 +65,8 @@ export const makeRoutes = (eventStream: EventStreamLimits = {}) =>
       CommoditiesHandlers,
       SystemHandlers,
       AuditHandlers.layer(Api, { registry: OrganizationEvents }),
-      AuditReportsHandlers.layer(Api, { registry: OrganizationEvents, projections: Projections.projections })
+      AuditReportsHandlers.layer(Api, { registry: OrganizationEvents, projections: Projections.projections }),
+      AuditExport.layer(Api, { registry: OrganizationEvents })
     ]),
     Layer.provide([Authentication.layer, RequestValidation.layer])
   )

@@ -102,6 +102,14 @@ export class AuditService extends Context.Service<
       filter: Filter.Filter,
       page?: EventStore.PageOptions
     ) => Effect.Effect<EventStore.Page<E>, Err | EventStore.QueryError>
+    /**
+     * Every event that matches `filter`, oldest first (by global position), read a page at a time in constant memory
+     * as the stream is pulled: what an export reads.
+     */
+    readonly streamEvents: <E extends Event.Event, Err>(
+      registry: EventRegistry.EventRegistry<E, Err>,
+      filter: Filter.Filter
+    ) => Stream.Stream<E, Err | EventStore.QueryError>
     /** How many changes match every field of `filter`. */
     readonly getChangeCount: (filter?: Filter.Filter) => Effect.Effect<number, EventStore.QueryError>
     /**
@@ -220,6 +228,12 @@ export const make = Effect.gen(function* () {
     return yield* store.query(registry, filter, page)
   })
 
+  const streamEvents = <E extends Event.Event, Err>(
+    registry: EventRegistry.EventRegistry<E, Err>,
+    filter: Filter.Filter
+  ): Stream.Stream<E, Err | EventStore.QueryError> =>
+    store.stream(registry, filter).pipe(Stream.withSpan("AuditService.streamEvents"))
+
   const getChangeCount = Effect.fn("AuditService.getChangeCount")(function* (filter?: Filter.Filter) {
     return yield* store.count(filter ?? {})
   })
@@ -322,6 +336,7 @@ export const make = Effect.gen(function* () {
     getUserActivity,
     getRecentChanges,
     getEvents,
+    streamEvents,
     getChangeCount
   })
 })

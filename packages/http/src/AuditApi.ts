@@ -179,7 +179,8 @@ const page = {
   cursor: Schema.optional(Cursor)
 }
 
-const filter = {
+/** The query parameters that filter events: those of `changes/count`, and of `events` and the export without paging. */
+export const filterQuery = {
   eventType: Schema.optional(Schema.Array(EventType)),
   aggregateType: Schema.optional(AggregateType),
   aggregateId: Schema.optional(Uuid),
@@ -198,7 +199,7 @@ const filter = {
 
 /** The query parameters of `GET /audit/events`. */
 export const eventsQuery = {
-  ...filter,
+  ...filterQuery,
   order: Schema.optional(Schema.Literals(["asc", "desc"])),
   ...page
 }
@@ -255,7 +256,7 @@ export class AuditGroup extends HttpApiGroup.make("audit")
       })
     ),
     HttpApiEndpoint.get("changeCount", "/changes/count", {
-      query: filter,
+      query: filterQuery,
       success: ChangeCount,
       error: errors
     }).annotateMerge(

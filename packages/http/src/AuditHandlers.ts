@@ -152,16 +152,6 @@ const build = (api: typeof AuditApi, options: Options) =>
         })
       })
 
-      /** Fails unless the caller may read a list or count restricted by `query`. */
-      const authorizeFilter = (principal: Principal, query: FilterQuery) =>
-        authorizeRestricted(
-          access,
-          principal,
-          query,
-          "Only auditors read beyond their own events: restrict the query to userId=<your user id>, or to an " +
-            "aggregateType and aggregateId you may see"
-        )
-
       return handlers
         .handle(
           "aggregateHistory",
@@ -230,7 +220,7 @@ const build = (api: typeof AuditApi, options: Options) =>
           Effect.fn("AuditApi.changeCount")(function* ({ query }) {
             const principal = yield* CurrentPrincipal
             const filter = yield* toFilter(query)
-            yield* authorizeFilter(principal, query)
+            yield* authorizeFilter(access, principal, query)
             const count = yield* audit.getChangeCount(filter).pipe(Effect.catch(fromStoreError))
             yield* recordRead("changeCount", filterParameters(query), false, count)
             return { count }
@@ -241,7 +231,7 @@ const build = (api: typeof AuditApi, options: Options) =>
           Effect.fn("AuditApi.events")(function* ({ query }) {
             const principal = yield* CurrentPrincipal
             const filter = yield* toFilter(query)
-            yield* authorizeFilter(principal, query)
+            yield* authorizeFilter(access, principal, query)
             const order = query.order ?? "asc"
             return yield* readPage("events", { ...filterParameters(query), order }, query, (page) =>
               audit.getEvents(registry, filter, { direction: order === "asc" ? "forward" : "backward", ...page })
@@ -249,6 +239,20 @@ const build = (api: typeof AuditApi, options: Options) =>
           })
         )
     })
+  )
+
+/** Fails unless `principal` may read a list, count or export restricted by `query`, as `/audit/events` decides. */
+export const authorizeFilter = (
+  access: AuditAccess["Service"],
+  principal: Principal,
+  query: FilterQuery
+): Effect.Effect<void, Forbidden | InternalError | Timeout> =>
+  authorizeRestricted(
+    access,
+    principal,
+    query,
+    "Only auditors read beyond their own events: restrict the query to userId=<your user id>, or to an " +
+      "aggregateType and aggregateId you may see"
   )
 
 /** The core's filter for a query, refusing what cannot be answered. */

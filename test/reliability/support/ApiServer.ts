@@ -27,6 +27,7 @@ import * as Integrity from "../../../packages/core/src/Integrity.ts"
 import * as ApiTokens from "../../../packages/http/src/ApiTokens.ts"
 import * as AuditAccess from "../../../packages/http/src/AuditAccess.ts"
 import * as AuditHandlers from "../../../packages/http/src/AuditHandlers.ts"
+import * as AuditExport from "../../../packages/http/src/AuditExport.ts"
 import * as AuditReportsHandlers from "../../../packages/http/src/AuditReportsHandlers.ts"
 import * as Authentication from "../../../packages/http/src/Authentication.ts"
 import * as PageCursor from "../../../packages/http/src/PageCursor.ts"
@@ -154,7 +155,8 @@ export const variant = (parts: Parts) => {
       CommoditiesHandlers,
       SystemHandlers,
       AuditHandlers.layer(Api, { registry: OrganizationEvents }),
-      AuditReportsHandlers.layer(Api, { registry: OrganizationEvents, projections: Projections.projections })
+      AuditReportsHandlers.layer(Api, { registry: OrganizationEvents, projections: Projections.projections }),
+      AuditExport.layer(Api, { registry: OrganizationEvents })
     ]),
     Layer.provide([
       parts.authentication ?? Authentication.layer,

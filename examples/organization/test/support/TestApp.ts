@@ -122,7 +122,8 @@ export const request = Effect.fnUntraced(function* (
   }
   const response = yield* client.execute(outgoing)
   const text = yield* response.text
-  const json = (response.headers["content-type"] ?? "").includes("json")
+  // JSON, or a JSON type (`+json`); not NDJSON, whose lines are values of their own.
+  const json = /^application\/(?:[\w.-]+\+)?json\b/.test(response.headers["content-type"] ?? "")
   const body =
     text === "" || !json ? undefined : yield* Schema.decodeUnknownEffect(Schema.fromJsonString(Schema.Unknown))(text)
   return { status: response.status, headers: response.headers, body, text } satisfies Response
