@@ -1,7 +1,8 @@
 /**
  * The `annal` command line: `annal migrate` applies the events table's migrations to the database the flags or
  * the environment name (`DATABASE_URL` for PostgreSQL, else PGlite under `ANNAL_DATA_DIR`); `annal verify` checks
- * the hash chains and a signed digest; `annal digest` makes and prints a signed digest.
+ * the hash chains and a signed digest; `annal digest` makes and prints a signed digest; `annal export` writes the
+ * events that match the audit API's filters as CSV or NDJSON.
  *
  * @since 0.1.0
  */
@@ -14,6 +15,7 @@ import * as Command from "effect/cli/Command"
 import * as Flag from "effect/cli/Flag"
 import { Digest, Integrity, Migrations } from "@annal/core"
 import * as Database from "./Database.ts"
+import { makeExportCommand } from "./internal/exportCli.ts"
 import { verifyCommand } from "./internal/integrityCli.ts"
 
 const databaseUrl = Flag.String("database-url").pipe(
@@ -130,10 +132,13 @@ export const digest = Command.make(
   })
 ).pipe(Command.withDescription("Make, sign and store a digest of the events table, and print it to keep elsewhere"))
 
+/** `annal export`: the events that match the filters, as CSV or NDJSON, to stdout or a file. */
+export const exportEvents = makeExportCommand({ databaseUrl, dataDir, schema, table }, resolveDatabase)
+
 /** The root command. */
 export const annal = Command.make("annal").pipe(
   Command.withDescription("Annal: an immutable, queryable audit trail in PostgreSQL"),
-  Command.withSubcommands([migrate, verify, digest])
+  Command.withSubcommands([migrate, verify, digest, exportEvents])
 )
 
 /** Runs the command line with the given arguments. */

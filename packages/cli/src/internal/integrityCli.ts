@@ -130,6 +130,7 @@ const readDigest = Effect.fnUntraced(function* (text: string, publicKey: Option.
 const describe = (finding: Integrity.Finding): string =>
   `${finding.aggregateType}/${finding.aggregateId} version ${finding.streamVersion}: ${finding.kind}: ${finding.detail}`
 
-const thousands = (n: number): string => n.toString().replace(/\B(?=(\d{3})+(?!\d))/g, ",")
+/** `n` with thousands separators, as the progress lines print counts. */
+export const thousands = (n: number): string => n.toString().replace(/\B(?=(\d{3})+(?!\d))/g, ",")
 
 const count = (n: number, noun: string): string => `${thousands(n)} ${noun}${n === 1 ? "" : "s"}`

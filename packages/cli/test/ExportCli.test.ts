@@ -1,0 +1,117 @@
+import { assert, describe, it } from "@effect/vitest"
+import { mkdtempSync, readFileSync, rmSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { PgClient } from "@effect/sql-pg"
+import * as Effect from "effect/Effect"
+import * as Csv from "effect/encoding/Csv"
+import type * as Layer from "effect/Layer"
+import * as Redacted from "effect/Redacted"
+import type * as Scope from "effect/Scope"
+import type * as SqlClient from "effect/sql/SqlClient"
+import * as Stream from "effect/Stream"
+import { EventRegistry, EventStore, Export, Migrations } from "@annal/core"
+import { PgliteClient } from "@annal/sql-pglite"
+import { GstAdded, OrganizationCreated, uuid } from "../../core/test/support/Fixtures.ts"
+import * as TestDatabase from "../../core/test/support/TestDatabase.ts"
+import { run } from "./support/runCli.ts"
+
+const parseCsv = (text: string) =>
+  Effect.runPromise(
+    Stream.make(text).pipe(Stream.pipeThroughChannel(Csv.decodeString({ headers: true })), Stream.runCollect)
+  ) as Promise<ReadonlyArray<Record<string, string>>>
+
+describe(`annal export (${TestDatabase.engine})`, () => {
+  it("writes the filtered events as CSV to a file and NDJSON to stdout, parsed back equal to the stored events", async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), "annal-export-"))
+    const schema = TestDatabase.uniqueSchema()
+    const target =
+      TestDatabase.engine === "postgres"
+        ? ["--database-url", TestDatabase.postgresUrl, "--schema", schema]
+        : ["--data-dir", dataDir, "--schema", schema]
+    // The CLI runs in another process, and PGlite's folder is opened by one process at a time: this client closes
+    // before the command starts.
+    const database: Layer.Layer<SqlClient.SqlClient, unknown> =
+      TestDatabase.engine === "postgres"
+        ? PgClient.layer({ url: Redacted.make(TestDatabase.postgresUrl) })
+        : PgliteClient.layer({ dataDir })
+    const withDatabase = <A, E>(body: Effect.Effect<A, E, SqlClient.SqlClient | Scope.Scope>) =>
+      Effect.runPromise(body.pipe(Effect.provide(database), Effect.scoped))
+    const [org, other, user] = [uuid(), uuid(), uuid()]
+    try {
+      const stored = await withDatabase(
+        Effect.gen(function* () {
+          yield* Migrations.run({ schema })
+          const store = yield* EventStore.make({ schema })
+          yield* store.append([
+            OrganizationCreated.make({
+              aggregateId: org,
+              userId: user,
+              data: { name: 'Ganga "Agro", Exports\r\nमुंबई 🐘', type: "corporation", email: "a@x.test", country: "IN" }
+            }),
+            GstAdded.make({ aggregateId: org, userId: user, data: { gstin: "1,2", state: 'K"A' } }),
+            GstAdded.make({ aggregateId: other, userId: user, data: { gstin: "3", state: "TN" } })
+          ])
+          return yield* store.getByAggregate(EventRegistry.raw, "organization", org)
+        })
+      )
+      assert.strictEqual(stored.length, 2)
+
+      const file = join(dataDir, "export.csv")
+      const csv = await run([
+        "export",
+        ...target,
+        "--aggregate-type",
+        "organization",
+        "--aggregate-id",
+        org,
+        "--output",
+        file
+      ])
+      assert.strictEqual(csv.code, 0, csv.stdout + csv.stderr)
+      assert.strictEqual(csv.stdout, "", "the file holds the export; stdout nothing")
+      assert.include(csv.stderr, `Exported 2 events of ${schema}.events as csv to ${file}`)
+      const rows = await parseCsv(readFileSync(file, "utf8"))
+      assert.deepStrictEqual(
+        rows,
+        stored.map((event) => Export.toRow(event))
+      )
+      assert.strictEqual((JSON.parse(rows[0]!["data"]!) as { name: string }).name, 'Ganga "Agro", Exports\r\nमुंबई 🐘')
+
+      const ndjson = await run([
+        "export",
+        ...target,
+        "--aggregate-id",
+        org,
+        "--format",
+        "ndjson",
+        "--event-type",
+        "organization.created",
+        "--event-type",
+        "organization.gst.added"
+      ])
+      assert.strictEqual(ndjson.code, 0, ndjson.stderr)
+      assert.deepStrictEqual(
+        ndjson.stdout
+          .trimEnd()
+          .split("\n")
+          .map((line) => JSON.parse(line) as unknown),
+        stored.map((event) => Export.toJson(event))
+      )
+
+      const one = await run(["export", ...target, "--event-type", "organization.created", "--format", "ndjson"])
+      assert.strictEqual(one.stdout.trimEnd().split("\n").length, 1, one.stderr)
+
+      // Bad input: the flag named, exit code 1, no stack trace.
+      const badInstant = await run(["export", ...target, "--from", "yesterday"])
+      assert.strictEqual(badInstant.code, 1, badInstant.stdout + badInstant.stderr)
+      assert.include(badInstant.stderr, "Invalid query: from:")
+      assert.notMatch(badInstant.stderr, /^\s+at /m)
+      const badId = await run(["export", ...target, "--user-id", "bob"])
+      assert.strictEqual(badId.code, 1, badId.stdout + badId.stderr)
+      assert.include(badId.stderr, "Invalid query: userId")
+    } finally {
+      rmSync(dataDir, { recursive: true, force: true })
+    }
+  })
+})
