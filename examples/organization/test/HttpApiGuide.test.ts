@@ -3,6 +3,7 @@
  * is changed, to the test server's. A wrapper around curl records each response's status on stderr, so that every
  * step is checked without changing what the examples print.
  */
+import { Export } from "@annal/core"
 import { assert, layer } from "@effect/vitest"
 import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
@@ -47,7 +48,7 @@ layer(TestApp.layer, TestApp.layerOptions)("the HTTP API guide's examples", (it)
       ].join("\n")
       const { stdout, stderr } = yield* run(script)
       const statuses = stderr.trim().split("\n").map(Number)
-      assert.deepStrictEqual(statuses, [201, 200, 200, 200, 200, 200, 200, 200, 200, 401, 403, 400])
+      assert.deepStrictEqual(statuses, [201, 200, 200, 200, 200, 200, 200, 200, 200, 200, 401, 403, 400])
 
       const outputs = stdout.split("\n").filter((line) => line.startsWith("{"))
       const [updated, history, activity, commodity, recent, count, events, reads, , forbidden, invalid] = outputs
@@ -61,7 +62,10 @@ layer(TestApp.layer, TestApp.layerOptions)("the HTTP API guide's examples", (it)
       assert.include(recent, `"eventType":"organization.updated"`)
       assert.include(count, `{"count":2}`)
       assert.include(events, `"eventType":"organization.updated"`)
-      assert.strictEqual((reads!.match(/"eventType":"audit.read"/g) ?? []).length, 3)
+      assert.strictEqual((reads!.match(/"eventType":"audit.read"/g) ?? []).length, 4)
+      // The export: a CSV header, and the created and updated events, one row each.
+      assert.include(stdout, `${Export.columns.join(",")}\r\n`)
+      assert.match(stdout, /,organization\.created,organization,.*\r\n.*,organization\.updated,organization,/s)
       assert.include(stdout, `{"_tag":"Unauthenticated"`)
       assert.include(forbidden, `{"_tag":"Forbidden"`)
       assert.include(invalid, `"field":"query.limit"`)
