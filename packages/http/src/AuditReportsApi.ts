@@ -7,6 +7,7 @@
  *   the application's projection for its type, or rebuilt from the original design's payload conventions.
  * - `GET /audit/correlations/{correlationId}`: every event of one business operation, across aggregates, in feed order.
  * - `GET /audit/events/{eventId}/effects`: what an event caused, transitively, as a tree.
+ * - `GET /audit/stats`: counts per time bucket, top actors, most changed aggregates and reasons (`AuditStats`).
  *
  * @since 0.1.0
  */
@@ -18,6 +19,7 @@ import * as Schema from "effect/Schema"
 import { Forbidden, InternalError, NotFound } from "./ApiError.ts"
 import { AggregateType, AuditEvent, Cursor, EventPage, Instant, PageSize, Uuid, Verification } from "./AuditApi.ts"
 import { Authentication } from "./Authentication.ts"
+import * as AuditStats from "./AuditStats.ts"
 import * as RequestTimeout from "./RequestTimeout.ts"
 import * as RequestValidation from "./RequestValidation.ts"
 
@@ -132,6 +134,8 @@ export class AuditReportsGroup extends HttpApiGroup.make("auditReports")
       })
     )
   )
+  // The statistics endpoint is defined in a module of its own, `AuditStats`.
+  .add(AuditStats.endpoint)
   .middleware(RequestValidation.RequestValidation)
   .middleware(Authentication)
   .middleware(RequestTimeout.RequestTimeout)
