@@ -4,7 +4,15 @@
  *
  * @since 0.1.0
  */
-import { ApiError, AuditApi, AuditReportsApi, Authentication, RequestTimeout, RequestValidation } from "@annal/http"
+import {
+  ApiError,
+  AuditApi,
+  AuditCatalog,
+  AuditReportsApi,
+  Authentication,
+  RequestTimeout,
+  RequestValidation
+} from "@annal/http"
 import * as HttpApi from "effect/http-api/HttpApi"
 import * as HttpApiEndpoint from "effect/http-api/HttpApiEndpoint"
 import * as HttpApiGroup from "effect/http-api/HttpApiGroup"
@@ -12,6 +20,7 @@ import * as HttpApiSchema from "effect/http-api/HttpApiSchema"
 import * as OpenApi from "effect/http-api/OpenApi"
 import * as Schema from "effect/Schema"
 import * as Domain from "./Domain.ts"
+import { OrganizationEvents } from "./Events.ts"
 
 const withId = <Fields extends Schema.Struct.Fields>(fields: Fields) => Schema.Struct({ id: Schema.String, ...fields })
 
@@ -166,4 +175,6 @@ export class Api extends HttpApi.make("organization")
         "Send `X-Correlation-Id` to tie a request's events to your own id (one is made otherwise, and echoed), and " +
         "`X-Change-Reason` to record why."
     })
-  ) {}
+  )
+  // The audit events' `data`, typed per event type from the registry's schemas.
+  .annotateMerge(AuditCatalog.openApi(OrganizationEvents)) {}

@@ -8,6 +8,7 @@
  * - `GET /audit/correlations/{correlationId}`: every event of one business operation, across aggregates, in feed order.
  * - `GET /audit/events/{eventId}/effects`: what an event caused, transitively, as a tree.
  * - `GET /audit/stats`: counts per time bucket, top actors, most changed aggregates and reasons (`AuditStats`).
+ * - `GET /audit/catalog`: every event type and version with its payload's JSON Schema (`AuditCatalog`).
  *
  * @since 0.1.0
  */
@@ -19,6 +20,7 @@ import * as Schema from "effect/Schema"
 import { Forbidden, InternalError, NotFound } from "./ApiError.ts"
 import { AggregateType, AuditEvent, Cursor, EventPage, Instant, PageSize, Uuid, Verification } from "./AuditApi.ts"
 import { Authentication } from "./Authentication.ts"
+import * as AuditCatalog from "./AuditCatalog.ts"
 import * as AuditStats from "./AuditStats.ts"
 import * as RequestTimeout from "./RequestTimeout.ts"
 import * as RequestValidation from "./RequestValidation.ts"
@@ -136,6 +138,8 @@ export class AuditReportsGroup extends HttpApiGroup.make("auditReports")
   )
   // The statistics endpoint is defined in a module of its own, `AuditStats`.
   .add(AuditStats.endpoint)
+  // The event catalog likewise, in `AuditCatalog`.
+  .add(AuditCatalog.endpoint)
   .middleware(RequestValidation.RequestValidation)
   .middleware(Authentication)
   .middleware(RequestTimeout.RequestTimeout)
