@@ -14,6 +14,7 @@ import * as Command from "effect/cli/Command"
 import * as Flag from "effect/cli/Flag"
 import { Digest, Integrity, Migrations } from "@annal/core"
 import * as Database from "./Database.ts"
+import { catalog } from "./internal/catalogCli.ts"
 import { verifyCommand } from "./internal/integrityCli.ts"
 
 const databaseUrl = Flag.String("database-url").pipe(
@@ -133,7 +134,7 @@ export const digest = Command.make(
 /** The root command. */
 export const annal = Command.make("annal").pipe(
   Command.withDescription("Annal: an immutable, queryable audit trail in PostgreSQL"),
-  Command.withSubcommands([migrate, verify, digest])
+  Command.withSubcommands([migrate, verify, digest, catalog])
 )
 
 /** Runs the command line with the given arguments. */
