@@ -150,7 +150,7 @@ export class AuditReportsGroup extends HttpApiGroup.make("auditReports")
       title: "Audit reports",
       description:
         "Reports over the audit trail: an aggregate's state as of a moment, an operation's trail, an event's " +
-        "effects. Reads only; an auditor's reads are " +
+        "effects, counts over a time range and the event catalog. Reads only; an auditor's reads are " +
         "recorded as `audit.read` events."
     })
   ) {}
