@@ -8,6 +8,7 @@ import {
   ApiError,
   AuditApi,
   AuditExport,
+  AuditCatalog,
   AuditReportsApi,
   Authentication,
   RequestTimeout,
@@ -20,6 +21,7 @@ import * as HttpApiSchema from "effect/http-api/HttpApiSchema"
 import * as OpenApi from "effect/http-api/OpenApi"
 import * as Schema from "effect/Schema"
 import * as Domain from "./Domain.ts"
+import { OrganizationEvents } from "./Events.ts"
 
 const withId = <Fields extends Schema.Struct.Fields>(fields: Fields) => Schema.Struct({ id: Schema.String, ...fields })
 
@@ -175,4 +177,6 @@ export class Api extends HttpApi.make("organization")
         "Send `X-Correlation-Id` to tie a request's events to your own id (one is made otherwise, and echoed), and " +
         "`X-Change-Reason` to record why."
     })
-  ) {}
+  )
+  // The audit events' `data`, typed per event type from the registry's schemas.
+  .annotateMerge(AuditCatalog.openApi(OrganizationEvents)) {}

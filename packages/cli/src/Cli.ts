@@ -16,6 +16,7 @@ import * as Flag from "effect/cli/Flag"
 import { Digest, Integrity, Migrations } from "@annal/core"
 import * as Database from "./Database.ts"
 import { makeExportCommand } from "./internal/exportCli.ts"
+import { catalog } from "./internal/catalogCli.ts"
 import { verifyCommand } from "./internal/integrityCli.ts"
 
 const databaseUrl = Flag.String("database-url").pipe(
@@ -138,7 +139,7 @@ export const exportEvents = makeExportCommand({ databaseUrl, dataDir, schema, ta
 /** The root command. */
 export const annal = Command.make("annal").pipe(
   Command.withDescription("Annal: an immutable, queryable audit trail in PostgreSQL"),
-  Command.withSubcommands([migrate, verify, digest, exportEvents])
+  Command.withSubcommands([migrate, verify, digest, exportEvents, catalog])
 )
 
 /** Runs the command line with the given arguments. */

@@ -19,9 +19,10 @@ import * as Event from "./Event.ts"
 import * as EventRegistry from "./EventRegistry.ts"
 import * as EventStore from "./EventStore.ts"
 import type * as EventTable from "./EventTable.ts"
-import type * as Filter from "./Filter.ts"
+import * as Filter from "./Filter.ts"
 import * as Projection from "./Projection.ts"
 import * as Stream from "effect/Stream"
+import * as Stats from "./internal/audit/stats.ts"
 import { makeCaused, makeCorrelation, makeEventById, type TrailPosition } from "./internal/audit/trail.ts"
 import { fromSqlError } from "./internal/sqlErrors.ts"
 
@@ -59,6 +60,62 @@ export interface EffectsOptions {
 /** The largest bounds `getEffects` takes. */
 export const maxEffectsDepth = 50
 export const maxEffectsEvents = 10_000
+
+/** The width of a statistics bucket: an hour, a day (from midnight UTC), a week (from Monday) or a calendar month (UTC). */
+export type StatsBucket = Stats.Bucket
+
+/** What a bucket's count is split by: the event's type, its aggregate's type or its user. */
+export type StatsGroupBy = Stats.GroupBy
+
+/** What `getChangeStats` counts: the events in [`from`, `to`) that also match `filter`, in buckets of `bucket`. */
+export interface ChangeStatsOptions {
+  readonly from: DateTime.Utc
+  readonly to: DateTime.Utc
+  readonly bucket: StatsBucket
+  /** Splits each bucket's count by this field; one count per bucket without it. */
+  readonly groupBy?: StatsGroupBy | undefined
+  /** Narrows every count, as the store's filters do (its own `from` and `to` are the options'). */
+  readonly filter?: Omit<Filter.Filter, "from" | "to"> | undefined
+  /** How many top actors, aggregates and reasons to return: 10 by default, at most `maxStatsTop`. */
+  readonly top?: number | undefined
+}
+
+/** How many events fell in one bucket (with one group's value, when grouped). */
+export interface StatsBucketCount {
+  /** Where the bucket starts. */
+  readonly start: DateTime.Utc
+  /** The group's value (an event type, an aggregate type or a user id); undefined when not grouped. */
+  readonly key: string | undefined
+  readonly count: number
+}
+
+/** The counts of a range: per bucket, and the ranges's most active users, most changed aggregates and reasons. */
+export interface ChangeStats {
+  readonly from: DateTime.Utc
+  readonly to: DateTime.Utc
+  readonly bucket: StatsBucket
+  readonly groupBy: StatsGroupBy | undefined
+  /** How many events the range holds. */
+  readonly total: number
+  /** The buckets that hold events (an empty bucket is left out), oldest first, then by key. */
+  readonly buckets: ReadonlyArray<StatsBucketCount>
+  /** The users with the most events, most first. */
+  readonly topActors: ReadonlyArray<{ readonly userId: string; readonly count: number }>
+  /** The aggregates with the most events, most first. */
+  readonly topEntities: ReadonlyArray<{
+    readonly aggregateType: string
+    readonly aggregateId: string
+    readonly count: number
+  }>
+  /** The most frequent `metadata.reason` values, most first; `undefined` counts the events given none. */
+  readonly reasons: ReadonlyArray<{ readonly reason: string | undefined; readonly count: number }>
+}
+
+/** The most buckets one `getChangeStats` may span, and the most (bucket, group) counts it may answer. */
+export const maxStatsBuckets = 1_000
+export const maxStatsSeries = 10_000
+/** The most top actors, aggregates and reasons `getChangeStats` returns. */
+export const maxStatsTop = 100
 
 /** The audit service: the high-level queries an audit trail is read with, the HTTP audit API's among them. */
 export class AuditService extends Context.Service<
@@ -130,6 +187,12 @@ export class AuditService extends Context.Service<
       eventId: string,
       options?: EffectsOptions
     ) => Effect.Effect<Option.Option<EffectTree<E>>, Err | EventStore.QueryError | EffectsTooLarge>
+    /**
+     * The counts of the events in [`from`, `to`): per bucket (split by `groupBy`), the top actors, the most changed
+     * aggregates and the most frequent reasons, all from one snapshot. Refuses, as `InvalidQuery`, an empty or
+     * reversed range, one of more than `maxStatsBuckets` buckets, or an answer of more than `maxStatsSeries` counts.
+     */
+    readonly getChangeStats: (options: ChangeStatsOptions) => Effect.Effect<ChangeStats, EventStore.QueryError>
     /** The events table the service reads: its store's. */
     readonly table: EventTable.EventTable
   }
@@ -142,6 +205,7 @@ export const make = Effect.gen(function* () {
   const readCorrelation = makeCorrelation(sql, store.table)
   const readCaused = makeCaused(sql, store.table)
   const readEvent = makeEventById(sql, store.table)
+  const readStats = Stats.makeStats(sql, store.table)
 
   const getEntityHistory = Effect.fn("AuditService.getEntityHistory")(function* <E extends Event.Event, Err>(
     registry: EventRegistry.EventRegistry<E, Err>,
@@ -326,7 +390,81 @@ export const make = Effect.gen(function* () {
     return Option.some(tree(root))
   })
 
+  const getChangeStats = Effect.fn("AuditService.getChangeStats")(function* (
+    options: ChangeStatsOptions
+  ): Effect.fn.Return<ChangeStats, EventStore.QueryError> {
+    yield* Effect.annotateCurrentSpan({ bucket: options.bucket, groupBy: options.groupBy ?? "none" })
+    yield* Filter.refuseUnknown(options.filter ?? {})
+    if (options.filter !== undefined && ("from" in options.filter || "to" in options.filter)) {
+      return yield* new InvalidQuery({ field: "filter", reason: "takes its range from the options' from and to" })
+    }
+    if (!Stats.buckets.includes(options.bucket)) {
+      return yield* new InvalidQuery({ field: "bucket", reason: `must be one of ${Stats.buckets.join(", ")}` })
+    }
+    if (options.groupBy !== undefined && !Stats.groupings.includes(options.groupBy)) {
+      return yield* new InvalidQuery({ field: "groupBy", reason: `must be one of ${Stats.groupings.join(", ")}` })
+    }
+    const top = options.top ?? 10
+    if (!Number.isSafeInteger(top) || top < 1 || top > maxStatsTop) {
+      return yield* new InvalidQuery({ field: "top", reason: `must be an integer from 1 to ${maxStatsTop}` })
+    }
+    const filter = yield* Filter.validate({ ...Filter.pick(options.filter ?? {}), from: options.from, to: options.to })
+    if (!DateTime.isLessThan(options.from, options.to)) {
+      return yield* new InvalidQuery({ field: "from", reason: "must be before to" })
+    }
+    const spanned = Stats.bucketCount(options.bucket, options.from, options.to)
+    if (spanned > maxStatsBuckets) {
+      return yield* new InvalidQuery({
+        field: "to",
+        reason: `the range spans ${spanned} ${options.bucket} buckets, more than ${maxStatsBuckets}: narrow it or take wider buckets`
+      })
+    }
+    const rows = yield* readStats(filter, {
+      bucket: options.bucket,
+      groupBy: options.groupBy,
+      top,
+      seriesLimit: maxStatsSeries + 1
+    }).pipe(Effect.catchTag("SqlError", (error) => Effect.fail(fromSqlError("AuditService.getChangeStats", error))))
+    const buckets: Array<StatsBucketCount> = []
+    const topActors: Array<ChangeStats["topActors"][number]> = []
+    const topEntities: Array<ChangeStats["topEntities"][number]> = []
+    const reasons: Array<ChangeStats["reasons"][number]> = []
+    for (const row of rows) {
+      switch (row.part) {
+        case "bucket":
+          buckets.push({ start: row.start, key: row.key, count: row.count })
+          break
+        case "actor":
+          topActors.push({ userId: row.userId, count: row.count })
+          break
+        case "entity":
+          topEntities.push({ aggregateType: row.aggregateType, aggregateId: row.aggregateId, count: row.count })
+          break
+        case "reason":
+          reasons.push({ reason: row.reason, count: row.count })
+      }
+    }
+    if (buckets.length > maxStatsSeries) {
+      return yield* new InvalidQuery({
+        field: "groupBy",
+        reason: `the answer would hold more than ${maxStatsSeries} counts: narrow the range, take wider buckets or group by less`
+      })
+    }
+    return {
+      from: options.from,
+      to: options.to,
+      bucket: options.bucket,
+      groupBy: options.groupBy,
+      total: buckets.reduce((sum, bucket) => sum + bucket.count, 0),
+      buckets,
+      topActors,
+      topEntities,
+      reasons
+    }
+  })
+
   return AuditService.of({
+    getChangeStats,
     getCorrelation,
     getEffects,
     table: store.table,

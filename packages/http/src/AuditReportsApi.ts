@@ -7,6 +7,8 @@
  *   the application's projection for its type, or rebuilt from the original design's payload conventions.
  * - `GET /audit/correlations/{correlationId}`: every event of one business operation, across aggregates, in feed order.
  * - `GET /audit/events/{eventId}/effects`: what an event caused, transitively, as a tree.
+ * - `GET /audit/stats`: counts per time bucket, top actors, most changed aggregates and reasons (`AuditStats`).
+ * - `GET /audit/catalog`: every event type and version with its payload's JSON Schema (`AuditCatalog`).
  *
  * @since 0.1.0
  */
@@ -18,6 +20,8 @@ import * as Schema from "effect/Schema"
 import { Forbidden, InternalError, NotFound } from "./ApiError.ts"
 import { AggregateType, AuditEvent, Cursor, EventPage, Instant, PageSize, Uuid, Verification } from "./AuditApi.ts"
 import { Authentication } from "./Authentication.ts"
+import * as AuditCatalog from "./AuditCatalog.ts"
+import * as AuditStats from "./AuditStats.ts"
 import * as RequestTimeout from "./RequestTimeout.ts"
 import * as RequestValidation from "./RequestValidation.ts"
 
@@ -132,6 +136,10 @@ export class AuditReportsGroup extends HttpApiGroup.make("auditReports")
       })
     )
   )
+  // The statistics endpoint is defined in a module of its own, `AuditStats`.
+  .add(AuditStats.endpoint)
+  // The event catalog likewise, in `AuditCatalog`.
+  .add(AuditCatalog.endpoint)
   .middleware(RequestValidation.RequestValidation)
   .middleware(Authentication)
   .middleware(RequestTimeout.RequestTimeout)
@@ -142,7 +150,7 @@ export class AuditReportsGroup extends HttpApiGroup.make("auditReports")
       title: "Audit reports",
       description:
         "Reports over the audit trail: an aggregate's state as of a moment, an operation's trail, an event's " +
-        "effects. Reads only; an auditor's reads are " +
+        "effects, counts over a time range and the event catalog. Reads only; an auditor's reads are " +
         "recorded as `audit.read` events."
     })
   ) {}

@@ -22,6 +22,8 @@ import { defaultPageSize } from "./AuditApi.ts"
 import { fromStoreError, integrityFor, toVerification } from "./AuditHandlers.ts"
 import type { AuditReportsApi, EffectTree } from "./AuditReportsApi.ts"
 import * as AuditReadEvents from "./AuditRead.ts"
+import * as AuditCatalog from "./AuditCatalog.ts"
+import * as AuditStats from "./AuditStats.ts"
 import { makeToAuditEvent, withAuditRead } from "./EventJson.ts"
 import { PageCursor } from "./PageCursor.ts"
 import { CurrentPrincipal, isAuditor, type Principal } from "./Principal.ts"
@@ -167,6 +169,8 @@ const build = (api: typeof AuditReportsApi, options: Options) =>
         })
 
       return handlers
+        .handle("stats", AuditStats.handler(audit, emitter))
+        .handle("catalog", AuditCatalog.handler(options.registry))
         .handle(
           "correlation",
           Effect.fn("AuditApi.correlation")(function* ({ params, query }) {
