@@ -87,25 +87,27 @@ export interface Subscription {
 /** What `create` takes. */
 export interface CreateInput {
   readonly url: string
-  readonly filter?: SubscriptionFilter
+  readonly filter?: SubscriptionFilter | undefined
   /** A `whsec_…` secret; one is generated when none is given. */
-  readonly secret?: string
+  readonly secret?: string | undefined
   /** Default `pause`. */
-  readonly onDeadLetter?: "pause" | "disable"
+  readonly onDeadLetter?: "pause" | "disable" | undefined
   /** Attempts per event before it is dead-lettered (default the service's `maxAttempts`). */
-  readonly maxAttempts?: number
+  readonly maxAttempts?: number | undefined
 }
 
 /** What `update` changes; what it leaves out stays. */
 export interface UpdateInput {
-  readonly url?: string
-  readonly filter?: SubscriptionFilter
-  readonly onDeadLetter?: "pause" | "disable"
-  readonly maxAttempts?: number
+  readonly url?: string | undefined
+  readonly filter?: SubscriptionFilter | undefined
+  readonly onDeadLetter?: "pause" | "disable" | undefined
+  readonly maxAttempts?: number | undefined
 }
 
 /** One delivery attempt, as the log shows it. */
 export interface Attempt {
+  /** Grows with every attempt logged: `attempts(id, limit, before)` pages back from one. */
+  readonly id: string
   readonly subscriptionId: string
   readonly eventId: string
   readonly attempt: number
@@ -181,8 +183,15 @@ export class Webhooks extends Context.Service<
     readonly removeSecret: (id: string, secretId: string) => Effect.Effect<Subscription, WebhookError>
     /** Deletes the subscription, its checkpoint, its log and its dead letters. */
     readonly remove: (id: string) => Effect.Effect<void, WebhookError>
-    /** The latest attempts, newest first (at most `limit`, default 100). */
-    readonly attempts: (id: string, limit?: number) => Effect.Effect<ReadonlyArray<Attempt>, WebhookError>
+    /**
+     * The latest attempts, newest first (at most `limit`, default 100, at most 1,000); with `before`, an attempt's
+     * id, the attempts logged before that one, so a log is read a page at a time.
+     */
+    readonly attempts: (
+      id: string,
+      limit?: number,
+      before?: string
+    ) => Effect.Effect<ReadonlyArray<Attempt>, WebhookError>
     readonly deadLetters: (id: string) => Effect.Effect<ReadonlyArray<DeadLetter>, WebhookError>
     /**
      * Sends the dead letters that were not redelivered yet again, oldest first, with the subscription's retries;
@@ -461,23 +470,26 @@ export const make = Effect.fn("Webhooks.make")(function* (options: Options) {
       })
     )
 
-  const attempts = (id: string, limit = 100) =>
+  const attempts = (id: string, limit = 100, before?: string): Effect.Effect<ReadonlyArray<Attempt>, WebhookError> =>
     Effect.flatMap(checkId(id), (checked) =>
-      statements.attempts(checked, Math.max(1, Math.min(1000, Math.floor(limit)))).pipe(
-        Effect.mapError(storage("attempts")),
-        Effect.map((rows) =>
-          rows.map((row): Attempt => ({
-            subscriptionId: row.subscription_id,
-            eventId: row.event_id,
-            attempt: row.attempt,
-            outcome: row.outcome as Attempt["outcome"],
-            status: Option.fromNullishOr(row.status),
-            latency: Duration.millis(row.latency_ms),
-            error: Option.fromNullishOr(row.error),
-            at: DateTime.makeUnsafe(row.at)
-          }))
-        )
-      )
+      before !== undefined && !/^[1-9][0-9]{0,18}$/.test(before)
+        ? Effect.fail<WebhookError>(new InvalidSubscription({ field: "before", reason: "is not an attempt's id" }))
+        : statements.attempts(checked, Math.max(1, Math.min(1000, Math.floor(limit))), before).pipe(
+            Effect.mapError(storage("attempts")),
+            Effect.map((rows) =>
+              rows.map((row): Attempt => ({
+                id: row.id,
+                subscriptionId: row.subscription_id,
+                eventId: row.event_id,
+                attempt: row.attempt,
+                outcome: row.outcome as Attempt["outcome"],
+                status: Option.fromNullishOr(row.status),
+                latency: Duration.millis(row.latency_ms),
+                error: Option.fromNullishOr(row.error),
+                at: DateTime.makeUnsafe(row.at)
+              }))
+            )
+          )
     ).pipe(Effect.withSpan("Webhooks.attempts"))
 
   const deadLetters = (id: string) =>

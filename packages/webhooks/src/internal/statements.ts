@@ -161,12 +161,16 @@ export const make = (sql: SqlClient.SqlClient, tables: Tables) => {
     }) => sql`INSERT INTO ${attempts} (subscription_id, event_id, attempt, outcome, status, latency_ms, error)
       VALUES (${row.subscriptionId}::uuid, ${row.eventId}::uuid, ${row.attempt}, ${row.outcome}, ${row.status},
         ${row.latencyMs}, ${row.error})`,
+    /** A page of the log, newest first: the attempts before `before` (an attempt's id), or the latest. */
     attempts: (
       id: string,
-      limit: number
+      limit: number,
+      before: string | undefined
     ) => sql<AttemptRow>`SELECT id::text AS id, subscription_id::text AS subscription_id,
         event_id::text AS event_id, attempt, outcome, status, latency_ms, error, ${sql.literal(millis("at"))} AS at
-      FROM ${attempts} WHERE subscription_id = ${id}::uuid ORDER BY id DESC LIMIT ${limit}`,
+      FROM ${attempts} WHERE subscription_id = ${id}::uuid
+        ${before === undefined ? sql.literal("") : sql`AND id < ${before}::bigint`}
+      ORDER BY id DESC LIMIT ${limit}`,
     deadLetter: (row: {
       readonly subscriptionId: string
       readonly eventId: string
