@@ -31,12 +31,16 @@ import {
   type AppendRow,
   makeAppend,
   makeAppendOne,
+  makeInsertChained,
+  makeLockAndReadHeads,
   makeLockStreams,
+  type ChainedRow,
+  type StreamHead,
   streamLockText
 } from "./internal/store/append.ts"
 import { channelOf } from "./internal/feed/migration.ts"
 import * as Notifier from "./internal/feed/notifier.ts"
-import { canonicalParts, microsOfMillis } from "./internal/integrity/chain.ts"
+import { canonicalParts, genesis, link, microsOfMillis } from "./internal/integrity/chain.ts"
 import * as Cursor from "./internal/store/cursor.ts"
 import { findProblem } from "./internal/store/json.ts"
 import * as Filter from "./Filter.ts"
@@ -148,6 +152,8 @@ export const make = Effect.fnUntraced(function* (options?: EventTable.Options) {
   const runAppendOne = makeAppendOne(sql, config)
   const notifier = yield* Notifier.make(sql, channelOf(config))
   const lockStreams = makeLockStreams(sql)
+  const lockAndReadHeads = makeLockAndReadHeads(sql, config)
+  const insertChained = makeInsertChained(sql, config)
   const read = makeRead(sql, config)
   const countRows = makeCount(sql, config)
 
@@ -186,14 +192,44 @@ export const make = Effect.fnUntraced(function* (options?: EventTable.Options) {
               }
             ]
           : yield* Effect.gen(function* () {
-              // The locks and the statement after them must share a transaction: the locks are what make the
-              // statement's fresh snapshot the latest state of its streams. Inside the caller's one, that one does.
+              const lockTexts = rows.map((row) => streamLockText(config, row.aggregate_type, row.aggregate_id))
+              const ids = rows.map((row) => row.id)
+              // The general statement must follow the locks in the same transaction: the locks are what make its
+              // fresh snapshot the latest state of its streams. Inside the caller's transaction, that one does.
+              // Built only when run: building the statement serialises every row.
+              const general = Effect.suspend(() => Effect.andThen(lockStreams(lockTexts), runAppend(rows, expected)))
               const inTransaction = Option.isSome(yield* Effect.serviceOption(sql.transactionService))
-              const general = Effect.andThen(
-                lockStreams(rows.map((row) => streamLockText(config, row.aggregate_type, row.aggregate_id))),
-                runAppend(rows, expected)
-              )
-              return yield* inTransaction ? general : sql.withTransaction(general)
+              if (inTransaction) {
+                // Locks and heads first, then the insert, whose snapshot is taken with the locks held: it writes
+                // only onto the heads the events were chained from, or nothing.
+                const locked = yield* lockAndReadHeads(lockTexts, streamsOf(rows), ids)
+                const chained = locked.stored === 0 ? chainRows(rows, locked.heads, expected) : undefined
+                const written = chained === undefined ? [] : yield* insertChained(chained, locked.heads, lockTexts)
+                return written.length === rows.length
+                  ? chainedOutcomes(rows, written, locked.heads)
+                  : // A stored id, a version that does not match, or a head that moved while the locks were
+                    // awaited: the general statement, under the locks now held, tells which, and writes what it can.
+                    yield* runAppend(rows, expected)
+              }
+              // On its own, an append is two statements and no transaction: the heads, read without locks, then
+              // one INSERT that takes the locks and writes only if the heads are unchanged. When it waited for a
+              // lock, its snapshot predates the head the holder wrote, and the first event's stream version meets
+              // that head's: a unique violation, which aborts nothing but this statement. Either way the general
+              // statement, in a transaction of its own, tells what happened.
+              const read = yield* lockAndReadHeads([], streamsOf(rows), ids)
+              const chained = read.stored === 0 ? chainRows(rows, read.heads, expected) : undefined
+              const written =
+                chained === undefined
+                  ? []
+                  : yield* insertChained(chained, read.heads, lockTexts).pipe(
+                      Effect.catchIf(
+                        (error) => error.reason._tag === "UniqueViolation",
+                        () => Effect.succeed([])
+                      )
+                    )
+              return written.length === rows.length
+                ? chainedOutcomes(rows, written, read.heads)
+                : yield* sql.withTransaction(general)
             })
       for (const [index, outcome] of outcomes.entries()) {
         const row = rows[index]!
@@ -370,6 +406,83 @@ const conflict = (row: AppendRow, expectedVersion: ExpectedVersion, actualVersio
       actualVersion
     })
   )
+
+/** The distinct streams of an append's rows, in the order they first appear. */
+const streamsOf = (
+  rows: ReadonlyArray<AppendRow>
+): ReadonlyArray<{ readonly aggregate_type: string; readonly aggregate_id: string }> => {
+  const streams = new Map<string, { readonly aggregate_type: string; readonly aggregate_id: string }>()
+  for (const row of rows) {
+    const key = `${row.aggregate_type}/${row.aggregate_id}`
+    if (!streams.has(key)) streams.set(key, { aggregate_type: row.aggregate_type, aggregate_id: row.aggregate_id })
+  }
+  return [...streams.values()]
+}
+
+/**
+ * Numbers and chains the rows onto the heads read, as the general statement would: each stream's events in the
+ * order given, from its head's version and hash, with the same `link` the verifier checks them with. Undefined when
+ * a stream is not at the expected version or its head has no hash: the general statement then decides, from heads
+ * read under the locks.
+ */
+const chainRows = (
+  rows: ReadonlyArray<AppendRow>,
+  heads: ReadonlyArray<StreamHead>,
+  expected: number
+): ReadonlyArray<ChainedRow> | undefined => {
+  const tips = new Map<string, { version: number; hash: string }>()
+  for (const head of heads) {
+    if (expected >= 0 && head.version !== expected) return undefined
+    // A head that no append of Annal wrote has no hash to chain onto; the general statement decides what follows it.
+    if (head.version > 0 && head.hash === null) return undefined
+    tips.set(`${head.aggregate_type}/${head.aggregate_id}`, { version: head.version, hash: head.hash ?? genesis })
+  }
+  const chained: Array<ChainedRow> = []
+  for (const row of rows) {
+    const tip = tips.get(`${row.aggregate_type}/${row.aggregate_id}`)
+    if (tip === undefined) return undefined
+    tip.version++
+    tip.hash = link(tip.hash, `${row.canonical_head}${tip.version}${row.canonical_tail}`)
+    // Field by field rather than a rest spread, which was a tenth of the client's time for a batch.
+    chained.push({
+      ord: row.ord,
+      id: row.id,
+      event_type: row.event_type,
+      aggregate_type: row.aggregate_type,
+      aggregate_id: row.aggregate_id,
+      user_id: row.user_id,
+      timestamp: row.timestamp,
+      version: row.version,
+      data: row.data,
+      metadata: row.metadata,
+      correlation_id: row.correlation_id,
+      causation_id: row.causation_id,
+      stream_version: tip.version,
+      hash: tip.hash
+    })
+  }
+  return chained
+}
+
+/** The outcomes of a batch that `insertChained` wrote whole, in the shape the general statement returns. */
+const chainedOutcomes = (
+  rows: ReadonlyArray<AppendRow>,
+  written: ReadonlyArray<{ readonly id: string; readonly stream_version: number; readonly global_position: string }>,
+  heads: ReadonlyArray<StreamHead>
+): ReadonlyArray<AppendOutcome> => {
+  const byId = new Map(written.map((row) => [row.id, row]))
+  const headOf = new Map(heads.map((head) => [`${head.aggregate_type}/${head.aggregate_id}`, head.version]))
+  return rows.map((row) => {
+    const inserted = byId.get(row.id)!
+    return {
+      ...fastOutcome,
+      ord: row.ord,
+      stream_version: inserted.stream_version,
+      global_position: inserted.global_position,
+      head: headOf.get(`${row.aggregate_type}/${row.aggregate_id}`) ?? 0
+    }
+  })
+}
 
 /** Validates and encodes the events of an append, in order; the first problem refuses the whole append. */
 const prepare = Effect.fnUntraced(function* (events: ReadonlyArray<EventDefinition.Pending>) {

@@ -12,7 +12,7 @@
  * that a `Date` would drop.
  */
 import { Buffer } from "node:buffer"
-import { createHash } from "node:crypto"
+import { hash } from "node:crypto"
 import * as CanonicalJson from "../../CanonicalJson.ts"
 
 /** The fields of an event that its record is made of. `data` and `metadata` are JSON values, checked by the caller. */
@@ -89,9 +89,12 @@ export const canonical = (event: RecordFields): string => {
   return `${head}${CanonicalJson.serializeNumber(event.streamVersion)}${tail}`
 }
 
-/** `SHA-256(previous ‖ UTF-8(canonical))`, in hex: one link of the chain. */
+/**
+ * `SHA-256(previous ‖ UTF-8(canonical))`, in hex: one link of the chain. One-shot `hash` over one buffer: a batch
+ * append hashes every event in the application, and a `Hash` object per event cost a quarter more.
+ */
 export const link = (previous: string, canonicalText: string): string =>
-  createHash("sha256").update(Buffer.from(previous, "hex")).update(canonicalText, "utf8").digest("hex")
+  hash("sha256", Buffer.concat([Buffer.from(previous, "hex"), Buffer.from(canonicalText, "utf8")]), "hex")
 
 /** Microseconds since the Unix epoch of a millisecond instant, as the chain writes timestamps. */
 export const microsOfMillis = (epochMillis: number): string => (BigInt(Math.trunc(epochMillis)) * 1000n).toString()

@@ -15,14 +15,14 @@
  * around the stream version, which only the statement knows; `chained` runs the chain aggregate of migration 4 as a
  * window over each stream's new events in order, seeded with the hash of the head row the version check read.
  */
-import type * as Effect from "effect/Effect"
+import * as Effect from "effect/Effect"
 import type * as SqlClient from "effect/sql/SqlClient"
 import type { SqlError } from "effect/sql/SqlError"
 import type { EventTable } from "../../EventTable.ts"
 import { qualify } from "../../EventTable.ts"
 
-/** One event as the statement takes it, in snake_case JSON. */
-export interface AppendRow {
+/** The columns of one event that the application gives, in snake_case JSON. */
+export interface EventColumns {
   readonly ord: number
   readonly id: string
   readonly event_type: string
@@ -35,6 +35,10 @@ export interface AppendRow {
   readonly metadata: unknown
   readonly correlation_id: string | null
   readonly causation_id: string | null
+}
+
+/** One event as the general statement takes it. */
+export interface AppendRow extends EventColumns {
   /**
    * The event's canonical record before and after its stream version (see `canonicalParts` in
    * `../integrity/chain.ts`): the statement assigns the version and hashes the UTF-8 of `head ‖ version ‖ tail`. Sent as text, not base64: the
@@ -79,6 +83,114 @@ export const makeLockStreams =
     sql`SELECT pg_advisory_xact_lock(s.k) FROM (
   SELECT DISTINCT hashtextextended(t, 0) AS k FROM jsonb_array_elements_text(${JSON.stringify(lockTexts)}::jsonb) t
   ORDER BY k OFFSET 0) s`.withoutTransform
+
+/** The locks of `lockTexts` taken in canonical order, as one row: a fragment for a `MATERIALIZED` CTE. */
+const lockSet = (lockTexts: ReadonlyArray<string>) => (sql: SqlClient.SqlClient) =>
+  // OFFSET 0 keeps the sorted subquery a subquery, so the locks are taken in its order.
+  sql`SELECT count(pg_advisory_xact_lock(s.k)) AS n FROM (
+    SELECT DISTINCT hashtextextended(t, 0) AS k FROM jsonb_array_elements_text(${JSON.stringify(lockTexts)}::jsonb) t
+    ORDER BY k OFFSET 0) s`
+
+/** A stream's head as the batch path read it: its version (0 for no stream) and hash in hex (null for none). */
+export interface StreamHead {
+  readonly aggregate_type: string
+  readonly aggregate_id: string
+  readonly version: number
+  readonly hash: string | null
+}
+
+/** What the batch path's first statement found: each stream's head, and how many of the event ids are stored. */
+export interface LockedHeads {
+  readonly heads: ReadonlyArray<StreamHead>
+  readonly stored: number
+}
+
+/**
+ * The first statement of a batch append: takes the stream locks (as `makeLockStreams` does), and reads each
+ * stream's head and how many of the append's event ids are already stored, so that the application can number and
+ * chain the events itself. Its snapshot was taken before the locks were granted, so what it reads may be stale when
+ * it had to wait for one: `makeInsertChained` checks the heads again, in a statement of its own, before it writes.
+ */
+export const makeLockAndReadHeads = (sql: SqlClient.SqlClient, config: EventTable) => {
+  const table = sql(qualify(config, config.table))
+  return (
+    lockTexts: ReadonlyArray<string>,
+    streams: ReadonlyArray<{ readonly aggregate_type: string; readonly aggregate_id: string }>,
+    ids: ReadonlyArray<string>
+  ): Effect.Effect<LockedHeads, SqlError> =>
+    Effect.map(
+      sql<StreamHead & { readonly stored: number }>`WITH locked AS MATERIALIZED (
+  ${lockSet(lockTexts)(sql)}
+), stored AS (
+  -- One primary-key probe per id, as in the general statement.
+  SELECT count(*)::integer AS n FROM jsonb_array_elements_text(${JSON.stringify(ids)}::jsonb) i
+  WHERE EXISTS (SELECT 1 FROM ${table} x WHERE x.id = i::uuid LIMIT 1)
+)
+SELECT s.aggregate_type, s.aggregate_id::text AS aggregate_id, COALESCE(l.stream_version, 0) AS version,
+  encode(l.hash, 'hex') AS hash, (SELECT n FROM stored) AS stored
+FROM locked, jsonb_to_recordset(${JSON.stringify(streams)}::jsonb) AS s(aggregate_type text, aggregate_id uuid)
+LEFT JOIN LATERAL (
+  SELECT e.stream_version, e.hash FROM ${table} e
+  WHERE e.aggregate_type = s.aggregate_type AND e.aggregate_id = s.aggregate_id
+  ORDER BY e.stream_version DESC LIMIT 1) l ON true`.withoutTransform,
+      (rows) => ({ heads: rows, stored: rows[0]?.stored ?? 0 })
+    )
+}
+
+/** One event of a batch as `makeInsertChained` takes it: numbered and chained by the application. */
+export interface ChainedRow extends EventColumns {
+  readonly stream_version: number
+  /** SHA-256 of the previous event's hash and this event's canonical record, in hex (`link` in chain.ts). */
+  readonly hash: string
+}
+
+/**
+ * The second statement of a batch append: inserts events the application numbered and chained from the heads
+ * `makeLockAndReadHeads` read, in the order they were given, only if every stream's head is still the one they were
+ * chained onto. This statement's snapshot is taken with the locks held, so its heads are the latest that any Annal
+ * writer can have written; when they moved, it inserts nothing and returns no row, and the caller runs the general
+ * statement instead. A chain is so never written from a stale head.
+ */
+export const makeInsertChained = (sql: SqlClient.SqlClient, config: EventTable) => {
+  const table = sql(qualify(config, config.table))
+  return (
+    rows: ReadonlyArray<ChainedRow>,
+    heads: ReadonlyArray<StreamHead>,
+    lockTexts: ReadonlyArray<string>
+  ): Effect.Effect<
+    ReadonlyArray<{ readonly id: string; readonly stream_version: number; readonly global_position: string }>,
+    SqlError
+  > =>
+    sql<{
+      readonly id: string
+      readonly stream_version: number
+      readonly global_position: string
+    }>`WITH locked AS MATERIALIZED (
+  ${lockSet(lockTexts)(sql)}
+), unchanged AS (
+  SELECT bool_and(COALESCE(l.stream_version, 0) = h.version AND l.hash IS NOT DISTINCT FROM decode(h.hash, 'hex'))
+    AS ok
+  FROM jsonb_to_recordset(${JSON.stringify(heads)}::jsonb) AS h(aggregate_type text, aggregate_id uuid,
+    version integer, hash text)
+  LEFT JOIN LATERAL (
+    SELECT e.stream_version, e.hash FROM ${table} e
+    WHERE e.aggregate_type = h.aggregate_type AND e.aggregate_id = h.aggregate_id
+    ORDER BY e.stream_version DESC LIMIT 1) l ON true
+  CROSS JOIN locked
+)
+INSERT INTO ${table} (id, event_type, aggregate_id, aggregate_type, user_id, "timestamp", version, data, metadata,
+  stream_version, correlation_id, causation_id, hash)
+SELECT i.id, i.event_type, i.aggregate_id, i.aggregate_type, i.user_id, i."timestamp", i.version,
+  COALESCE(i.data, 'null'::jsonb), i.metadata, i.stream_version, i.correlation_id, i.causation_id,
+  decode(i.hash, 'hex')
+FROM jsonb_to_recordset(${JSON.stringify(rows)}::jsonb) AS i(
+  ord integer, id uuid, event_type text, aggregate_type text, aggregate_id uuid, user_id uuid,
+  "timestamp" timestamptz, version integer, data jsonb, metadata jsonb, correlation_id text, causation_id text,
+  stream_version integer, hash text)
+WHERE (SELECT ok FROM unchanged)
+ORDER BY i.ord
+RETURNING id::text AS id, stream_version, global_position::text AS global_position`.withoutTransform
+}
 
 /**
  * Builds the general append statement for one events table, to run after `makeLockStreams` in the same transaction.
@@ -197,6 +309,7 @@ export const makeAppendOne =
     SELECT e.stream_version, e.hash FROM ${table} e
     WHERE e.aggregate_type = ${row.aggregate_type} AND e.aggregate_id = ${row.aggregate_id}::uuid
     ORDER BY e.stream_version DESC LIMIT 1) l ON true
+  CROSS JOIN locked
 )
 INSERT INTO ${table} (id, event_type, aggregate_id, aggregate_type, user_id, "timestamp", version, data, metadata,
   stream_version, correlation_id, causation_id, hash)
