@@ -184,10 +184,15 @@ export const makeReadRange = (sql: SqlClient.SqlClient, table: Statement.Identif
       // Every row at `from` and after: no global position is below zero.
       let after: Position = { aggregateType, aggregateId, streamVersion: from, globalPosition: -1n }
       while (true) {
-        const page = yield* readPage(after, Math.max(1, Math.min(2000, to - after.streamVersion + 2)), sql`false`, {
-          aggregateType,
-          aggregateId
-        })
+        const page = yield* readPage(
+          after,
+          Math.max(1, Math.min(2000, to - Math.max(after.streamVersion, 0) + 2)),
+          sql`false`,
+          {
+            aggregateType,
+            aggregateId
+          }
+        )
         const last = page.at(-1)
         if (last === undefined) return events
         for (const row of page) {
