@@ -6,6 +6,10 @@
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as SqlClient from "effect/sql/SqlClient"
+import * as Digest from "../packages/core/src/Digest.ts"
+import * as EventStore from "../packages/core/src/EventStore.ts"
+import * as Integrity from "../packages/core/src/Integrity.ts"
+import * as Migrations from "../packages/core/src/Migrations.ts"
 
 /** One way of doing the measured work: `run` does `ops` operations. */
 export interface Contender {
@@ -112,3 +116,22 @@ export const dropSchemaAtEnd = (schema: string): Layer.Layer<never, never, SqlCl
       yield* Effect.addFinalizer(() => sql`DROP SCHEMA IF EXISTS ${sql(schema)} CASCADE`.pipe(Effect.ignore))
     })
   )
+
+/**
+ * A fresh schema with its tables, dropped when the scope closes, and the store, integrity service, signing key and
+ * digest service over it: what the verification benchmarks start from.
+ */
+export const integritySetup = (prefix: string) =>
+  Effect.gen(function* () {
+    const sql = yield* SqlClient.SqlClient
+    const schema = `${prefix}_${Date.now().toString(36)}`
+    yield* Effect.addFinalizer(() => sql`DROP SCHEMA IF EXISTS ${sql(schema)} CASCADE`.pipe(Effect.ignore))
+    yield* Migrations.run({ schema })
+    const store = yield* EventStore.make({ schema })
+    const integrity = yield* Integrity.make({ schema })
+    const key = yield* Effect.flatMap(Digest.generateSigningKey, (generated) =>
+      Digest.parseSigningKey(generated.privateKeyPem)
+    )
+    const digest = yield* Digest.make({ schema }).pipe(Effect.provideService(Digest.SigningKey, key))
+    return { sql, schema, store, integrity, key, digest }
+  })

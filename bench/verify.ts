@@ -11,14 +11,10 @@ import * as Layer from "effect/Layer"
 import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
 import * as SqlClient from "effect/sql/SqlClient"
-import * as Digest from "../packages/core/src/Digest.ts"
 import * as EventDefinition from "../packages/core/src/EventDefinition.ts"
-import * as EventStore from "../packages/core/src/EventStore.ts"
-import * as Integrity from "../packages/core/src/Integrity.ts"
 import { makeReadPage, positionOf, type Position } from "../packages/core/src/internal/integrity/read.ts"
-import * as Migrations from "../packages/core/src/Migrations.ts"
 import { PgliteClient } from "@annal/sql-pglite"
-import { median } from "./Harness.ts"
+import { integritySetup, median } from "./Harness.ts"
 
 const args = process.argv.slice(2)
 const eventsArg = args.find((arg) => arg.startsWith("--events="))
@@ -52,16 +48,7 @@ const seconds = (ms: number) => `${(ms / 1000).toFixed(2)} s`
 
 const benchEngine = (engine: "postgres" | "pglite") =>
   Effect.gen(function* () {
-    const sql = yield* SqlClient.SqlClient
-    const schema = `annal_bench_verify_${Date.now().toString(36)}`
-    yield* Effect.addFinalizer(() => sql`DROP SCHEMA IF EXISTS ${sql(schema)} CASCADE`.pipe(Effect.ignore))
-    yield* Migrations.run({ schema })
-    const store = yield* EventStore.make({ schema })
-    const integrity = yield* Integrity.make({ schema })
-    const key = yield* Effect.flatMap(Digest.generateSigningKey, (generated) =>
-      Digest.parseSigningKey(generated.privateKeyPem)
-    )
-    const digest = yield* Digest.make({ schema }).pipe(Effect.provideService(Digest.SigningKey, key))
+    const { sql, schema, store, integrity, key, digest } = yield* integritySetup("annal_bench_verify")
 
     // Streams of `perStream` events, appended `batch` events per statement: each statement starts and chains a
     // hundred streams.

@@ -926,7 +926,9 @@ const rawCursorRefusal = Layer.effect(
     const inner = yield* PageCursor.PageCursor
     return PageCursor.PageCursor.of({
       sign: inner.sign,
-      verify: (scope, cursor) => Effect.orDie(inner.verify(scope, cursor))
+      verify: (scope, cursor) => Effect.orDie(inner.verify(scope, cursor)),
+      signAnchored: inner.signAnchored,
+      verifyAnchored: (scope, cursor) => Effect.orDie(inner.verifyAnchored(scope, cursor))
     })
   })
 ).pipe(Layer.provide(PageCursor.layerRandom))

@@ -77,7 +77,14 @@ layer(TestApp.layer, TestApp.layerOptions)("an aggregate's state as of a moment"
         { status: now.status, streamVersion: now.streamVersion, events: now.events, ignored: now.ignored },
         { status: "exists", streamVersion: 2, events: 2, ignored: 0 }
       )
-      assert.deepStrictEqual(now.verification, { verified: true, events: 2, finding: null, digest: null })
+      assert.deepStrictEqual(now.verification, {
+        scope: "stream",
+        verified: true,
+        events: 2,
+        page: null,
+        finding: null,
+        digest: null
+      })
 
       const removed = yield* TestApp.request("DELETE", `/organizations/${id}`, { as: "alice" })
       assert.strictEqual(removed.status, 204, removed.text)

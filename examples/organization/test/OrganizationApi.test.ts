@@ -489,7 +489,14 @@ layer(TestApp.layer, TestApp.layerOptions)("the Organization app over HTTP", (it
       )
       assert.deepStrictEqual(
         { ...before.verification, digest: undefined },
-        { verified: true, events: 1, finding: null, digest: undefined }
+        {
+          scope: "page",
+          verified: true,
+          events: 1,
+          page: { fromVersion: 1, toVersion: 1, anchor: { kind: "genesis", streamVersion: 0, hash: "0".repeat(64) } },
+          finding: null,
+          digest: undefined
+        }
       )
 
       // A superuser gets past the append-only triggers and rewrites the stored name.
@@ -531,8 +538,10 @@ layer(TestApp.layer, TestApp.layerOptions)("the Organization app over HTTP", (it
         )
         const signed = yield* read
         assert.deepStrictEqual(signed, {
+          scope: "page",
           verified: true,
           events: 3,
+          page: { fromVersion: 1, toVersion: 3, anchor: { kind: "genesis", streamVersion: 0, hash: "0".repeat(64) } },
           finding: null,
           digest: { id: document.id, checkpoint: document.checkpoint, signedVersion: 3 }
         })
@@ -552,6 +561,87 @@ layer(TestApp.layer, TestApp.layerOptions)("the Organization app over HTTP", (it
         assert.strictEqual(cut?.finding?.streamVersion, 3)
         assert.include(cut?.finding?.detail ?? "", `digest #${document.id}`)
         assert.deepStrictEqual(cut?.digest, { id: document.id, checkpoint: document.checkpoint, signedVersion: 3 })
+      })
+  )
+
+  it.effect(
+    "entity history verifies each page from the previous page's last event, which its cursor carries signed",
+    () =>
+      Effect.gen(function* () {
+        const id = yield* createOrganization("Paged Traders")
+        for (const email of [
+          "1@paged.example",
+          "2@paged.example",
+          "3@paged.example",
+          "4@paged.example",
+          "5@paged.example"
+        ]) {
+          const updated = yield* TestApp.request("PATCH", `/organizations/${id}`, { as: "alice", body: { email } })
+          assert.strictEqual(updated.status, 200, updated.text)
+        }
+        const read = (query: string) =>
+          Effect.map(
+            TestApp.request("GET", `/audit/aggregates/organization/${id}?${query}`, { as: "alice" }),
+            (response) => {
+              assert.strictEqual(response.status, 200, `${query}: ${response.text}`)
+              return history(response.body)
+            }
+          )
+        const first = yield* read("limit=2")
+        assert.deepStrictEqual(
+          [first.verification?.scope, first.verification?.verified, first.verification?.page?.anchor.kind],
+          ["page", true, "genesis"]
+        )
+        const cursor = first.nextCursor!
+        const second = yield* read(`limit=2&cursor=${cursor}`)
+        assert.deepStrictEqual(
+          [second.verification?.scope, second.verification?.verified, second.verification?.page],
+          [
+            "page",
+            true,
+            {
+              fromVersion: 3,
+              toVersion: 4,
+              anchor: { kind: "previousPage", streamVersion: 2, hash: second.verification?.page?.anchor.hash ?? "" }
+            }
+          ]
+        )
+        assert.match(second.verification?.page?.anchor.hash ?? "", /^[0-9a-f]{64}$/)
+
+        // The anchor the cursor carries cannot be changed: the signature covers it.
+        const [position, anchor, tag] = cursor.split(".")
+        const forged = `${position}.${anchor!.replace(/^2-/, "1-")}.${tag}`
+        const refused = yield* TestApp.request("GET", `/audit/aggregates/organization/${id}?limit=2&cursor=${forged}`, {
+          as: "alice"
+        })
+        assert.strictEqual(refused.status, 400, refused.text)
+
+        // A superuser rewrites the last event of the first page, after it was served, and leaves its hash alone.
+        const sql = yield* SqlClient.SqlClient
+        yield* sql`ALTER TABLE events DISABLE TRIGGER USER`
+        yield* sql`UPDATE events SET data = jsonb_set(data, '{changes}', '{}') WHERE aggregate_id = ${id}::uuid
+          AND stream_version = 2`
+        const triggers = yield* sql<{ readonly name: string }>`SELECT tgname AS name FROM pg_trigger
+        WHERE tgrelid = 'events'::regclass AND NOT tgisinternal`
+        for (const trigger of triggers) yield* sql`ALTER TABLE events ENABLE ALWAYS TRIGGER ${sql(trigger.name)}`
+
+        const after = yield* read(`limit=2&cursor=${cursor}`)
+        assert.strictEqual(after.verification?.verified, false)
+        assert.deepStrictEqual(
+          [after.verification?.finding?.kind, after.verification?.finding?.streamVersion],
+          ["changed", 2]
+        )
+        // The next cursor carries no anchor: the page did not verify, so the page after it is verified in full.
+        const third = yield* read(`limit=2&cursor=${after.nextCursor}`)
+        assert.deepStrictEqual(
+          [third.verification?.scope, third.verification?.verified, third.verification?.finding?.streamVersion],
+          ["stream", false, 2]
+        )
+        const full = yield* read("verify=full")
+        assert.deepStrictEqual(
+          [full.verification?.scope, full.verification?.events, full.verification?.page, full.verification?.verified],
+          ["stream", 6, null, false]
+        )
       })
   )
 })

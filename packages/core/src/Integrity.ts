@@ -24,11 +24,11 @@ import * as Digest from "./Digest.ts"
 import * as Event from "./Event.ts"
 import * as EventTable from "./EventTable.ts"
 import { qualify } from "./EventTable.ts"
-import { type HashScheme, scheme } from "./internal/integrity/chain.ts"
-import { type Break, type BreakKind, findBreak } from "./internal/integrity/diagnosis.ts"
+import { genesis, type HashScheme, scheme } from "./internal/integrity/chain.ts"
+import { type Break, type BreakKind, findBreak, streamStart } from "./internal/integrity/diagnosis.ts"
 import { compareHeads, formatV2, type Head, rootOf, streamKey } from "./internal/integrity/digest.ts"
-import { type HeadRow, makeDigestStatements } from "./internal/integrity/digestStatements.ts"
-import { makeReadPage, makeReadStream, type Position, positionOf } from "./internal/integrity/read.ts"
+import { type HeadRow, makeDigestStatements, type StoredDigest } from "./internal/integrity/digestStatements.ts"
+import { makeReadPage, makeReadRange, makeReadStream, type Position, positionOf } from "./internal/integrity/read.ts"
 import { makeIntegrityStatements, type StoredAt } from "./internal/integrity/statements.ts"
 import * as Walk from "./internal/integrity/walk.ts"
 import { fromSqlError } from "./internal/sqlErrors.ts"
@@ -138,6 +138,51 @@ export interface AggregateReport {
   readonly digest: AggregateDigestCheck | undefined
 }
 
+/** A verified position of a stream: an event's version and its hash, which the next page's first link must follow. */
+export interface Anchor {
+  readonly streamVersion: number
+  readonly hash: string
+}
+
+/** What a page's first link was checked against. */
+export type AnchorKind =
+  /** The page starts the stream: its first event links to the genesis hash. */
+  | "genesis"
+  /** The hash of the event before the page, as verified when the previous page was served (its cursor carries it). */
+  | "previousPage"
+
+/** The page of an aggregate's history to verify: the events it shows, and the anchor it continues from. */
+export interface PageToVerify {
+  /** The events the page shows, in the order shown. */
+  readonly events: ReadonlyArray<{ readonly eventId: string; readonly streamVersion: number }>
+  /** The previous page's verified last event; none for the first page, which is checked from the genesis hash. */
+  readonly anchor?: Anchor | undefined
+}
+
+/**
+ * The result of verifying one page of an aggregate's history: the links from its anchor to its last event, the
+ * event before the page (that it still holds the anchor's hash, and still links to its predecessor), that the page
+ * shows exactly the events stored at those versions, and that the stream still holds the head the latest digest
+ * signed. Events after the page, and links before the anchor's predecessor, are not checked: a page is not the stream.
+ */
+export interface PageReport {
+  readonly aggregateType: string
+  readonly aggregateId: string
+  readonly verified: boolean
+  /** The first version whose link was checked: 1, or the version after the anchor. */
+  readonly fromVersion: number
+  /** The last version whose link was checked: the page's last event's. */
+  readonly toVersion: number
+  /** The number of events whose links were checked. */
+  readonly events: number
+  readonly anchor: { readonly kind: AnchorKind; readonly streamVersion: number; readonly hash: string }
+  /** The page's last event, verified: what the next page continues from. Undefined when the page did not verify. */
+  readonly last: Anchor | undefined
+  readonly finding: Finding | undefined
+  /** The digest whose signed head was checked: the latest stored one; undefined when none is stored. */
+  readonly digest: AggregateDigestCheck | undefined
+}
+
 /** How far a verification has got. */
 export interface Progress {
   readonly events: number
@@ -185,6 +230,15 @@ export class Integrity extends Context.Service<
       aggregateType: string,
       aggregateId: string
     ) => Effect.Effect<AggregateReport, InvalidQuery | StorageError>
+    /**
+     * Checks one page of an aggregate's history, at a cost of the page and not of the stream: its links from the
+     * anchor it continues from, and the stream's head against the latest digest's.
+     */
+    readonly verifyPage: (
+      aggregateType: string,
+      aggregateId: string,
+      page: PageToVerify
+    ) => Effect.Effect<PageReport, InvalidQuery | StorageError>
     /** The events table this service verifies. */
     readonly table: EventTable.EventTable
   }
@@ -202,28 +256,28 @@ export const makeWith = (parts: Verifier, options?: EventTable.Options) =>
     const digests = makeDigestStatements(sql, config)
     const statements = makeIntegrityStatements(sql, config)
 
+    const readRange = makeReadRange(sql, table)
+
+    /** The latest stored digest, and the head it signed for the stream, if it signed one. */
+    const latestSignedHead = Effect.fnUntraced(function* (aggregateType: string, aggregateId: string) {
+      const latest = yield* digests.readLatestDigest
+      const signed =
+        latest === undefined ? undefined : yield* digests.readStreamHead(latest.id, aggregateType, aggregateId)
+      return { latest, signed }
+    })
+
     const verifyAggregate = Effect.fn("Integrity.verifyAggregate")(
       function* (aggregateType: string, aggregateId: string) {
         yield* Effect.annotateCurrentSpan({ aggregateType, aggregateId })
         // A malformed type names no stream: checked, so that a typo is an error and not an empty chain that holds.
-        if (!Event.isAggregateType(aggregateType)) {
-          return yield* new InvalidQuery({
-            field: "aggregateType",
-            reason: "must be one lowercase segment, such as organization"
-          })
-        }
-        if (!Event.isUuid(aggregateId)) {
-          return yield* new InvalidQuery({ field: "aggregateId", reason: "must be a UUID" })
-        }
-        const id = aggregateId.toLowerCase()
+        const id = yield* checkStream(aggregateType, aggregateId)
         const events = yield* readStream(aggregateType, id)
         const found = findBreak(parts, events)
         const last = events.at(-1)
         // The chain alone cannot see its tail cut off: the latest digest's signed head for the stream can. The
         // stored digest is written by the signer's role alone (docs/guides/hardening.md); `verify` with a document
         // kept outside the database is the proof.
-        const latest = yield* digests.readLatestDigest
-        const signed = latest === undefined ? undefined : yield* digests.readStreamHead(latest.id, aggregateType, id)
+        const { latest, signed } = yield* latestSignedHead(aggregateType, id)
         const digestFinding =
           latest === undefined || signed === undefined ? undefined : headFinding(`digest #${latest.id}`, signed, events)
         const finding =
@@ -240,17 +294,110 @@ export const makeWith = (parts: Verifier, options?: EventTable.Options) =>
           events: events.length,
           head: last === undefined ? undefined : { streamVersion: last.streamVersion, hash: last.hash },
           finding,
-          digest:
-            latest === undefined
-              ? undefined
-              : {
-                  id: latest.id,
-                  checkpoint: LogCheckpoint.toJson(latest.checkpoint),
-                  signedVersion: signed?.streamVersion
-                }
+          digest: digestCheckOf(latest, signed)
         } satisfies AggregateReport
       },
       Effect.catchTag("SqlError", stored("Integrity.verifyAggregate"))
+    )
+
+    const verifyPage = Effect.fn("Integrity.verifyPage")(
+      function* (aggregateType: string, aggregateId: string, page: PageToVerify) {
+        yield* Effect.annotateCurrentSpan({ aggregateType, aggregateId })
+        const id = yield* checkStream(aggregateType, aggregateId)
+        const anchor = page.anchor
+        const start = anchor?.streamVersion ?? 0
+        const to = page.events.reduce((max, event) => Math.max(max, event.streamVersion), start)
+        // From the anchor's predecessor, to tell whether the anchor itself still links, and one row past the page,
+        // which tells a changed hash from changed fields: both are read for the diagnosis, not reported on.
+        const rows =
+          anchor === undefined
+            ? yield* readRange(aggregateType, id, -2_147_483_648, to + 1)
+            : yield* readRange(aggregateType, id, start - 1, to + 1)
+        const findings: Array<Finding> = []
+        const before = rows.find((row) => row.streamVersion === start - 1)
+        const chained = anchor === undefined ? rows : rows.filter((row) => row.streamVersion >= start)
+        if (anchor !== undefined && start > 1 && before === undefined) {
+          findings.push({
+            kind: "missing",
+            aggregateType,
+            aggregateId: id,
+            streamVersion: start - 1,
+            eventId: undefined,
+            detail: `version ${start - 1}, before the previous page's last event, is absent`
+          })
+        }
+        const atAnchor = anchor === undefined ? undefined : chained.find((row) => row.streamVersion === start)
+        if (anchor !== undefined && (atAnchor === undefined || atAnchor.hash !== anchor.hash)) {
+          findings.push({
+            kind: "rewritten",
+            aggregateType,
+            aggregateId: id,
+            streamVersion: start,
+            eventId: atAnchor?.eventId,
+            detail:
+              atAnchor === undefined
+                ? `version ${start}, the last event of the previous page, is absent`
+                : `event ${atAnchor.eventId} at version ${start}, the last of the previous page, no longer holds the hash it was verified with: the stream was rewritten at or before it`
+          })
+        }
+        const found = findBreak(
+          parts,
+          chained,
+          anchor === undefined
+            ? streamStart
+            : { streamVersion: start - 1, hash: start === 1 ? genesis : (before?.hash ?? genesis) }
+        )
+        // A break past the page's last event is outside what this page answers for.
+        if (found !== undefined && found.streamVersion <= to) findings.push(findingOf(aggregateType, id, found))
+        // The page must show what the chain holds at its versions, and nothing from before its anchor.
+        const byVersion = new Map(chained.map((row) => [row.streamVersion, row.eventId]))
+        for (const shown of page.events) {
+          if (shown.streamVersion <= start || byVersion.get(shown.streamVersion) !== shown.eventId) {
+            findings.push({
+              kind: "inserted",
+              aggregateType,
+              aggregateId: id,
+              streamVersion: shown.streamVersion,
+              eventId: shown.eventId,
+              detail: `event ${shown.eventId}, shown at version ${shown.streamVersion}, is not the event the chain holds there after version ${start}`
+            })
+          }
+        }
+        // The head the latest digest signed must still be stored, with its hash: what the chain cannot see cut off.
+        const { latest, signed } = yield* latestSignedHead(aggregateType, id)
+        if (latest !== undefined && signed !== undefined) {
+          const stored = yield* statements.storedAt(signed)
+          if (stored.eventId === undefined || stored.hash !== signed.hash) {
+            findings.push(signedHeadFinding(`digest #${latest.id}`, signed, undefined, stored))
+          }
+        }
+        const finding = findings.reduce<Finding | undefined>(
+          (earliest, next) => (earliest === undefined || next.streamVersion < earliest.streamVersion ? next : earliest),
+          undefined
+        )
+        const lastRow = chained.find((row) => row.streamVersion === to)
+        const checked = chained.filter((row) => row.streamVersion > start && row.streamVersion <= to).length
+        yield* Effect.annotateCurrentSpan({ events: checked, verified: finding === undefined })
+        return {
+          aggregateType,
+          aggregateId: id,
+          verified: finding === undefined,
+          fromVersion: start + 1,
+          toVersion: to,
+          events: checked,
+          anchor:
+            anchor === undefined
+              ? { kind: "genesis", streamVersion: 0, hash: genesis }
+              : { kind: "previousPage", streamVersion: anchor.streamVersion, hash: anchor.hash },
+          last:
+            finding !== undefined || lastRow?.hash === null || lastRow === undefined
+              ? undefined
+              : { streamVersion: to, hash: lastRow.hash },
+          finding,
+          digest: digestCheckOf(latest, signed)
+        } satisfies PageReport
+      },
+      Effect.catchTag("SqlError", stored("Integrity.verifyPage"))
     )
 
     /** Whether the given digest is one to check the log against: signed by the trusted key, and of this table. */
@@ -609,7 +756,7 @@ export const makeWith = (parts: Verifier, options?: EventTable.Options) =>
       Effect.catchTag("SqlError", stored("Integrity.verify"))
     )
 
-    return Integrity.of({ table: config, verify, verifyAggregate })
+    return Integrity.of({ table: config, verify, verifyAggregate, verifyPage })
   })
 
 /** Builds the service with the real verifier. */
@@ -624,6 +771,23 @@ export const layerWith = (
   parts: Verifier,
   options?: EventTable.Options
 ): Layer.Layer<Integrity, never, SqlClient.SqlClient> => Layer.effect(Integrity, makeWith(parts, options))
+
+/** The digest an aggregate's head was checked against, as a report names it. */
+const digestCheckOf = (latest: StoredDigest | undefined, signed: Head | undefined): AggregateDigestCheck | undefined =>
+  latest === undefined
+    ? undefined
+    : { id: latest.id, checkpoint: LogCheckpoint.toJson(latest.checkpoint), signedVersion: signed?.streamVersion }
+
+/** The aggregate's id in lowercase, once its type and id are checked: a malformed one names no stream. */
+const checkStream = (aggregateType: string, aggregateId: string): Effect.Effect<string, InvalidQuery> =>
+  // Checked, so that a typo is an error and not an empty chain that holds.
+  !Event.isAggregateType(aggregateType)
+    ? Effect.fail(
+        new InvalidQuery({ field: "aggregateType", reason: "must be one lowercase segment, such as organization" })
+      )
+    : !Event.isUuid(aggregateId)
+      ? Effect.fail(new InvalidQuery({ field: "aggregateId", reason: "must be a UUID" }))
+      : Effect.succeed(aggregateId.toLowerCase())
 
 const findingOf = (aggregateType: string, aggregateId: string, found: Break): Finding => ({
   kind: found.kind,

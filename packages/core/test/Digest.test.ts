@@ -1,5 +1,4 @@
 import { assert, describe, it, layer } from "@effect/vitest"
-import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
 import * as KeyFormat from "effect/crypto/KeyFormat"
@@ -19,7 +18,7 @@ import * as Integrity from "../src/Integrity.ts"
 import { rootOf } from "../src/internal/integrity/digest.ts"
 import { makeDigestStatements } from "../src/internal/integrity/digestStatements.ts"
 import { makeReadStream } from "../src/internal/integrity/read.ts"
-import { signingKey } from "./support/Chains.ts"
+import * as Chains from "./support/Chains.ts"
 import { GstAdded, OrganizationCreated, uuid } from "./support/Fixtures.ts"
 import * as TestDatabase from "./support/TestDatabase.ts"
 
@@ -27,7 +26,7 @@ const schema = TestDatabase.uniqueSchema()
 const events = `${schema}.events`
 
 const TestLayer = Layer.mergeAll(Integrity.layer({ schema }), Digest.layer({ schema })).pipe(
-  Layer.provideMerge(signingKey),
+  Layer.provideMerge(Chains.signingKey),
   Layer.provideMerge(TestDatabase.layerWith(schema))
 )
 
@@ -45,31 +44,12 @@ const gst = (aggregateId: string, userId: string, gstin: string) =>
 const madeSoon = (made: Queue.Queue<void>, n: number) =>
   Effect.timeout(Effect.replicateEffect(Queue.take(made), n), "30 seconds")
 
-class Rollback extends Data.TaggedError("Rollback") {}
-
 /** A report's digest problems as kind, digest and stream. */
 const problemsOf = (report: Integrity.Report) =>
   (report.digest?.problems ?? []).map((problem) => [problem.kind, problem.digestId, problem.aggregateId ?? null])
 
 /** Runs `body` as a superuser who has turned the append-only trigger off, and rolls everything back. */
-const asAttacker = <A, E, R>(body: Effect.Effect<A, E, R>) =>
-  SqlClient.SqlClient.use((sql) => {
-    const result: Array<A> = []
-    return sql
-      .withTransaction(
-        Effect.gen(function* () {
-          yield* sql`ALTER TABLE ${sql(events)} DISABLE TRIGGER events_refuse_update_delete`
-          result.push(yield* body)
-          return yield* new Rollback()
-        })
-      )
-      .pipe(
-        Effect.catchIf(
-          (error) => error instanceof Rollback,
-          () => Effect.succeed(result[0]!)
-        )
-      )
-  })
+const asAttacker = Chains.asAttacker(events)
 
 /**
  * A digest that covers every event in the table, as the default checkpoint must: it is the latest event of the

@@ -16,6 +16,7 @@ import * as Digest from "../src/Digest.ts"
 import { EventStore } from "../src/EventStore.ts"
 import * as Integrity from "../src/Integrity.ts"
 import { describe as describeSqlError } from "../src/internal/sqlErrors.ts"
+import { rolledBack } from "./support/Chains.ts"
 import { GstAdded, OrganizationCreated, uuid } from "./support/Fixtures.ts"
 import * as TestDatabase from "./support/TestDatabase.ts"
 
@@ -84,23 +85,10 @@ class Rollback extends Data.TaggedError("Rollback") {}
 
 /** Runs `body` as `role` in a transaction that is rolled back, and returns its exit's failure or success. */
 const as = <A, E, R>(role: string, body: Effect.Effect<A, E, R>) =>
-  SqlClient.SqlClient.use((sql) => {
-    const result: Array<A> = []
-    return sql
-      .withTransaction(
-        Effect.gen(function* () {
-          yield* sql.unsafe(`SET LOCAL ROLE "${role}"`)
-          result.push(yield* body)
-          return yield* new Rollback()
-        })
-      )
-      .pipe(
-        Effect.catchIf(
-          (error) => error instanceof Rollback,
-          () => Effect.succeed(result[0]!)
-        )
-      )
-  })
+  rolledBack(
+    SqlClient.SqlClient.use((sql) => sql.unsafe(`SET LOCAL ROLE "${role}"`)),
+    body
+  )
 
 /** Runs `body` as `role` in a transaction that commits. */
 const asCommitted = <A, E, R>(role: string, body: Effect.Effect<A, E, R>) =>

@@ -133,10 +133,32 @@ export const EventPage = Schema.Struct({
   nextCursor: Schema.NullOr(Schema.String)
 }).annotate({ identifier: "EventPage" })
 
-/** Whether an aggregate's hash chain holds, and where it first breaks when it does not. */
+/**
+ * Whether an aggregate's hash chain holds, and where it first breaks when it does not; `scope` says how much of it
+ * was checked. `stream`: every link of the stream. `page`: the links of the page's versions (`page.fromVersion` to
+ * `page.toVersion`) from their `anchor` (the genesis hash when the page starts the stream, or the hash of the
+ * previous page's last event as verified when that page was served, which its cursor carries signed); that event
+ * still holds that hash and links to its predecessor; and the page shows the events stored at those versions. In
+ * both, the stream's head is checked against the latest stored digest (`digest`).
+ */
 export const Verification = Schema.Struct({
+  /** `stream` when every link was checked; `page` when those of the page were, from `page.anchor`. */
+  scope: Schema.Literals(["stream", "page"]),
   verified: Schema.Boolean,
+  /** How many events' links were checked: the stream's, or the page's. */
   events: Schema.Int,
+  /** The versions checked and what anchors them, for a `page` verification; null for a `stream` one. */
+  page: Schema.NullOr(
+    Schema.Struct({
+      fromVersion: Schema.Int,
+      toVersion: Schema.Int,
+      anchor: Schema.Struct({
+        kind: Schema.Literals(["genesis", "previousPage"]),
+        streamVersion: Schema.Int,
+        hash: Schema.String
+      })
+    })
+  ),
   finding: Schema.NullOr(
     Schema.Struct({
       kind: Schema.String,
@@ -159,9 +181,10 @@ export const Verification = Schema.Struct({
 }).annotate({ identifier: "Verification" })
 
 /**
- * A page of an aggregate's history, with whether its whole hash chain verified (`null` when the application serves
- * no `Integrity` service), and its head against the latest stored digest's, which catches a truncated tail or a
- * rewritten head up to that digest. Proof against the digest kept outside the database is `annal verify --digest`.
+ * A page of an aggregate's history, with whether its hash chain verified (`null` when the application serves no
+ * `Integrity` service): the page's links by default, the whole stream's with `verify=full`; and its head against the
+ * latest stored digest's, which catches a truncated tail or a rewritten head up to that digest. Proof against the
+ * digest kept outside the database is `annal verify --digest`.
  */
 export const AggregateHistory = Schema.Struct({
   aggregateType: Schema.String,
@@ -211,7 +234,14 @@ export class AuditGroup extends HttpApiGroup.make("audit")
   .add(
     HttpApiEndpoint.get("aggregateHistory", "/aggregates/:aggregateType/:aggregateId", {
       params: { aggregateType: AggregateType, aggregateId: Uuid },
-      query: page,
+      query: {
+        ...page,
+        /**
+         * `page` (the default) verifies the page's links from the previous page's, at a cost of the page; `full`
+         * verifies the whole stream, at a cost of the stream.
+         */
+        verify: Schema.optional(Schema.Literals(["page", "full"]))
+      },
       success: AggregateHistory,
       error: errors
     }).annotateMerge(
@@ -220,7 +250,9 @@ export class AuditGroup extends HttpApiGroup.make("audit")
         description:
           "Every event of one aggregate, a page at a time, oldest first, decoded to the current version of each " +
           "type. Auditors read any aggregate; other users read the aggregates the application's access policy lets " +
-          "them see."
+          "them see. Each page's hash chain is verified from the previous page's last event, whose verified hash " +
+          "the cursor carries: `verification.scope` is `page`, and says which versions were checked from what. " +
+          "`verify=full` verifies the whole stream instead."
       })
     ),
     HttpApiEndpoint.get("userActivity", "/users/:userId/activity", {

@@ -74,9 +74,14 @@ export const integrityFor = Effect.fnUntraced(function* (audit: AuditService.Aud
 })
 
 /** An aggregate's verification report, as the API answers it. */
-export const toVerification = (report: Integrity.AggregateReport): typeof Verification.Type => ({
+export const toVerification = (report: Integrity.AggregateReport | Integrity.PageReport): typeof Verification.Type => ({
+  scope: "fromVersion" in report ? "page" : "stream",
   verified: report.verified,
   events: report.events,
+  page:
+    "fromVersion" in report
+      ? { fromVersion: report.fromVersion, toVersion: report.toVersion, anchor: report.anchor }
+      : null,
   finding:
     report.finding === undefined
       ? null
@@ -162,26 +167,45 @@ const build = (api: typeof AuditApi, options: Options) =>
               params,
               "You may not read the history of this aggregate"
             )
-            const page = yield* readPage(
-              "aggregateHistory",
-              { aggregateType: params.aggregateType, aggregateId: params.aggregateId.toLowerCase() },
-              query,
-              (page) => audit.getEntityHistory(registry, params.aggregateType, params.aggregateId, page)
-            )
-            const verification = yield* Option.match(integrity, {
-              onNone: () => Effect.succeed(null),
+            const aggregateId = params.aggregateId.toLowerCase()
+            const parameters = { aggregateType: params.aggregateType, aggregateId }
+            const scope = scopeOf("aggregateHistory", parameters)
+            const opened = query.cursor === undefined ? undefined : yield* cursors.verifyAnchored(scope, query.cursor)
+            const anchor = opened?.anchor === undefined ? undefined : yield* decodeAnchor(opened.anchor)
+            const result = yield* audit
+              .getEntityHistory(registry, params.aggregateType, aggregateId, {
+                limit: query.limit ?? defaultPageSize,
+                ...(opened === undefined ? {} : { cursor: opened.position })
+              })
+              .pipe(Effect.catch(fromStoreError))
+            const events = yield* Effect.forEach(result.events, toAuditEvent)
+            // A continued page without an anchor follows a page that did not verify, or one verified in full: there
+            // is nothing verified to continue from, so the whole stream is checked.
+            const full = query.verify === "full" || (opened !== undefined && anchor === undefined)
+            const checked = yield* Option.match(integrity, {
+              onNone: () => Effect.succeed({ verification: null, last: undefined }),
               onSome: (service) =>
-                service.verifyAggregate(params.aggregateType, params.aggregateId).pipe(
-                  Effect.map(toVerification),
-                  Effect.catch((error) => storage("verifying the aggregate's history", error))
-                )
+                (full
+                  ? Effect.map(service.verifyAggregate(params.aggregateType, aggregateId), (report) => ({
+                      verification: toVerification(report),
+                      last: undefined
+                    }))
+                  : Effect.map(
+                      service.verifyPage(params.aggregateType, aggregateId, {
+                        events: result.events.map(({ eventId, streamVersion }) => ({ eventId, streamVersion })),
+                        anchor
+                      }),
+                      (report) => ({ verification: toVerification(report), last: report.last })
+                    )
+                ).pipe(Effect.catch((error) => storage("verifying the aggregate's history", error)))
             })
-            return {
-              aggregateType: params.aggregateType,
-              aggregateId: params.aggregateId.toLowerCase(),
-              ...page,
-              verification
-            }
+            const nextCursor = Option.isNone(result.nextCursor)
+              ? null
+              : checked.last === undefined
+                ? yield* cursors.sign(scope, result.nextCursor.value)
+                : yield* cursors.signAnchored(scope, result.nextCursor.value, encodeAnchor(checked.last))
+            yield* recordRead("aggregateHistory", parameters, query.cursor !== undefined, events.length)
+            return { ...parameters, events, nextCursor, verification: checked.verification }
           })
         )
         .handle(
@@ -283,6 +307,19 @@ export const definedParameters = (parameters: Parameters): Record<string, string
   const result: Record<string, string | ReadonlyArray<string>> = {}
   for (const [key, value] of Object.entries(parameters)) if (value !== undefined) result[key] = value
   return result
+}
+
+/** A verified anchor as a cursor carries it: `version-hash`, both as the chain stores them. */
+const encodeAnchor = (anchor: Integrity.Anchor): string => `${anchor.streamVersion}-${anchor.hash}`
+
+const anchorPattern = /^(\d{1,10})-([0-9a-f]{64})$/
+
+/** The anchor a cursor carries; only this server signs one, so another shape is refused as a foreign cursor. */
+const decodeAnchor = (text: string): Effect.Effect<Integrity.Anchor, InvalidRequest> => {
+  const match = anchorPattern.exec(text)
+  return match === null
+    ? Effect.fail(InvalidRequest.field("query.cursor", "is not a cursor this server issued for this query"))
+    : Effect.succeed({ streamVersion: Number(match[1]), hash: match[2]! })
 }
 
 /** What a cursor is bound to: the endpoint and every parameter of the query, in a canonical order. */

@@ -30,6 +30,16 @@ export class PageCursor extends Context.Service<
     readonly sign: (scope: string, position: string) => Effect.Effect<string>
     /** The store's cursor inside `cursor`, if this server signed it for query `scope`; `InvalidRequest` otherwise. */
     readonly verify: (scope: string, cursor: string) => Effect.Effect<string, InvalidRequest>
+    /**
+     * The cursor to hand out with `anchor` (base64url) beside the position: a state the server computed for the
+     * previous page, such as the hash it verified there, which the caller carries and cannot change.
+     */
+    readonly signAnchored: (scope: string, position: string, anchor: string) => Effect.Effect<string>
+    /** The store's cursor and the anchor inside `cursor`, which may carry none, if this server signed it for `scope`. */
+    readonly verifyAnchored: (
+      scope: string,
+      cursor: string
+    ) => Effect.Effect<{ readonly position: string; readonly anchor: string | undefined }, InvalidRequest>
   }
 >()("@annal/http/PageCursor") {}
 
@@ -43,8 +53,23 @@ const cursorPattern = /^([A-Za-z0-9_-]{1,256})\.([A-Za-z0-9_-]{43})$/
 
 const refused = InvalidRequest.field("query.cursor", "is not a cursor this server issued for this query")
 
-/** What is signed: the query and the position, so that a cursor is valid for its query only. */
-const message = (scope: string, position: string) => encoder.encode(`${scope}\n${position}`)
+// An anchored cursor: position, anchor and signature.
+const anchoredPattern = /^([A-Za-z0-9_-]{1,256})\.([A-Za-z0-9_-]{1,128})\.([A-Za-z0-9_-]{43})$/
+
+/**
+ * What is signed: the query and the position, and the anchor when there is one, so that a cursor is valid for its
+ * query only. Neither a scope (JSON) nor a position holds a raw newline, so the two forms never sign the same bytes.
+ */
+const message = (scope: string, position: string, anchor?: string) =>
+  encoder.encode(anchor === undefined ? `${scope}\n${position}` : `${scope}\n${position}\n${anchor}`)
+
+/** The signature in `text`, when it is spelled exactly as `sign` spells it. */
+const tagOf = (text: string): Uint8Array | undefined => {
+  const tag = Base64Url.decode(text)
+  // Only the spelling `sign` gives: the 43rd character carries 2 bits that decoding ignores, so without this
+  // check four spellings of one signature would pass, and a cursor is simpler to reason about with one.
+  return Result.isFailure(tag) || Base64Url.encode(tag.success) !== text ? undefined : tag.success
+}
 
 /** A signer with the given key. */
 export const make = (secret: Uint8Array): Effect.Effect<PageCursor["Service"]> =>
@@ -52,23 +77,32 @@ export const make = (secret: Uint8Array): Effect.Effect<PageCursor["Service"]> =
     const mac = yield* Mac.Mac
     // A key of the right length cannot be refused; a failure here is a broken WebCrypto, a defect.
     const key = yield* Effect.orDie(Mac.key(Mac.hmacSha256, secret))
+    const signed = (scope: string, position: string, anchor: string | undefined, text: string) => {
+      const tag = tagOf(text)
+      if (tag === undefined) return Effect.fail(refused)
+      return Effect.orDie(mac.verify(key, tag, message(scope, position, anchor))).pipe(
+        Effect.flatMap((valid) => (valid ? Effect.succeed({ position, anchor }) : Effect.fail(refused)))
+      )
+    }
+    const tagged = (position: string, bytes: Uint8Array, anchor?: string) =>
+      Effect.map(
+        Effect.orDie(mac.sign(key, bytes)),
+        (tag) => `${position}${anchor === undefined ? "" : `.${anchor}`}.${Base64Url.encode(tag)}`
+      )
     return PageCursor.of({
-      sign: (scope, position) =>
-        Effect.map(
-          Effect.orDie(mac.sign(key, message(scope, position))),
-          (tag) => `${position}.${Base64Url.encode(tag)}`
-        ),
+      sign: (scope, position) => tagged(position, message(scope, position)),
       verify: (scope, cursor) => {
         const match = cursorPattern.exec(cursor)
-        const tag = match === null ? undefined : Base64Url.decode(match[2]!)
-        // Only the spelling `sign` gives: the 43rd character carries 2 bits that decoding ignores, so without this
-        // check four spellings of one signature would pass, and a cursor is simpler to reason about with one.
-        if (match === null || tag === undefined || Result.isFailure(tag) || Base64Url.encode(tag.success) !== match[2])
-          return Effect.fail(refused)
-        const position = match[1]!
-        return Effect.orDie(mac.verify(key, tag.success, message(scope, position))).pipe(
-          Effect.flatMap((valid) => (valid ? Effect.succeed(position) : Effect.fail(refused)))
-        )
+        if (match === null) return Effect.fail(refused)
+        return Effect.map(signed(scope, match[1]!, undefined, match[2]!), (opened) => opened.position)
+      },
+      signAnchored: (scope, position, anchor) => tagged(position, message(scope, position, anchor), anchor),
+      verifyAnchored: (scope, cursor) => {
+        const plain = cursorPattern.exec(cursor)
+        if (plain !== null) return signed(scope, plain[1]!, undefined, plain[2]!)
+        const match = anchoredPattern.exec(cursor)
+        if (match === null) return Effect.fail(refused)
+        return signed(scope, match[1]!, match[2]!, match[3]!)
       }
     })
   }).pipe(Effect.provide(Mac.layerWebCrypto.pipe(Layer.provide(SecureRandom.layerWebCrypto))))

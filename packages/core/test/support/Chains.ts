@@ -1,8 +1,11 @@
 /**
- * Test support for the tamper evidence: hash chains built in memory, and the signing key of a test's digests.
+ * Test support for the tamper evidence: hash chains built in memory, the signing key of a test's digests, and
+ * tamperings made in a transaction that is rolled back.
  */
+import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
+import * as SqlClient from "effect/sql/SqlClient"
 import * as Digest from "../../src/Digest.ts"
 import * as Integrity from "../../src/Integrity.ts"
 
@@ -36,3 +39,34 @@ export const signingKey: Layer.Layer<Digest.SigningKey, Digest.DigestError> = La
   Digest.SigningKey,
   Effect.flatMap(Digest.generateSigningKey, (key) => Digest.parseSigningKey(key.privateKeyPem))
 )
+
+class Rollback extends Data.TaggedError("Rollback") {}
+
+/** Runs `setup`, then `body`, in a transaction that is rolled back, and returns what `body` returned. */
+export const rolledBack = <A, E, R, E2, R2>(setup: Effect.Effect<unknown, E2, R2>, body: Effect.Effect<A, E, R>) =>
+  SqlClient.SqlClient.use((sql) => {
+    const result: Array<A> = []
+    return sql
+      .withTransaction(
+        Effect.gen(function* () {
+          yield* setup
+          result.push(yield* body)
+          return yield* new Rollback()
+        })
+      )
+      .pipe(
+        Effect.catchIf(
+          (error) => error instanceof Rollback,
+          () => Effect.succeed(result[0]!)
+        )
+      )
+  })
+
+/** Runs `body` as a superuser who has turned the append-only trigger of `events` off, and rolls everything back. */
+export const asAttacker =
+  (events: string) =>
+  <A, E, R>(body: Effect.Effect<A, E, R>) =>
+    rolledBack(
+      SqlClient.SqlClient.use((sql) => sql`ALTER TABLE ${sql(events)} DISABLE TRIGGER events_refuse_update_delete`),
+      body
+    )

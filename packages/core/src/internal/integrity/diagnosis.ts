@@ -17,15 +17,29 @@ export interface Break {
   readonly detail: string
 }
 
+/** Where a run of rows starts: the version before its first row, and the hash that row must link to. */
+export interface Start {
+  readonly streamVersion: number
+  readonly hash: string
+}
+
+/** The start of every stream: version 0, the genesis hash. */
+export const streamStart: Start = { streamVersion: 0, hash: genesis }
+
 /**
  * Checks one stream, given all its rows ordered by stream version, and returns its first bad event, or undefined
- * when every link holds. Only called in full on a stream whose incremental check failed, or for one aggregate.
+ * when every link holds. Only called in full on a stream whose incremental check failed, or for one aggregate;
+ * given a `start`, the rows are a run of the stream after it (a page), checked from that hash.
  */
-export const findBreak = (hashes: HashScheme, events: ReadonlyArray<ChainedEvent>): Break | undefined => {
-  let previous = genesis
+export const findBreak = (
+  hashes: HashScheme,
+  events: ReadonlyArray<ChainedEvent>,
+  start: Start = streamStart
+): Break | undefined => {
+  let previous = start.hash
   for (let index = 0; index < events.length; index++) {
     const event = events[index]!
-    const expected = index + 1
+    const expected = start.streamVersion + index + 1
     if (event.streamVersion > expected) {
       const last = event.streamVersion - 1
       return {
@@ -50,7 +64,7 @@ export const findBreak = (hashes: HashScheme, events: ReadonlyArray<ChainedEvent
       previous = event.hash
       continue
     }
-    return diagnose(hashes, events, index)
+    return diagnose(hashes, events, index, start.hash)
   }
   return undefined
 }
@@ -67,9 +81,9 @@ const at = (kind: BreakKind, position: ChainedEvent, detail: string): Break => (
  * Tells what happened at the first broken link, `index`, by testing what the rows around it would hash to if a
  * given change had been made. Each test is a hash equality, so a positive answer is not a guess.
  */
-const diagnose = (hashes: HashScheme, events: ReadonlyArray<ChainedEvent>, index: number): Break => {
+const diagnose = (hashes: HashScheme, events: ReadonlyArray<ChainedEvent>, index: number, first: string): Break => {
   const event = events[index]!
-  const hashAt = (position: number): string | null => (position < 0 ? genesis : (events[position]?.hash ?? null))
+  const hashAt = (position: number): string | null => (position < 0 ? first : (events[position]?.hash ?? null))
   const linksFrom = (position: number, previous: string | null, streamVersion: number): boolean => {
     const candidate = events[position]
     if (candidate === undefined || candidate.hash === null || previous === null) return false
@@ -131,7 +145,7 @@ const diagnose = (hashes: HashScheme, events: ReadonlyArray<ChainedEvent>, index
     }
   }
   if (next !== undefined) {
-    const recomputed = hashes.link(hashAt(index - 1) ?? genesis, hashes.canonical(event))
+    const recomputed = hashes.link(hashAt(index - 1) ?? first, hashes.canonical(event))
     if (linksFrom(index + 1, recomputed, next.streamVersion)) {
       return at("changed", event, `the stored hash of event ${event.eventId} was altered; its fields are as written`)
     }
@@ -151,6 +165,6 @@ const diagnose = (hashes: HashScheme, events: ReadonlyArray<ChainedEvent>, index
   return at(
     "changed",
     event,
-    `event ${event.eventId}, the last of its stream, does not match its hash: its fields or its hash were changed`
+    `event ${event.eventId}, the last one read, does not match its hash: its fields or its hash were changed`
   )
 }
