@@ -6,7 +6,7 @@
  *
  * @since 0.1.0
  */
-import { AuditService, Consumers, EventEmitter, EventStore, Feed, Integrity, Migrations } from "@annal/core"
+import { AuditService, Consumers, EventEmitter, EventStore, Feed, Integrity, Metrics, Migrations } from "@annal/core"
 import {
   ApiTokens,
   AuditExport,
@@ -18,13 +18,17 @@ import {
   Health,
   Lifecycle,
   PageCursor,
+  Prometheus,
   RequestContext,
+  RequestLog,
   RequestTimeout,
-  RequestValidation
+  RequestValidation,
+  Telemetry
 } from "@annal/http"
 import { NodeHttpServer } from "@effect/platform-node"
 import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as FetchHttpClient from "effect/http/FetchHttpClient"
 import * as HttpRouter from "effect/http/HttpRouter"
 import * as HttpApiBuilder from "effect/http-api/HttpApiBuilder"
 import * as HttpApiSwagger from "effect/http-api/HttpApiSwagger"
@@ -95,8 +99,14 @@ export interface ServerOptions {
   readonly tokens: ReadonlyArray<ApiTokens.TokenEntry>
   /** How long in-flight requests may take to finish when the server stops. */
   readonly shutdownTimeout?: Duration.Input | undefined
-  /** Whether to log every request. */
+  /** Whether to log every request, with its correlation id (`RequestLog.middleware`). */
   readonly logRequests?: boolean | undefined
+  /**
+   * The SHA-256 of the token that may scrape `GET /metrics` (`Prometheus.layer`); without it no endpoint is served.
+   */
+  readonly metricsTokenSha256?: string | undefined
+  /** Where to export metrics over OTLP (`Telemetry.layerMetrics`); nowhere unless given. */
+  readonly telemetry?: Telemetry.Options | undefined
   /** The limits of the live event stream (connections per user, buffer, heartbeat); defaults otherwise. */
   readonly eventStream?: EventStreamLimits | undefined
   /**
@@ -138,9 +148,11 @@ export const layer = (options: ServerOptions) =>
 
 /** The routes served on `server`, over the services. */
 const serve = (options: ServerOptions, server: ReturnType<typeof NodeServer.make>) =>
-  HttpRouter.serve(makeRoutes(options.eventStream), {
+  HttpRouter.serve(Layer.mergeAll(makeRoutes(options.eventStream), observability(options)), {
     disableListenLog: true,
-    disableLogger: options.logRequests !== true,
+    // Effect's own request log does not know the correlation id; `RequestLog.middleware` logs the same line with it.
+    disableLogger: true,
+    ...(options.logRequests === true ? { middleware: RequestLog.middleware } : {}),
     // `/AUDIT/EVENTS` is not `/audit/events`: a path means one route, as a proxy's rule on it reads it.
     routerConfig: { caseSensitive: true }
   }).pipe(
@@ -158,3 +170,17 @@ const serve = (options: ServerOptions, server: ReturnType<typeof NodeServer.make
       })
     )
   )
+
+/**
+ * The metrics' readers the options ask for: `GET /metrics` for the holder of the scrape token, the OTLP metrics
+ * export; both sample the database's gauges through one `Metrics.Sampler` over the services.
+ */
+const observability = (options: ServerOptions) =>
+  Layer.mergeAll(
+    options.metricsTokenSha256 === undefined
+      ? Layer.empty
+      : Prometheus.layer({ tokenSha256: options.metricsTokenSha256 }),
+    options.telemetry === undefined
+      ? Layer.empty
+      : Telemetry.layerMetrics(options.telemetry).pipe(Layer.provide(FetchHttpClient.layer))
+  ).pipe(Layer.provide(Metrics.layerSampler))

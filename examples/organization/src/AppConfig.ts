@@ -4,12 +4,14 @@
  * (`ANNAL_API_TOKENS`, or else the demo users'); the cursor key (`ANNAL_CURSOR_SECRET`, or else a random one); and
  * how long in-flight requests may take to finish at shutdown (`ANNAL_SHUTDOWN_TIMEOUT`, 10 seconds); and how long
  * a request may run (`ANNAL_STATEMENT_TIMEOUT`, 5 seconds): the bound of each statement on PostgreSQL, and of each
- * request, answered past it with a 503 `Timeout`.
+ * request, answered past it with a 503 `Timeout`. Operations: the SHA-256 of the token that may scrape `GET /metrics`
+ * (`ANNAL_METRICS_TOKEN_SHA256`, or else no endpoint), OTLP export (`OTEL_EXPORTER_OTLP_ENDPOINT` and the other
+ * `OTEL_*` of `Telemetry.config`, or else none) and the log format (`ANNAL_LOG_FORMAT`, `text` or `json`).
  *
  * @since 0.1.0
  */
 import { Database } from "@annal/cli"
-import { ApiTokens } from "@annal/http"
+import { ApiTokens, Prometheus, RequestLog, Telemetry } from "@annal/http"
 import * as Config from "effect/Config"
 import * as Duration from "effect/Duration"
 import type * as Option from "effect/Option"
@@ -25,7 +27,15 @@ export interface AppConfig {
   readonly shutdownTimeout: Duration.Duration
   /** The longest a statement, and a request, may run. */
   readonly statementTimeout: Duration.Duration
+  /** The SHA-256 of the scrape token of `GET /metrics`; none serves no endpoint. */
+  readonly metricsTokenSha256: Option.Option<string>
+  /** Where to export traces and metrics over OTLP; none exports nothing. */
+  readonly telemetry: Option.Option<Telemetry.Options>
+  readonly logFormat: RequestLog.LogFormat
 }
+
+/** The service name of the app's telemetry, unless `OTEL_SERVICE_NAME` names another. */
+export const serviceName = "annal-organization"
 
 /** A bound on statements and requests: 0 would time out every request, and PostgreSQL reads 0 as "none". */
 const PositiveDuration = Schema.DurationFromString.check(
@@ -44,5 +54,8 @@ export const config: Config.Config<AppConfig> = Config.all({
   shutdownTimeout: Config.Duration("ANNAL_SHUTDOWN_TIMEOUT").pipe(Config.withDefault(Duration.seconds(10))),
   statementTimeout: Config.schema(PositiveDuration, "ANNAL_STATEMENT_TIMEOUT").pipe(
     Config.withDefault(Duration.seconds(5))
-  )
+  ),
+  metricsTokenSha256: Prometheus.config,
+  telemetry: Telemetry.config(serviceName),
+  logFormat: RequestLog.config
 })

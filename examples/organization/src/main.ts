@@ -7,12 +7,14 @@
  * @since 0.1.0
  */
 import { Database } from "@annal/cli"
+import { RequestLog, Telemetry } from "@annal/http"
 import { NodeRuntime } from "@effect/platform-node"
 import * as Cause from "effect/Cause"
 import * as Console from "effect/Console"
 import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
+import * as FetchHttpClient from "effect/http/FetchHttpClient"
 import * as HttpServer from "effect/http/HttpServer"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
@@ -75,15 +77,24 @@ const main = Effect.gen(function* () {
     tokens,
     shutdownTimeout: settings.shutdownTimeout,
     requestTimeout: settings.statementTimeout,
-    logRequests: true
+    logRequests: true,
+    metricsTokenSha256: Option.getOrUndefined(settings.metricsTokenSha256),
+    telemetry: Option.getOrUndefined(settings.telemetry)
+  })
+  // Around everything, so that every span is exported, and released last, so that the shutdown's spans are too.
+  const tracer = Option.match(settings.telemetry, {
+    onNone: () => Layer.empty,
+    onSome: (telemetry) => Telemetry.layerTracer(telemetry).pipe(Layer.provide(FetchHttpClient.layer))
   })
   return yield* Layer.launch(
     banner(settings).pipe(
       Layer.provide(server),
       // On PGlite the client holds the data folder's lock: a second app or `annal verify` beside it is refused.
-      Layer.provide(Database.layer(settings.database, { statementTimeout: settings.statementTimeout }))
+      Layer.provide(Database.layer(settings.database, { statementTimeout: settings.statementTimeout })),
+      Layer.provide(tracer)
     )
   ).pipe(
+    Effect.provide(RequestLog.layerFormat(settings.logFormat)),
     Effect.onInterrupt(() => Console.log("Stopped: requests finished, connections closed.")),
     Effect.catchTag("ServeError", (error) =>
       Effect.andThen(

@@ -654,3 +654,145 @@ it.live.skipIf(TestApp.engine !== "postgres")(
     }).pipe(Effect.scoped),
   120_000
 )
+
+/** A local OTLP/HTTP receiver: it records every POST (path, content type, body) and answers 200. */
+const otlpReceiver = Effect.acquireRelease(
+  Effect.callback<{
+    readonly server: http.Server
+    readonly url: string
+    readonly posts: Array<{ readonly path: string; readonly contentType: string; readonly body: string }>
+  }>((resume) => {
+    const posts: Array<{ readonly path: string; readonly contentType: string; readonly body: string }> = []
+    const server = http.createServer((req, res) => {
+      let body = ""
+      req.on("data", (chunk: Buffer) => (body += chunk.toString()))
+      req.on("end", () => {
+        posts.push({ path: req.url ?? "", contentType: req.headers["content-type"] ?? "", body })
+        res.writeHead(200, { "content-type": "application/json" })
+        res.end("{}")
+      })
+    })
+    server.listen(0, "127.0.0.1", () => {
+      const address = server.address() as net.AddressInfo
+      resume(Effect.succeed({ server, url: `http://127.0.0.1:${address.port}`, posts }))
+    })
+  }),
+  ({ server }) => Effect.sync(() => server.close())
+)
+
+/** The attributes, as plain values, of every span named `name` in the OTLP/JSON trace exports. */
+const spansNamed = (bodies: ReadonlyArray<string>, name: string) => {
+  type Value = { stringValue?: string; intValue?: string | number; arrayValue?: { values: ReadonlyArray<Value> } }
+  const plain = (value: Value): unknown =>
+    value.arrayValue !== undefined
+      ? value.arrayValue.values.map(plain)
+      : value.intValue !== undefined
+        ? Number(value.intValue)
+        : value.stringValue
+  const found: Array<Record<string, unknown>> = []
+  for (const body of bodies) {
+    const data = JSON.parse(body) as {
+      resourceSpans: ReadonlyArray<{
+        scopeSpans: ReadonlyArray<{
+          spans: ReadonlyArray<{ name: string; attributes: ReadonlyArray<{ key: string; value: Value }> }>
+        }>
+      }>
+    }
+    for (const resource of data.resourceSpans)
+      for (const scope of resource.scopeSpans)
+        for (const span of scope.spans)
+          if (span.name === name) {
+            found.push(Object.fromEntries(span.attributes.map((attribute) => [attribute.key, plain(attribute.value)])))
+          }
+  }
+  return found
+}
+
+it.live(
+  "with OTEL_EXPORTER_OTLP_ENDPOINT and ANNAL_LOG_FORMAT=json, main.ts exports spans and metrics and logs JSON lines with the correlation id",
+  () =>
+    Effect.gen(function* () {
+      const dataDir = mkdtempSync(join(tmpdir(), "annal-organization-"))
+      yield* Effect.addFinalizer(() => Effect.sync(() => rmSync(dataDir, { recursive: true, force: true })))
+      const receiver = yield* otlpReceiver
+      const env =
+        TestApp.engine === "postgres"
+          ? { DATABASE_URL: TestApp.databaseUrl(yield* TestApp.postgresDatabase) }
+          : { ANNAL_DATA_DIR: join(dataDir, "annal") }
+      const child = yield* start([main], {
+        ...env,
+        ANNAL_LOG_FORMAT: "json",
+        OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url,
+        OTEL_EXPORTER_OTLP_PROTOCOL: "http/json",
+        OTEL_SERVICE_NAME: "annal-telemetry-test"
+      })
+      let stdout = ""
+      child.stdout?.on("data", (chunk: Buffer) => (stdout += chunk.toString()))
+      const url = yield* listening(child)
+      const alice = DemoUsers.user("alice")
+      const correlationId = `corr-${crypto.randomUUID()}`
+      const created = yield* Effect.promise(() =>
+        fetch(`${url}/organizations`, {
+          method: "POST",
+          headers: {
+            "content-type": "application/json",
+            authorization: `Bearer ${alice.token}`,
+            "x-correlation-id": correlationId
+          },
+          body: JSON.stringify({
+            name: "Telemetry Trading",
+            type: "private_limited",
+            email: "accounts@telemetry.example",
+            pan: "AAAPT1234T"
+          })
+        })
+      )
+      assert.strictEqual(created.status, 201)
+      const plain = yield* Effect.promise(() => fetch(`${url}/health/live`))
+      const generated = plain.headers.get("x-correlation-id")
+      // Nothing was exported yet (the intervals are long): what arrives is sent by the shutdown.
+      child.kill("SIGTERM")
+      assert.strictEqual(yield* exited(child), 0)
+
+      // Logs: one JSON object a line, the request lines with the correlation id the response carried.
+      const lines = stdout
+        .split("\n")
+        .filter((line) => line.startsWith("{"))
+        .map((line) => JSON.parse(line) as { message: unknown; level: string; annotations: Record<string, unknown> })
+      const requests = lines.filter((line) => line.message === "Sent HTTP response")
+      const post = requests.find((line) => line.annotations["http.url"] === "/organizations")
+      assert.isDefined(post, stdout)
+      assert.strictEqual(post!.annotations["correlationId"], correlationId)
+      assert.strictEqual(post!.annotations["http.status"], 201)
+      assert.strictEqual(post!.level, "INFO")
+      const live = requests.find((line) => line.annotations["http.url"] === "/health/live")
+      assert.isDefined(generated)
+      assert.strictEqual(live?.annotations["correlationId"], generated)
+
+      // Traces: the append span, with its count, types and stream.
+      const traces = receiver.posts.filter((post) => post.path === "/v1/traces")
+      assert.isAbove(traces.length, 0)
+      assert.include(traces[0]!.contentType, "application/json")
+      assert.include(traces[0]!.body, "annal-telemetry-test")
+      // The demo data's appends at startup are there too; the request's is the organization's.
+      const append = spansNamed(
+        traces.map((post) => post.body),
+        "EventStore.append"
+      ).find((span) => span["annal.aggregate_type"] === "organization")
+      assert.isDefined(append)
+      assert.strictEqual(append!["annal.event_count"], 1)
+      assert.deepStrictEqual(append!["annal.event_types"], ["organization.created"])
+      assert.strictEqual(append!["annal.aggregate_type"], "organization")
+      assert.isString(append!["annal.aggregate_id"])
+
+      // Metrics: the counters, and a gauge the sampler read from the database before the last export.
+      const metrics = receiver.posts.filter((post) => post.path === "/v1/metrics").map((post) => post.body)
+      assert.isAbove(metrics.length, 0)
+      const all = metrics.join("\n")
+      assert.include(all, '"annal_appends_total"')
+      assert.include(all, '"annal_events_appended_total"')
+      assert.include(all, '"annal_feed_fence_age_seconds"')
+      assert.notInclude(all, "Telemetry Trading")
+    }).pipe(Effect.scoped),
+  120_000
+)

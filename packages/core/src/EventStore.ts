@@ -44,6 +44,7 @@ import { canonicalParts, genesis, link, microsOfMillis } from "./internal/integr
 import * as Cursor from "./internal/store/cursor.ts"
 import { findProblem } from "./internal/store/json.ts"
 import * as Filter from "./Filter.ts"
+import * as Metrics from "./Metrics.ts"
 import { makeCount, makeRead } from "./internal/store/read.ts"
 import { fromSqlError } from "./internal/sqlErrors.ts"
 import { generateEventId } from "./internal/store/uuid.ts"
@@ -171,6 +172,7 @@ export const make = Effect.fnUntraced(function* (options?: EventTable.Options) {
       if (events.length === 0) return []
       const rows = yield* prepare(events)
       const streams = new Set(rows.map((row) => `${row.aggregate_type}/${row.aggregate_id}`))
+      yield* Effect.annotateCurrentSpan(spanAttributes(rows, streams))
       if (expected >= 0 && streams.size > 1) {
         return yield* new InvalidEvent({
           eventType: rows[0]!.event_type,
@@ -244,6 +246,7 @@ export const make = Effect.fnUntraced(function* (options?: EventTable.Options) {
       const refused = outcomes.findIndex((outcome) => !outcome.ok)
       if (refused >= 0) return yield* conflict(rows[refused]!, expectedVersion, outcomes[refused]!.head ?? 0)
       if (outcomes.some((outcome) => !outcome.duplicate)) yield* notifier.afterCommit
+      yield* Metrics.recordEvents(rows.filter((_, index) => !outcomes[index]!.duplicate).map((row) => row.event_type))
       return rows.map((row, index): Appended => {
         const outcome = outcomes[index]!
         return {
@@ -256,7 +259,8 @@ export const make = Effect.fnUntraced(function* (options?: EventTable.Options) {
         }
       })
     },
-    Effect.catchTag("SqlError", (error) => Effect.fail(appendFailure(error)))
+    Effect.catchTag("SqlError", (error) => Effect.fail(appendFailure(error))),
+    Metrics.trackAppend
   )
 
   const query = Effect.fn("EventStore.query")(function* <E extends Event.Event, Err>(
@@ -368,6 +372,25 @@ export const layer = (options?: EventTable.Options): Layer.Layer<EventStore, nev
   Layer.effect(EventStore, make(options))
 
 /** What the fast path's written event reports, but for its position. */
+/** The streams an append span names, at most: a batch over many streams keeps its span small. */
+const maxSpanStreams = 20
+
+/**
+ * What an append span says about the append: how many events, of which types, in which streams. Ids and types
+ * only, never a payload or a user: spans leave the process for the operator's collector.
+ */
+const spanAttributes = (rows: ReadonlyArray<AppendRow>, streams: ReadonlySet<string>): Record<string, unknown> => {
+  const [first] = rows
+  const single = streams.size === 1 && first !== undefined
+  return {
+    "annal.event_count": rows.length,
+    "annal.event_types": [...new Set(rows.map((row) => row.event_type))],
+    "annal.stream_count": streams.size,
+    "annal.streams": [...streams].slice(0, maxSpanStreams),
+    ...(single ? { "annal.aggregate_type": first.aggregate_type, "annal.aggregate_id": first.aggregate_id } : {})
+  }
+}
+
 const fastOutcome = { duplicate: false, same: null, stored_aggregate_type: null, stored_aggregate_id: null, ok: true }
 
 /**

@@ -38,6 +38,7 @@ import * as HttpApiSchema from "effect/http-api/HttpApiSchema"
 import * as HttpApi from "effect/http-api/HttpApi"
 import * as OpenApi from "effect/http-api/OpenApi"
 import * as Layer from "effect/Layer"
+import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
 import * as Queue from "effect/Queue"
 import * as Ref from "effect/Ref"
@@ -145,6 +146,14 @@ export interface Options {
   readonly pollInterval?: Duration.Input | undefined
 }
 
+/**
+ * The open event streams of this process, in Effect's metric registry (`annal_sse_connections`): one per slot held,
+ * from the moment a stream is admitted until its request ends.
+ */
+export const connectionsMetric: Metric.Gauge<number> = Metric.gauge("annal_sse_connections", {
+  description: "Open event streams (GET /events/stream)"
+})
+
 /** The comment an idle stream sends. */
 export const keepAlive = ": keep-alive\n\n"
 
@@ -167,7 +176,7 @@ const build = (api: typeof EventStreamApi, options: Options) =>
           Ref.modify(connections, (open): readonly [boolean, ReadonlyMap<string, number>] => {
             const count = open.get(userId) ?? 0
             return count >= limits.maxConnectionsPerUser ? [false, open] : [true, new Map(open).set(userId, count + 1)]
-          }),
+          }).pipe(Effect.tap((taken) => (taken ? Metric.modify(connectionsMetric, 1) : Effect.void))),
           (taken) =>
             taken
               ? Ref.update(connections, (open) => {
@@ -176,7 +185,7 @@ const build = (api: typeof EventStreamApi, options: Options) =>
                   if (count <= 0) next.delete(userId)
                   else next.set(userId, count)
                   return next
-                })
+                }).pipe(Effect.andThen(Metric.modify(connectionsMetric, -1)))
               : Effect.void
         ).pipe(
           Effect.flatMap((taken) =>

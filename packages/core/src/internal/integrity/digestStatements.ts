@@ -100,6 +100,21 @@ FROM ${digests} d ORDER BY d.id DESC LIMIT 1`.withoutTransform.pipe(
     )
 
   /**
+   * How long ago, by the database's clock, the latest digest was stored, in milliseconds; none without a digest. Read
+   * from `recorded_at`, which the database sets, not from the document's own `createdAt`, which its writer chose.
+   */
+  const readLatestDigestAge: Effect.Effect<number | undefined, SqlError | StorageError> =
+    sql`SELECT (extract(epoch FROM now() - max(d.recorded_at)) * 1000)::bigint::text AS age_ms
+FROM ${digests} d`.withoutTransform.pipe(
+      Effect.flatMap(decodeAgeRows),
+      Effect.map((rows) => {
+        const age = rows[0]?.age_ms
+        return age === null || age === undefined ? undefined : Math.max(0, Number(age))
+      }),
+      Effect.mapError((error) => (error._tag === "SchemaError" ? storageError(error.message) : error))
+    )
+
+  /**
    * The last version of each stream among the events after `from` and at or before `to`, with that event's hash:
    * read from the events table alone, never from the heads table, which a digest only writes. The first condition
    * repeats the row comparison's bound on the commit sequence alone, which the commits index can range over.
@@ -194,6 +209,7 @@ VALUES (${digest.id}::bigint, ${digest.checkpoint.commitSequence.toString()}::bi
     readStreamHead,
     readDigests,
     readLatestDigest,
+    readLatestDigestAge,
     movedHeads,
     headsAfter,
     insertHeads,
@@ -244,6 +260,8 @@ const DigestRow = Schema.Struct({
   previous_hash: Schema.NullOr(Schema.String),
   document: Schema.String
 })
+
+const decodeAgeRows = Schema.decodeUnknownEffect(Schema.Array(Schema.Struct({ age_ms: Schema.NullOr(Schema.String) })))
 
 const decodeDigestRows = Schema.decodeUnknownEffect(Schema.Array(DigestRow))
 
