@@ -18,30 +18,14 @@ import * as Database from "./Database.ts"
 import { makeExportCommand } from "./internal/exportCli.ts"
 import { catalog } from "./internal/catalogCli.ts"
 import { verifyCommand } from "./internal/integrityCli.ts"
-
-const databaseUrl = Flag.String("database-url").pipe(
-  Flag.withDescription("PostgreSQL URL; defaults to DATABASE_URL, and without either to embedded PGlite"),
-  Flag.optional
-)
-const dataDir = Flag.String("data-dir").pipe(
-  Flag.withDescription("PGlite data folder; defaults to ANNAL_DATA_DIR or .data/annal"),
-  Flag.optional
-)
-const schema = Flag.String("schema").pipe(
-  Flag.withDescription("Schema of the events table"),
-  Flag.withDefault("public")
-)
-const table = Flag.String("table").pipe(Flag.withDescription("Name of the events table"), Flag.withDefault("events"))
+import { status } from "./internal/statusCli.ts"
+import { tail } from "./internal/tailCli.ts"
+import { consumers } from "./internal/consumersCli.ts"
+import { databaseUrl, dataDir, schema, table } from "./internal/flags.ts"
+import * as Flags from "./internal/flags.ts"
 
 /** The database the flags name, falling back to the environment. */
-export const resolveDatabase = (flags: {
-  readonly databaseUrl: Option.Option<string>
-  readonly dataDir: Option.Option<string>
-}): Effect.Effect<Database.DatabaseConfig, unknown> =>
-  Effect.map(Database.config, (fromEnv) => ({
-    url: Option.orElse(Option.map(flags.databaseUrl, Redacted.make), () => fromEnv.url),
-    dataDir: Option.getOrElse(flags.dataDir, () => fromEnv.dataDir)
-  }))
+export const resolveDatabase = Flags.resolveDatabase
 
 /** `annal migrate`: applies pending migrations and lists them. */
 export const migrate = Command.make(
@@ -139,7 +123,7 @@ export const exportEvents = makeExportCommand({ databaseUrl, dataDir, schema, ta
 /** The root command. */
 export const annal = Command.make("annal").pipe(
   Command.withDescription("Annal: an immutable, queryable audit trail in PostgreSQL"),
-  Command.withSubcommands([migrate, verify, digest, exportEvents, catalog])
+  Command.withSubcommands([migrate, verify, digest, status, tail, consumers, exportEvents, catalog])
 )
 
 /** Runs the command line with the given arguments. */

@@ -14,7 +14,7 @@
  */
 import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
-import type * as DateTime from "effect/DateTime"
+import * as DateTime from "effect/DateTime"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
@@ -23,10 +23,10 @@ import * as Schema from "effect/Schema"
 import * as SqlClient from "effect/sql/SqlClient"
 import { isSqlError } from "effect/sql/SqlError"
 import * as Stream from "effect/Stream"
-import { InvalidCursor, type InvalidQuery, type StorageError } from "./AnnalError.ts"
+import { InvalidCursor, InvalidQuery, type StorageError } from "./AnnalError.ts"
 import * as Checkpoint from "./Checkpoint.ts"
 import type { Consumer } from "./Consumer.ts"
-import type * as Event from "./Event.ts"
+import * as Event from "./Event.ts"
 import * as Feed from "./Feed.ts"
 import * as Filter from "./Filter.ts"
 import { makeConsumerStatements } from "./internal/feed/consumers.ts"
@@ -41,6 +41,19 @@ export class LeaseLost extends Schema.TaggedError<LeaseLost>("@annal/core/LeaseL
     return `Consumer ${this.consumer} lost its lease to another instance`
   }
 }
+
+/** No consumer of that name has ever run against this events table. */
+export class UnknownConsumer extends Schema.TaggedError<UnknownConsumer>("@annal/core/UnknownConsumer")(
+  "UnknownConsumer",
+  { consumer: Schema.String }
+) {
+  override get message(): string {
+    return `No consumer named ${JSON.stringify(this.consumer)} has run against this events table`
+  }
+}
+
+/** Where `reset` moves a consumer: to a checkpoint, or past every commit recorded before an instant. */
+export type ResetTarget = Checkpoint.Checkpoint | DateTime.Utc
 
 /** Where a replay stands. */
 export interface ReplayProgress {
@@ -107,6 +120,16 @@ export class Consumers extends Context.Service<
       consumer: Consumer<E, DecodeErr, HandleErr, R>,
       options?: ReplayOptions<ResetErr, R2>
     ) => Effect.Effect<ReplayProgress, DecodeErr | HandleErr | ResetErr | LeaseLost | ConsumerError, R | R2>
+    /**
+     * Moves a consumer's checkpoint, from outside the process that runs it: to a checkpoint, or to the end of the
+     * last commit recorded before an instant. It revokes the lease too, so an instance that runs the consumer stops
+     * within a third of its lease duration, takes the lease again and resumes from there; what the consumer built is
+     * left as it is. Returns the checkpoint set.
+     */
+    readonly reset: (
+      name: string,
+      to: ResetTarget
+    ) => Effect.Effect<Checkpoint.Checkpoint, UnknownConsumer | InvalidQuery | StorageError>
     /** Every consumer's checkpoint and lag, by name. */
     readonly lag: Effect.Effect<ReadonlyArray<Lag>, StorageError>
   }
@@ -319,7 +342,27 @@ export const make = Effect.gen(function* () {
     Effect.withSpan("Consumers.lag")
   )
 
-  return Consumers.of({ run, replay, lag })
+  const reset = Effect.fn("Consumers.reset")(function* (
+    name: string,
+    to: ResetTarget
+  ): Effect.fn.Return<Checkpoint.Checkpoint, UnknownConsumer | InvalidQuery | StorageError> {
+    yield* Effect.annotateCurrentSpan({ consumer: name })
+    let checkpoint: Checkpoint.Checkpoint
+    if (DateTime.isDateTime(to)) {
+      if (!Event.isStorableInstant(to)) {
+        return yield* new InvalidQuery({ field: "to", reason: Event.storableInstants })
+      }
+      // Only below a fence that waited for the commits in flight: one of those could still take a place before it.
+      const { fence } = yield* feedStatements.fence(0n, true)
+      checkpoint = (yield* statements.lastCommitBefore(to, fence)) ?? Checkpoint.start
+    } else {
+      checkpoint = to
+    }
+    if (!(yield* statements.revoke(name, checkpoint))) return yield* new UnknownConsumer({ consumer: name })
+    return checkpoint
+  })
+
+  return Consumers.of({ run, replay, reset, lag })
 })
 
 /** The service, built when the layer is; it needs the `Feed`, so that all readers share its one listener. */

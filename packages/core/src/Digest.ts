@@ -392,6 +392,21 @@ const makeSigned = Effect.fnUntraced(function* (options?: EventTable.Options) {
 /** Builds the service for the events table the options name, over the `SqlClient` and `SigningKey` in context. */
 export const make = (options?: EventTable.Options) => makeSigned(options).pipe(Effect.provide(signatureLayer))
 
+/**
+ * The latest stored digest of the events table the options name, as stored and unchecked (`Integrity.verify`
+ * checks it), or none; unlike the service, it needs no signing key, so a status report can show it.
+ */
+export const latest = Effect.fn("Digest.latest")(function* (
+  options?: EventTable.Options
+): Effect.fn.Return<Document | undefined, DigestError | StorageError, SqlClient.SqlClient> {
+  const sql = yield* SqlClient.SqlClient
+  const config = yield* EventTable.make(options)
+  const row = yield* makeDigestStatements(sql, config).readLatestDigest.pipe(
+    Effect.catchTag("SqlError", stored("Digest.latest"))
+  )
+  return row === undefined ? undefined : yield* decode(row.document)
+})
+
 /** The service for the events table the options name, built when the layer is. */
 export const layer = (options?: EventTable.Options): Layer.Layer<Digest, never, SqlClient.SqlClient | SigningKey> =>
   Layer.effect(Digest, make(options))

@@ -19,7 +19,7 @@ import * as Stream from "effect/Stream"
 import * as Command from "effect/cli/Command"
 import * as Flag from "effect/cli/Flag"
 import * as Database from "../Database.ts"
-import { thousands } from "./integrityCli.ts"
+import { thousands } from "./format.ts"
 
 /** The flags every database command takes, as `Cli.ts` defines them. */
 export interface DatabaseFlags {

@@ -8,9 +8,8 @@ import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Runtime from "effect/Runtime"
 import * as Schema from "effect/Schema"
-import * as Stdio from "effect/Stdio"
-import * as Stream from "effect/Stream"
 import { Digest, Integrity } from "@annal/core"
+import { count, makeProgress, thousands } from "./format.ts"
 
 /** The verification found something wrong; the report has been printed. */
 export class VerificationFailed extends Schema.TaggedError<VerificationFailed>("@annal/core/VerificationFailed")(
@@ -66,22 +65,16 @@ export const verifyCommand = Effect.fnUntraced(function* (flags: VerifyFlags, ta
 
   const digest = Option.isSome(flags.digest) ? yield* readDigest(flags.digest.value, flags.publicKey) : undefined
 
-  const stdio = yield* Stdio.Stdio
-  const animate = yield* stdio.stderrIsTerminal
-  const write = (text: string) => Stream.run(Stream.make(text), stdio.stderr()).pipe(Effect.ignore)
-  let shown = -1
+  const display = yield* makeProgress()
   const onProgress = (progress: Integrity.Progress) => {
     const percent = progress.total === 0 ? 100 : Math.min(100, Math.floor((progress.events * 100) / progress.total))
-    const line = `Verifying ${tableName}: ${thousands(progress.events)} of ${thousands(progress.total)} events (${percent}%), ${count(progress.streams, "stream")}`
-    if (animate) return write(`\r${line}`)
-    // Without a terminal, a line per tenth is enough to show it is alive.
-    const tenth = Math.floor(percent / 10)
-    if (tenth === shown) return Effect.void
-    shown = tenth
-    return write(`${line}\n`)
+    return display.update(
+      `Verifying ${tableName}: ${thousands(progress.events)} of ${thousands(progress.total)} events (${percent}%), ${count(progress.streams, "stream")}`,
+      percent
+    )
   }
   const report = yield* integrity.verify({ ...(digest === undefined ? {} : { digest }), onProgress })
-  if (animate) yield* write("\n")
+  yield* display.end
 
   if (flags.json) {
     yield* Console.log(JSON.stringify(report, null, 2))
@@ -129,8 +122,3 @@ const readDigest = Effect.fnUntraced(function* (text: string, publicKey: Option.
 
 const describe = (finding: Integrity.Finding): string =>
   `${finding.aggregateType}/${finding.aggregateId} version ${finding.streamVersion}: ${finding.kind}: ${finding.detail}`
-
-/** `n` with thousands separators, as the progress lines print counts. */
-export const thousands = (n: number): string => n.toString().replace(/\B(?=(\d{3})+(?!\d))/g, ",")
-
-const count = (n: number, noun: string): string => `${thousands(n)} ${noun}${n === 1 ? "" : "s"}`

@@ -18,7 +18,9 @@ export interface Run {
  */
 export const run = (args: ReadonlyArray<string>, env: Record<string, string> = {}): Promise<Run> =>
   promisify(execFile)(process.execPath, ["--conditions=@annal/source", bin, ...args], {
-    env: { ...process.env, DATABASE_URL: "", ...env }
+    env: { ...process.env, DATABASE_URL: "", ...env },
+    // A command that hangs fails its test with what it printed, instead of holding it until the test times out.
+    timeout: 60_000
   }).then(
     ({ stdout, stderr }) => ({ code: 0, stdout, stderr }),
     (error: { readonly code?: number; readonly stdout?: string; readonly stderr?: string }) => ({

@@ -3,6 +3,7 @@
  * creates beside the events table. Every write that moves a checkpoint names the owner it expects, so an instance
  * that lost its lease cannot move the checkpoint any more: the lease is also a fencing token.
  */
+import * as DateTime from "effect/DateTime"
 import * as Effect from "effect/Effect"
 import * as Schema from "effect/Schema"
 import type * as SqlClient from "effect/sql/SqlClient"
@@ -92,6 +93,39 @@ WHERE name = ${name} AND owner = ${owner} RETURNING name`.withoutTransform.pipe(
     )
 
   /**
+   * Sets the checkpoint to `to` and revokes the lease, whoever holds it: the holder's next renewal or commit finds
+   * the lease gone, so it stops, takes the lease again and resumes from `to`. False when there is no such consumer.
+   */
+  const revoke = (name: string, to: Checkpoint.Checkpoint): Effect.Effect<boolean, StorageError> =>
+    sql`UPDATE ${consumers} SET checkpoint_commit_sequence = ${to.commitSequence.toString()}::bigint,
+  checkpoint_global_position = ${to.globalPosition.toString()}::bigint, checkpoint_updated_at = clock_timestamp(),
+  owner = NULL, lease_expires_at = NULL
+WHERE name = ${name} RETURNING name`.withoutTransform.pipe(
+      Effect.map((rows) => rows.length > 0),
+      stored("Consumer.revoke")
+    )
+
+  /**
+   * The checkpoint after the last commit recorded before `instant`, among the commits at or below `fence` (so that
+   * no commit still in flight is passed over); undefined when none was.
+   */
+  const lastCommitBefore = (
+    instant: DateTime.Utc,
+    fence: bigint
+  ): Effect.Effect<Checkpoint.Checkpoint | undefined, StorageError> =>
+    sql`SELECT c.commit_sequence::text AS commit_sequence, e.global_position::text AS global_position
+FROM ${commits} c CROSS JOIN LATERAL (
+  SELECT e.global_position FROM ${events} e WHERE e.transaction_id = c.transaction_id
+  ORDER BY e.global_position DESC LIMIT 1
+) e
+WHERE c.commit_sequence <= ${fence.toString()}::bigint AND c.committed_at < ${DateTime.formatIso(instant)}::timestamptz
+ORDER BY c.commit_sequence DESC LIMIT 1`.withoutTransform.pipe(
+      Effect.flatMap((rows) => decode(CheckpointRows, rows)),
+      Effect.map((rows) => (rows[0] === undefined ? undefined : checkpointOfRow(rows[0]))),
+      stored("Consumer.lastCommitBefore")
+    )
+
+  /**
    * Every consumer, with how many committed events follow its checkpoint and how long the oldest of them has been
    * recorded. Events held back by the fence count too: they are unprocessed, and their age is how a stuck feed shows.
    */
@@ -111,7 +145,7 @@ ORDER BY c.name`.withoutTransform.pipe(
     stored("Consumer.lag")
   )
 
-  return { acquire, renew, release, commit, reset, lag }
+  return { acquire, renew, release, commit, reset, revoke, lastCommitBefore, lag }
 }
 
 const stored =
