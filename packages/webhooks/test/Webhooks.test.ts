@@ -9,6 +9,7 @@ import { EventRegistry, EventStore } from "@annal/core"
 import { assert, describe, it } from "@effect/vitest"
 import * as DateTime from "effect/DateTime"
 import * as Effect from "effect/Effect"
+import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
 import * as Schedule from "effect/Schedule"
 import { Webhook } from "standardwebhooks"
@@ -286,6 +287,44 @@ describe(`Webhooks (${TestDatabase.engine})`, () => {
           (yield* webhooks.deadLetters(subscription.id)).map((letter) => letter.eventId),
           yield* feedOrder(schema, organizations)
         )
+      })
+    )
+  )
+
+  it.live("metrics: deliveries, failures and retries counted by subscription, and its lag above 0 then back to 0", () =>
+    withDatabase((schema) =>
+      Effect.gen(function* () {
+        const webhooks = yield* Webhooks.Webhooks
+        // Every other request is answered 503: each event fails once, is retried, and is delivered.
+        // The first is held until the lag has been seen above 0.
+        let requests = 0
+        const { promise: released, resolve: release } = Promise.withResolvers<void>()
+        const receiver = yield* Receiver.start(() => {
+          const status = requests++ % 2 === 0 ? 503 : 204
+          return requests === 1 ? released.then(() => ({ status })) : { status }
+        })
+        const organizations = yield* appendSome(4)
+        const { subscription } = yield* webhooks.create({
+          url: receiver.url,
+          filter: { aggregateType: "organization" }
+        })
+        const of = <S>(metric: Metric.Metric<number, S>) =>
+          Metric.value(Metric.withAttributes(metric, { subscription: subscription.id }))
+        yield* Effect.forkScoped(webhooks.run)
+        const expected = yield* feedOrder(schema, organizations)
+        yield* of(Webhooks.metrics.lag).pipe(
+          Effect.repeat({ schedule: Schedule.spaced("20 millis"), until: (gauge) => Number(gauge.value) > 0 })
+        )
+        release()
+        yield* until(() => Receiver.firstAccepted(receiver).length >= expected.length)
+        const lag = yield* of(Webhooks.metrics.lag).pipe(
+          Effect.repeat({ schedule: Schedule.spaced("20 millis"), until: (gauge) => Number(gauge.value) === 0 })
+        )
+        assert.strictEqual(Number(lag.value), 0)
+        assert.strictEqual(Number((yield* of(Webhooks.metrics.deliveries)).count), expected.length)
+        assert.strictEqual(Number((yield* of(Webhooks.metrics.failures)).count), expected.length)
+        assert.strictEqual(Number((yield* of(Webhooks.metrics.retries)).count), expected.length)
+        assert.strictEqual(Number((yield* of(Webhooks.metrics.deadLetters)).count), 0)
       })
     )
   )
