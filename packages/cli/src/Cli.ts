@@ -1,7 +1,8 @@
 /**
  * The `annal` command line: `annal migrate` applies the events table's migrations to the database the flags or
  * the environment name (`DATABASE_URL` for PostgreSQL, else PGlite under `ANNAL_DATA_DIR`); `annal verify` checks
- * the hash chains and a signed digest; `annal digest` makes and prints a signed digest.
+ * the hash chains and a signed digest; `annal digest` makes and prints a signed digest; `annal status`, `annal tail`
+ * and `annal consumers` (in `internal/`, a module each) show the feed, follow it, and move its consumers.
  *
  * @since 0.1.0
  */
