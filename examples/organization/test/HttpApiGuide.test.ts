@@ -48,10 +48,25 @@ layer(TestApp.layer, TestApp.layerOptions)("the HTTP API guide's examples", (it)
       ].join("\n")
       const { stdout, stderr } = yield* run(script)
       const statuses = stderr.trim().split("\n").map(Number)
-      assert.deepStrictEqual(statuses, [201, 200, 200, 200, 200, 200, 200, 200, 200, 200, 401, 403, 400])
+      assert.deepStrictEqual(statuses, [201, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 401, 403, 400])
 
       const outputs = stdout.split("\n").filter((line) => line.startsWith("{"))
-      const [updated, history, activity, commodity, recent, count, events, reads, , forbidden, invalid] = outputs
+      const [
+        updated,
+        history,
+        activity,
+        commodity,
+        recent,
+        count,
+        events,
+        stats,
+        ownStats,
+        catalog,
+        reads,
+        ,
+        forbidden,
+        invalid
+      ] = outputs
       assert.include(updated, `"email":"finance@acme.example"`)
       assert.include(history, `"changes":{"email":{"old":"accounts@acme.example","new":"finance@acme.example"}}`)
       assert.include(history, `"correlationId":"onboarding-acme"`)
@@ -62,7 +77,12 @@ layer(TestApp.layer, TestApp.layerOptions)("the HTTP API guide's examples", (it)
       assert.include(recent, `"eventType":"organization.updated"`)
       assert.include(count, `{"count":2}`)
       assert.include(events, `"eventType":"organization.updated"`)
-      assert.strictEqual((reads!.match(/"eventType":"audit.read"/g) ?? []).length, 4)
+      assert.include(stats, `"bucket":"month","groupBy":"eventType"`)
+      assert.include(stats, `"key":"organization.updated"`)
+      assert.include(ownStats, `"topActors":[{"userId":"a11ce000-0000-4000-8000-000000000001"`)
+      assert.include(catalog, `"eventType":"commodity.created"`)
+      // The auditor's export and stats query are recorded with the other reads; the clerk's and the catalog are not.
+      assert.strictEqual((reads!.match(/"eventType":"audit.read"/g) ?? []).length, 5)
       // The export: a CSV header, and the created and updated events, one row each.
       assert.include(stdout, `${Export.columns.join(",")}\r\n`)
       assert.match(stdout, /,organization\.created,organization,.*\r\n.*,organization\.updated,organization,/s)
