@@ -13,6 +13,7 @@
 import { EventEmitter, EventStore } from "@annal/core"
 import { assert, describe, layer } from "@effect/vitest"
 import * as Effect from "effect/Effect"
+import { readFileSync } from "node:fs"
 import * as Layer from "effect/Layer"
 import * as Schema from "effect/Schema"
 import * as SqlClient from "effect/sql/SqlClient"
@@ -205,6 +206,17 @@ describe.runIf(TestApp.engine === "pglite")("the audit timeline in a browser", (
         assert.strictEqual(page.url(), url)
         assert.deepStrictEqual(yield* Browser.step(() => page.locator(".entry .reason").allInnerTexts()), before)
         assert.strictEqual(yield* Browser.step(() => page.getByLabel("Entity id").inputValue()), id)
+        // The search's filters, exported: the file the server names, a header and the two updates.
+        const [download] = yield* Browser.step(() =>
+          Promise.all([page.waitForEvent("download"), page.getByRole("button", { name: "Export CSV" }).click()])
+        )
+        assert.match(download.suggestedFilename(), /^annal-export-\d{8}T\d{6}Z\.csv$/)
+        const file = yield* Browser.step(() => download.path())
+        const rows = readFileSync(file, "utf8").trimEnd().split("\r\n")
+        assert.deepStrictEqual(
+          rows.slice(1).map((row) => row.split(",")[1]),
+          ["organization.updated", "organization.updated"]
+        )
         yield* Browser.screenshot(page, "search")
       }).pipe(Effect.scoped)
     )

@@ -79,6 +79,30 @@ export const run = <A, E>(effect: Effect.Effect<A, E>): Promise<Outcome<A>> =>
     )
   )
 
+/**
+ * Downloads the audit export of `query` (the search's filters and `format`) as a file under the name the server
+ * gives it. The export needs the bearer token, which a plain link cannot send, so the file is fetched and handed to
+ * the browser as a blob: it is held in the page's memory, fine for what one searches for in a browser; the whole
+ * log is exported with `annal export` or `curl`.
+ */
+export const download = (token: string, query: URLSearchParams) =>
+  Effect.gen(function* () {
+    const client = yield* HttpClient.HttpClient
+    const response = yield* client.get(
+      new URL(`/audit/export?${query.toString()}`, globalThis.location.origin).toString()
+    )
+    if (response.status !== 200) return yield* Effect.fail(yield* response.json)
+    const disposition = response.headers["content-disposition"] ?? ""
+    const name = /filename="([^"]+)"/.exec(disposition)?.[1] ?? `annal-export.${query.get("format") ?? "csv"}`
+    const bytes = yield* response.arrayBuffer
+    yield* Effect.sync(() => {
+      const url = URL.createObjectURL(new Blob([bytes], { type: response.headers["content-type"] ?? "" }))
+      const link = Object.assign(globalThis.document.createElement("a"), { href: url, download: name })
+      link.click()
+      URL.revokeObjectURL(url)
+    })
+  }).pipe(Effect.provide(authorized(token)))
+
 /** A read of the UI server's own, `api/…` next to the page, decoded with `schema`. */
 const uiRead = <S extends typeof Session | typeof Names>(token: string, path: string, schema: S) =>
   Effect.gen(function* () {

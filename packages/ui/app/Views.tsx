@@ -379,6 +379,22 @@ const submitSearch = (event: Event) => {
   navigate({ view: "search", filters: next })
 }
 
+/** Downloads the search's events, as `GET /audit/export` answers the same filters; a refusal is shown as any. */
+const exportAs = (props: ViewProps, filters: Route.SearchFilters, format: "csv" | "ndjson") => {
+  const query = new URLSearchParams()
+  for (const name of Route.filterNames) {
+    const value = filters[name]
+    if (value === undefined) continue
+    if (name === "eventType") {
+      for (const type of value.split(",")) if (type.trim() !== "") query.append(name, type.trim())
+    } else query.set(name, value)
+  }
+  query.set("format", format)
+  return Client.run(Client.download(props.token, query)).then((outcome) => {
+    if (!outcome.ok) props.onProblem(outcome)
+  })
+}
+
 /** The search: every filter of `GET /audit/events`, in the URL. */
 export const SearchView = (props: ViewProps & { readonly filters: Route.SearchFilters }) => {
   const { filters } = props
@@ -414,6 +430,12 @@ export const SearchView = (props: ViewProps & { readonly filters: Route.SearchFi
         ))}
         <div class="actions">
           <button type="submit">Search</button>
+          {anything &&
+            (["csv", "ndjson"] as const).map((format) => (
+              <button key={format} type="button" class="export" onClick={() => void exportAs(props, filters, format)}>
+                Export {format.toUpperCase()}
+              </button>
+            ))}
           {filters.aggregateType !== undefined && filters.aggregateId !== undefined && (
             <Link to={{ view: "entity", type: filters.aggregateType, id: filters.aggregateId }}>Open its timeline</Link>
           )}
