@@ -317,8 +317,11 @@ export const make = Effect.fnUntraced(function* (options?: EventTable.Options) {
     resolve: Effect.fn("Feed.resolve")(function* (text: string) {
       const checkpoint = yield* resolve(text)
       // A position past the head names no event the feed sent: a client resuming from it would silently skip
-      // every event up to it, so it is refused like any id the feed did not make.
-      if (Checkpoint.compare(checkpoint, yield* head) > 0) return yield* new InvalidCursor({ cursor: text })
+      // every event up to it, so it is refused like any id the feed did not make. (An id of the first format is
+      // converted by the database, to a position at or before the commits it knew.)
+      if (Checkpoint.decodeLegacy(text) === undefined && Checkpoint.compare(checkpoint, yield* head) > 0) {
+        return yield* new InvalidCursor({ cursor: text })
+      }
       return checkpoint
     })
   })
