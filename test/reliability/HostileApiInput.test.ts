@@ -19,6 +19,8 @@
  *   everything, and a principal taken for an auditor whatever its role.
  */
 import { describe, it } from "@effect/vitest"
+import * as Http from "node:http"
+import * as Data from "effect/Data"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as HttpApiMiddleware from "effect/http-api/HttpApiMiddleware"
@@ -26,6 +28,7 @@ import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
 import * as SqlClient from "effect/sql/SqlClient"
+import * as HttpServer from "effect/http/HttpServer"
 import fc from "fast-check"
 import type * as Filter from "../../packages/core/src/Filter.ts"
 import { fromSqlError } from "../../packages/core/src/internal/sqlErrors.ts"
@@ -917,6 +920,257 @@ const runMatrix = Effect.gen(function* () {
   }
 })
 
+// --- the event stream and the body limit ------------------------------------------------------------------------
+
+/** What an SSE request came back with: its status, and the events read before the client hung up. */
+interface StreamAnswer {
+  readonly status: number
+  readonly tag: string | undefined
+  readonly ids: ReadonlyArray<string>
+}
+
+/**
+ * Opens `GET /events/stream…` as `caller` and reads until `events` events have come (or the `retry:` line, when
+ * `events` is 0), then hangs up; a refusal is read whole. A client that leaves early, as a reconnecting one does.
+ */
+const openStream = (caller: ApiServer.Caller, query: string, events: number, headers: Record<string, string> = {}) =>
+  Effect.gen(function* () {
+    const server = yield* HttpServer.HttpServer
+    const url = `${HttpServer.formatAddress(server.address)}/events/stream${query}`
+    return yield* Effect.tryPromise({
+      try: async (signal): Promise<StreamAnswer> => {
+        const controller = new AbortController()
+        signal.addEventListener("abort", () => controller.abort())
+        const response = await fetch(url, {
+          headers: {
+            ...headers,
+            ...(caller.authorization === undefined ? {} : { authorization: caller.authorization })
+          },
+          signal: controller.signal
+        })
+        if (!(response.headers.get("content-type") ?? "").includes("text/event-stream")) {
+          const text = await response.text()
+          return { status: response.status, tag: tagIn(text), ids: [] }
+        }
+        const reader = response.body!.getReader()
+        const decoder = new TextDecoder()
+        let text = ""
+        const ids: Array<string> = []
+        while (events === 0 ? !text.includes("retry:") : ids.length < events) {
+          const chunk = await reader.read()
+          if (chunk.done) break
+          text += decoder.decode(chunk.value, { stream: true })
+          ids.splice(0, ids.length, ...[...text.matchAll(/^id: ?(.+)$/gm)].map((match) => match[1]!))
+        }
+        controller.abort()
+        return { status: response.status, tag: undefined, ids }
+      },
+      catch: (error) => new StreamFailed({ message: String(error) })
+    }).pipe(Effect.timeout(bound))
+  })
+
+class StreamFailed extends Data.TaggedError("StreamFailed")<{ readonly message: string }> {}
+
+/** The `audit.read` records of the event stream, as the auditor counts them (a count is recorded too, not streamed). */
+const streamReads = Effect.map(
+  ApiServer.get("/audit/events?eventType=audit.read&order=desc&limit=200", dana, bound),
+  (answer) =>
+    Option.match(answer.body, {
+      onNone: () => [],
+      onSome: (body) =>
+        Schema.decodeUnknownSync(Schema.Struct({ events: Schema.Array(Schema.Struct({ data: Schema.Unknown })) }))(
+          body
+        ).events.flatMap(({ data }) => {
+          const read = data as {
+            readonly endpoint?: string
+            readonly returned?: number
+            readonly parameters?: Record<string, unknown>
+            readonly continued?: boolean
+          }
+          return read.endpoint === "eventStream" ? [read] : []
+        })
+    })
+)
+
+/** Sends `length` bytes declared by `Content-Length` but only a few of them, over a raw socket, and reads the answer. */
+const declaredBody = (length: number) =>
+  Effect.gen(function* () {
+    const server = yield* HttpServer.HttpServer
+    const address = new URL(HttpServer.formatAddress(server.address))
+    return yield* Effect.callback<{ readonly status: number; readonly text: string }, StreamFailed>((resume) => {
+      const request = Http.request(
+        {
+          host: address.hostname,
+          port: address.port,
+          method: "POST",
+          path: "/organizations",
+          headers: { authorization: alice.authorization, "content-type": "application/json", "content-length": length }
+        },
+        (response) => {
+          let text = ""
+          response.on("data", (chunk: Buffer) => (text += chunk.toString()))
+          response.on("end", () => resume(Effect.succeed({ status: response.statusCode ?? 0, text })))
+        }
+      )
+      request.on("error", (error) => resume(Effect.fail(new StreamFailed({ message: error.message }))))
+      request.write('{"name":')
+    }).pipe(Effect.timeout(bound))
+  })
+
+/** Posts a body of `size` bytes with no length, chunk by chunk. */
+const chunkedBody = (size: number) =>
+  Effect.gen(function* () {
+    const server = yield* HttpServer.HttpServer
+    const url = `${HttpServer.formatAddress(server.address)}/organizations`
+    const chunk = new TextEncoder().encode("x".repeat(64 * 1024))
+    return yield* Effect.tryPromise({
+      try: async () => {
+        let sent = 0
+        const body = new ReadableStream<Uint8Array>({
+          pull: (controller) => {
+            if (sent >= size) return controller.close()
+            sent += chunk.length
+            controller.enqueue(chunk)
+          }
+        })
+        const response = await fetch(url, {
+          method: "POST",
+          headers: { authorization: alice.authorization!, "content-type": "application/json" },
+          body,
+          duplex: "half"
+        } as RequestInit)
+        return { status: response.status, text: await response.text() }
+      },
+      catch: (error) => new StreamFailed({ message: String(error) })
+    }).pipe(Effect.timeout(bound))
+  })
+
+/** The tag of a JSON error body. */
+const tagIn = (text: string) => /"_tag":"([^"]+)"/.exec(text)?.[1]
+
+const runStreamAndBodies = Effect.gen(function* () {
+  const failures = new Failures()
+  let cases = 0
+  const expect = (label: string, ok: boolean, detail: string) => {
+    cases++
+    if (!ok) failures.add(label, detail)
+  }
+  yield* seedWorld
+
+  // Last-Event-ID values that no server sent, in the header and in the query: each a typed 400, never a stream.
+  const badIds = [
+    "garbage",
+    "annal.feed.v1:99999999999999:99999999999999",
+    "annal.feed.v1:-1:0",
+    "annal.feed.v1:0",
+    // annal.feed.v2:99999999999:99999999999, in its encoding: a position past the feed's head.
+    "YW5uYWwuZmVlZC52Mjo5OTk5OTk5OTk5OTo5OTk5OTk5OTk5OQ",
+    "x".repeat(300),
+    "%00",
+    "annal.feed.v1:0:0;",
+    // Lone surrogates have no UTF-8 form to send.
+    ...fc.sample(hostileString, { numRuns: 24, seed }).filter((id) => id.isWellFormed())
+  ]
+  for (const id of badIds) {
+    for (const [how, query, headers] of [
+      ["query", `?lastEventId=${encodeURIComponent(id)}`, {}],
+      ["header", "", { "last-event-id": id }]
+    ] as const) {
+      // A header value fetch cannot carry (beyond Latin-1, or a control character) never reaches a server.
+      if (how === "header" && !/^[\x20-\x7e\x80-\xff]*$/.test(id)) continue
+      const answer = yield* Effect.result(openStream(dana, query, 0, headers))
+      if (answer._tag === "Failure") {
+        expect(
+          "stream refused without a typed answer",
+          false,
+          `${how} ${JSON.stringify(id)}: ${String(answer.failure)}`
+        )
+        continue
+      }
+      expect(
+        "bad Last-Event-ID not a typed 400",
+        answer.success.status === 400 && answer.success.tag === "InvalidRequest",
+        `${how} ${JSON.stringify(id)}: ${answer.success.status} ${answer.success.tag}`
+      )
+    }
+  }
+
+  // Filters: a clerk's unrestricted stream is a 403, a malformed filter a 400, a restricted one streams.
+  for (const [who, query, status] of [
+    [alice, "", 403],
+    [alice, `?userId=${alice.userId}`, 200],
+    [alice, `?userId=${bob.userId}`, 403],
+    [alice, "?eventType=NOT%20A%20TYPE", 400],
+    [dana, `?aggregateType=organization&aggregateId=not-a-uuid`, 400],
+    [dana, `?eventType=${Array.from({ length: 60 }, (_, n) => `a.t${n}`).join("&eventType=")}`, 400],
+    [dana, "?correlationId=%00", 400],
+    [ApiServer.caller("no token"), "", 401]
+  ] as const) {
+    const answer = yield* openStream(who, query, 0)
+    expect("stream filter answered wrongly", answer.status === status, `${who.name} ${query}: ${answer.status}`)
+  }
+
+  // A reconnect flood: the auditor reconnects 30 times from the head, 8 at once, and each finds nothing new.
+  const before = (yield* streamReads).length
+  // annal.feed.v2:0:0, in its encoding: the start of the feed.
+  const latest = yield* openStream(dana, "?lastEventId=YW5uYWwuZmVlZC52MjowOjA", 1)
+  const flood = yield* Effect.forEach(
+    Array.from({ length: 30 }, () => openStream(dana, "", 0)),
+    (open) => open,
+    { concurrency: 8 }
+  )
+  for (const answer of flood) {
+    expect(
+      "reconnect flood not a stream or a typed 429",
+      answer.status === 200 || (answer.status === 429 && answer.tag === "TooManyStreams"),
+      `${answer.status} ${answer.tag}`
+    )
+  }
+  // The stream from the start delivered an event; the flood delivered nothing, and so recorded nothing.
+  const recorded = yield* streamReads
+  expect(
+    "a reconnect that delivered nothing was recorded",
+    latest.ids.length === 1 && recorded.length === before,
+    JSON.stringify({ before, after: recorded.length, delivered: latest.ids.length })
+  )
+
+  // Bodies over the 1 MiB limit: declared, declared and never sent, and chunked without a length.
+  for (const [label, answer] of [
+    ["declared 2 MiB", yield* declaredBody(2 * 1024 * 1024)],
+    ["declared 8 GiB", yield* declaredBody(8 * 1024 ** 3)],
+    ["chunked 3 MiB", yield* chunkedBody(3 * 1024 * 1024)],
+    [
+      "a whole 2 MiB JSON body",
+      yield* ApiServer.send("POST", "/organizations", alice, {
+        giveUpAfter: bound,
+        body: { name: "x".repeat(2 * 1024 * 1024), type: "private_limited", email: "a@b.example", pan: "BIGGY1234B" }
+      })
+    ]
+  ] as const) {
+    expect(
+      "oversized body not a typed 413",
+      answer.status === 413 && tagIn(answer.text) === "InvalidRequest",
+      `${label}: ${answer.status} ${answer.text.slice(0, 200)}`
+    )
+  }
+
+  // Healthy after all of it: it answers, it streams again, and it writes.
+  const health = yield* ApiServer.get("/health", alice, bound)
+  expect("unhealthy after the run", health.status === 200, `${health.status} ${health.text}`)
+  const again = yield* openStream(dana, "", 0)
+  expect("no stream after the flood", again.status === 200, `${again.status} ${again.tag}`)
+  const created = yield* ApiServer.send("POST", "/organizations", alice, {
+    giveUpAfter: bound,
+    body: { name: "After the run", type: "private_limited", email: "after@example.com", pan: "AFTER1234A" }
+  })
+  expect(
+    "no write after the run",
+    created.status === 201 || created.status === 200,
+    `${created.status} ${created.text}`
+  )
+  return { cases, failures, note: `${badIds.length} bad ids × 2, 8 filters, 30 reconnects, 4 oversized bodies` }
+})
+
 // --- broken parts -------------------------------------------------------------------------------------------------
 
 /** A cursor check whose refusal escapes as a raw defect, as a handler that forgot to map it would let it. */
@@ -1042,5 +1296,13 @@ describe("reliability: hostile API input", () => {
         note
       )
     }).pipe(Effect.provide(ApiServer.variant({ authentication: everyoneAnAuditor })))
+  )
+
+  it.live("the event stream and the body limit: bad ids, filters, a reconnect flood, oversized bodies", (ctx) =>
+    Effect.gen(function* () {
+      const { cases, failures, note } = yield* runStreamAndBodies
+      yield* expectNone(ctx, cases, failures, note)
+      // A stream learns that its client left when it next writes: a short heartbeat makes that soon.
+    }).pipe(Effect.provide(ApiServer.realWith({ heartbeat: Duration.millis(200) })))
   )
 })

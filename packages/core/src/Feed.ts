@@ -133,7 +133,8 @@ export class Feed extends Context.Service<
     readonly status: Effect.Effect<Status, StorageError>
     /**
      * The checkpoint a string names: one `Checkpoint.encode` made, or one of the first format, which named a
-     * transaction id and is converted to commit order as migration 6 converted stored checkpoints.
+     * transaction id and is converted to commit order as migration 6 converted stored checkpoints. A checkpoint past
+     * the feed's head is refused: it names no event the feed sent.
      */
     readonly resolve: (text: string) => Effect.Effect<Checkpoint.Checkpoint, InvalidCursor | StorageError>
     /** The events table this feed reads; the consumers that follow it keep their checkpoints beside it. */
@@ -314,7 +315,14 @@ export const make = Effect.fnUntraced(function* (options?: EventTable.Options) {
     head,
     status,
     resolve: Effect.fn("Feed.resolve")(function* (text: string) {
-      return yield* resolve(text)
+      const checkpoint = yield* resolve(text)
+      // A position past the head names no event the feed sent: a client resuming from it would silently skip
+      // every event up to it, so it is refused like any id the feed did not make. (An id of the first format is
+      // converted by the database, to a position at or before the commits it knew.)
+      if (Checkpoint.decodeLegacy(text) === undefined && Checkpoint.compare(checkpoint, yield* head) > 0) {
+        return yield* new InvalidCursor({ cursor: text })
+      }
+      return checkpoint
     })
   })
 })

@@ -116,12 +116,16 @@ export const sqlLayer = (bounds: Bounds): Layer.Layer<SqlClient.SqlClient | Feed
     )
   )
 
+/** The app as `App.layer` assembles it, with the production bounds and the given stream limits, on a free port. */
+export const realWith = (eventStream: App.EventStreamLimits) =>
+  Layer.unwrap(
+    Effect.map(tokenEntries, (tokens) =>
+      App.layer({ port: 0, host: "127.0.0.1", tokens, requestTimeout: productionBounds.requestTimeout, eventStream })
+    )
+  ).pipe(Layer.provideMerge(sqlLayer(productionBounds)), Layer.orDie)
+
 /** The app as `App.layer` assembles it, with the production bounds, on a free port. */
-export const real = Layer.unwrap(
-  Effect.map(tokenEntries, (tokens) =>
-    App.layer({ port: 0, host: "127.0.0.1", tokens, requestTimeout: productionBounds.requestTimeout })
-  )
-).pipe(Layer.provideMerge(sqlLayer(productionBounds)), Layer.orDie)
+export const real = realWith({})
 
 /** The parts a variant may swap; each defaults to the app's own. */
 export interface Parts {
