@@ -371,7 +371,6 @@ export const make = Effect.fnUntraced(function* (options?: EventTable.Options) {
 export const layer = (options?: EventTable.Options): Layer.Layer<EventStore, never, SqlClient.SqlClient> =>
   Layer.effect(EventStore, make(options))
 
-/** What the fast path's written event reports, but for its position. */
 /** The streams an append span names, at most: a batch over many streams keeps its span small. */
 const maxSpanStreams = 20
 
@@ -391,6 +390,7 @@ const spanAttributes = (rows: ReadonlyArray<AppendRow>, streams: ReadonlySet<str
   }
 }
 
+/** What the fast path's written event reports, but for its position. */
 const fastOutcome = { duplicate: false, same: null, stored_aggregate_type: null, stored_aggregate_id: null, ok: true }
 
 /**

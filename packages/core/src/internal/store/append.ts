@@ -147,9 +147,13 @@ export interface ChainedRow extends EventColumns {
 /**
  * The second statement of a batch append: inserts events the application numbered and chained from the heads
  * `makeLockAndReadHeads` read, in the order they were given, only if every stream's head is still the one they were
- * chained onto. This statement's snapshot is taken with the locks held, so its heads are the latest that any Annal
- * writer can have written; when they moved, it inserts nothing and returns no row, and the caller runs the general
- * statement instead. A chain is so never written from a stale head.
+ * chained onto; when they moved, it inserts nothing and returns no row, and the caller runs the general statement
+ * instead. Outside a caller's transaction this statement takes the stream locks itself, and under READ COMMITTED its
+ * snapshot is older than those locks: a writer that committed between the two is not seen by the head check. Such a
+ * writer took the next version of the stream, so the first event here collides with it on the stream's unique key
+ * `(aggregate_type, aggregate_id, stream_version)`; the unique violation aborts this statement alone, and the caller
+ * runs the general statement. That key, not the head check, is what keeps a chain from being written onto a stale
+ * head in that window: it is the table's `stream_version_key` constraint, which no role but the owner can drop.
  */
 export const makeInsertChained = (sql: SqlClient.SqlClient, config: EventTable) => {
   const table = sql(qualify(config, config.table))
