@@ -4,7 +4,8 @@
  * checkpoints as ids; a client that reconnects with `Last-Event-ID` gets exactly what it missed (and one that
  * reconnects without it misses it); the audit API's authentication, access rules and validation hold; a user's
  * connections are capped; a client that stops reading is dropped, which frees its slot; an idle stream sends
- * heartbeats.
+ * heartbeats. A client that hangs up ends its stream at once, and an auditor's read is recorded as the request's
+ * whether the stream ended by the hang-up or by being dropped mid-write.
  */
 import { Checkpoint, EventStore } from "@annal/core"
 import { AuditApi } from "@annal/http"
@@ -41,11 +42,21 @@ const limits = {
   pollInterval: "200 millis"
 } as const
 
-const appLayer = Layer.unwrap(
-  Effect.map(DemoUsers.tokenEntries, (tokens) =>
-    App.layer({ port: 0, host: "127.0.0.1", tokens, eventStream: limits, requestTimeout: TestApp.requestTimeout })
-  )
-).pipe(Layer.provideMerge(TestApp.sqlLayer), Layer.provideMerge(FetchHttpClient.layer), Layer.orDie)
+/** The app with the stream's limits `eventStream`, over a fresh database. */
+const appLayerWith = (eventStream: App.EventStreamLimits) =>
+  Layer.unwrap(
+    Effect.map(DemoUsers.tokenEntries, (tokens) =>
+      App.layer({ port: 0, host: "127.0.0.1", tokens, eventStream, requestTimeout: TestApp.requestTimeout })
+    )
+  ).pipe(Layer.provideMerge(TestApp.sqlLayer), Layer.provideMerge(FetchHttpClient.layer), Layer.orDie)
+
+const appLayer = appLayerWith(limits)
+
+/**
+ * One stream per user and a heartbeat that never comes within a test: nothing the server writes can fail and show
+ * it a client that hung up, so only its noticing the socket's close ends the stream.
+ */
+const hangUpLimits = { ...limits, maxConnectionsPerUser: 1, heartbeat: "1 hour" } as const
 
 // ---------------------------------------------------------------------------------------------------------------
 // A Server-Sent Events client: node:http, reading the body as it arrives and parsing it here.
@@ -582,6 +593,104 @@ layer(appLayer, TestApp.layerOptions)("GET /events/stream", (it) => {
   })
 })
 
+layer(appLayerWith(hangUpLimits), TestApp.layerOptions)("GET /events/stream, when the client hangs up", (it) => {
+  it.effect(
+    "ends the stream at once: the auditor's read is recorded in the request's context, and the slot is free",
+    () =>
+      Effect.gen(function* () {
+        const [watched, reading] = [crypto.randomUUID(), crypto.randomUUID()]
+        const path = `/events/stream?correlationId=${watched}`
+        const received = yield* Effect.scoped(
+          Effect.gen(function* () {
+            const stream = yield* connect(path, { as: "dana", headers: { "x-correlation-id": reading } })
+            assert.strictEqual(stream.status, 200)
+            const id = yield* createOrganization("Hung Up Traders", "alice", watched)
+            yield* rename(id, "Hung Up Traders Two", "alice", watched)
+            yield* rename(id, "Hung Up Traders Three", "alice", watched)
+            return yield* nextEvents(stream, 3)
+          })
+        )
+        // The scope has closed: the client destroyed its socket mid-stream, with nothing more to be written to it.
+        assert.lengthOf(received, 3)
+
+        // (a) The server sees the close, not a failed write (the heartbeat is an hour away): the stream ends and its
+        // read is recorded, with what the client got. Waited for, not slept on.
+        const reads = yield* eventsOf(reading).pipe(
+          Effect.repeat({ schedule: Schedule.spaced("50 millis"), until: (events) => events.length > 0 }),
+          Effect.timeoutOrElse({ duration: "30 seconds", orElse: () => Effect.succeed([]) })
+        )
+        assert.lengthOf(reads, 1, "the hang-up was noticed and the auditor's read recorded")
+        const read = reads[0]!
+        assert.strictEqual(read["eventType"], "audit.read")
+        assert.strictEqual((read["data"] as Record<string, unknown>)["returned"], 3)
+        // (c) In the request's context: its correlation id, and the auditor as the user who read.
+        assert.strictEqual((read["metadata"] as Record<string, unknown>)["correlationId"], reading)
+        assert.strictEqual(read["userId"], DemoUsers.user("dana").userId)
+
+        // (b) The one slot dana may hold is free again: a reconnect is accepted, once the server has let go of it.
+        const reconnected = yield* eventually(
+          Effect.scoped(Effect.map(connect(path, { as: "dana" }), (stream) => stream.status === 200))
+        )
+        assert.isTrue(reconnected, "the reconnect after the hang-up was accepted")
+      })
+  )
+
+  it.effect("records the read of an auditor's stream it drops while blocked writing to the socket", () =>
+    Effect.gen(function* () {
+      // A user of this test alone, whose events only this stream reads.
+      const userId = crypto.randomUUID()
+      const reading = crypto.randomUUID()
+      const stalled = yield* stalledClient(`/events/stream?userId=${userId}`, DemoUsers.user("dana").token, {
+        "x-correlation-id": reading
+      })
+      assert.match(stalled.head, /^HTTP\/1.1 200/)
+      // Events pour in until the server, its socket write blocked on a client that reads nothing, drops it: the
+      // stream ends by an interruption that finds it outside its own pull, where only the context the read is
+      // recorded with, not the stream's, says who read.
+      const recorded = eventsOf(reading).pipe(Effect.map((events) => events.length > 0))
+      let rounds = 0
+      let dropped = false
+      while (!dropped && rounds < 16) {
+        yield* appendLargeEvents(userId, 250)
+        rounds++
+        dropped = yield* eventually(recorded, "3 seconds")
+      }
+      assert.isTrue(dropped, "the dropped auditor's read was recorded")
+      const [read] = yield* eventsOf(reading)
+      assert.strictEqual(read!["eventType"], "audit.read")
+      assert.isAbove((read!["data"] as Record<string, unknown>)["returned"] as number, 0)
+      assert.strictEqual((read!["metadata"] as Record<string, unknown>)["correlationId"], reading)
+      assert.strictEqual(read!["userId"], DemoUsers.user("dana").userId)
+    })
+  )
+
+  it.effect("an id of the first format names its place in the log: `annal.feed.v1:0:0` is its start", () =>
+    Effect.gen(function* () {
+      const correlationId = crypto.randomUUID()
+      const id = yield* createOrganization("Old Id Traders", "alice", correlationId)
+      yield* rename(id, "Old Id Traders Two", "alice", correlationId)
+      const written = yield* Effect.forEach(yield* eventsOf(correlationId), checkpointId)
+      // As the first format's ids were sent: base64url of the text; and the text itself, which was never an id.
+      const encoded = Buffer.from("annal.feed.v1:0:0").toString("base64url")
+      yield* Effect.scoped(
+        Effect.gen(function* () {
+          const stream = yield* connect(`/events/stream?correlationId=${correlationId}`, {
+            as: "dana",
+            headers: { "last-event-id": encoded }
+          })
+          assert.strictEqual(stream.status, 200)
+          assert.deepStrictEqual(idsOf(yield* nextEvents(stream, 2)), written)
+        })
+      )
+      const raw = yield* refused(`/events/stream?correlationId=${correlationId}`, {
+        as: "dana",
+        headers: { "last-event-id": "annal.feed.v1:0:0" }
+      })
+      assert.strictEqual(raw.status, 400)
+    })
+  )
+})
+
 /** The ids of messages. */
 const idsOf = (messages: ReadonlyArray<{ readonly id: string | undefined }>) => messages.map((message) => message.id)
 
@@ -610,7 +719,7 @@ const eventIdsOf = Effect.fnUntraced(function* (userId: string) {
  * what the server sends fills the kernel's buffers and then the server's. `readToEnd` resumes reading until the
  * server's end of the connection.
  */
-const stalledClient = (path: string, token: string) =>
+const stalledClient = (path: string, token: string, headers: Record<string, string> = {}) =>
   Effect.gen(function* () {
     const base = new URL(yield* TestApp.baseUrl)
     const socket = yield* Effect.acquireRelease(
@@ -619,7 +728,11 @@ const stalledClient = (path: string, token: string) =>
     )
     socket.setEncoding("utf8")
     socket.write(
-      `GET ${path} HTTP/1.1\r\nHost: ${base.host}\r\nAuthorization: Bearer ${token}\r\nAccept: text/event-stream\r\n\r\n`
+      `GET ${path} HTTP/1.1\r\nHost: ${base.host}\r\nAuthorization: Bearer ${token}\r\nAccept: text/event-stream\r\n` +
+        Object.entries(headers)
+          .map(([name, value]) => `${name}: ${value}\r\n`)
+          .join("") +
+        "\r\n"
     )
     const head = yield* Effect.callback<string>((resume) => {
       let received = ""

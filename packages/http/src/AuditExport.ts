@@ -112,7 +112,13 @@ const build = (api: typeof AuditExportApi, options: Options) =>
             Effect.flatMap((filter) => Filter.validate(filter).pipe(Effect.catch(fromStoreError)))
           )
           yield* authorizeFilter(access, principal, filters)
+          // The body is read after this handler returns, outside the request's event context: it takes it along, so
+          // that the record and a failure midway carry the request's correlation id.
+          const eventContext = yield* EventContext.EventContext
           const exported = yield* Ref.make(0)
+          // The record gets the context itself, not only through the stream: a client that leaves while the server
+          // waits on its socket closes the stream from outside it, and a finalizer runs in the context of the fiber
+          // that closes the scope, where there is no user (as in `EventStream`).
           const recordRead = Effect.flatMap(Ref.get(exported), (returned) =>
             AuditRead.record(emitter, principal, {
               endpoint: "export",
@@ -120,10 +126,10 @@ const build = (api: typeof AuditExportApi, options: Options) =>
               continued: false,
               returned
             })
-          ).pipe(Effect.catchCause((cause) => Effect.logError("recording an auditor's export failed", cause)))
-          // The body is read after this handler returns, outside the request's event context: it takes it along, so
-          // that the record and a failure midway carry the request's correlation id.
-          const eventContext = yield* EventContext.EventContext
+          ).pipe(
+            Effect.catchCause((cause) => Effect.logError("recording an auditor's export failed", cause)),
+            Effect.provideService(EventContext.EventContext, eventContext)
+          )
           const body = audit.streamEvents(registry, filter).pipe(
             Stream.catch((error) => Stream.fromEffect(fromStoreError(error))),
             // A page at a time, counted as the encoder takes it: on a disconnect the count may include the page

@@ -273,8 +273,15 @@ const build = (api: typeof EventStreamApi, options: Options) =>
           yield* holdSlot(principal.userId)
           const after =
             resumeFrom ?? (yield* feed.head.pipe(Effect.catch((error) => storage("reading the feed's head", error))))
+          // The body is read after this handler returns, outside the request's event context: it takes it along, so
+          // that a failure mid-stream is logged with the request's correlation id, and the read is recorded as the
+          // request's.
+          const eventContext = yield* EventContext.EventContext
           // What an auditor's stream read is known when it ends: it is recorded then, with where it started and how
           // many events it sent; a stream that sent nothing (a reconnect that found nothing new) records nothing.
+          // The context is provided to the record itself, not only around the stream: a finalizer runs in the
+          // context of the fiber that closes the stream's scope, and a stream interrupted while its consumer waits
+          // on the socket (a client that hung up or is dropped) is closed from outside it, where there is no user.
           const sent = yield* Ref.make(0)
           const recordRead = Effect.flatMap(Ref.get(sent), (returned) =>
             returned === 0
@@ -285,10 +292,10 @@ const build = (api: typeof EventStreamApi, options: Options) =>
                   continued: resumeFrom !== undefined,
                   returned
                 })
-          ).pipe(Effect.catchCause((cause) => Effect.logError("recording an auditor's stream failed", cause)))
-          // The body is read after this handler returns, outside the request's event context: it takes it along, so
-          // that a failure mid-stream is logged with the request's correlation id.
-          const eventContext = yield* EventContext.EventContext
+          ).pipe(
+            Effect.catchCause((cause) => Effect.logError("recording an auditor's stream failed", cause)),
+            Effect.provideService(EventContext.EventContext, eventContext)
+          )
           const body = Stream.concat(
             Stream.succeed(Sse.encoder.write(new Sse.Retry({ duration: limits.retry, lastEventId: undefined }))),
             messages(after, filter).pipe(
