@@ -40,6 +40,7 @@ import {
 } from "./internal/store/append.ts"
 import { channelOf } from "./internal/feed/migration.ts"
 import * as Notifier from "./internal/feed/notifier.ts"
+import { makeFeedRead } from "./internal/feed/read.ts"
 import { canonicalParts, genesis, link, microsOfMillis } from "./internal/integrity/chain.ts"
 import * as Cursor from "./internal/store/cursor.ts"
 import { findProblem } from "./internal/store/json.ts"
@@ -109,7 +110,15 @@ export class EventStore extends Context.Service<
     ) => Effect.Effect<Page<E>, Err | QueryError>
     /** How many events match `filter`. */
     readonly count: (filter: Filter.Filter) => Effect.Effect<number, QueryError>
-    /** All the events that match `filter`, read page by page in constant memory. */
+    /**
+     * All the events that match `filter`, oldest first, read page by page in constant memory: a snapshot of the log
+     * as the stream began. It holds every matching event whose transaction had committed when the stream began, and
+     * none whose transaction committed after, even one that took a lower global position early and commits while
+     * the stream is read (it would otherwise appear behind positions already read, or not at all). The bound is the
+     * feed's fence, taken once at the start (waiting only for commits in flight), so no transaction is held open for
+     * the stream's length. Inside a transaction that has appended, the stream leaves those appends out: they have not
+     * committed (`getByAggregate` includes them).
+     */
     readonly stream: <E extends Event.Event, Err>(
       registry: EventRegistry.EventRegistry<E, Err>,
       filter: Filter.Filter,
@@ -156,6 +165,7 @@ export const make = Effect.fnUntraced(function* (options?: EventTable.Options) {
   const lockAndReadHeads = makeLockAndReadHeads(sql, config)
   const insertChained = makeInsertChained(sql, config)
   const read = makeRead(sql, config)
+  const feedStatements = makeFeedRead(sql, config)
   const countRows = makeCount(sql, config)
 
   const append = Effect.fn("EventStore.append")(
@@ -285,17 +295,21 @@ export const make = Effect.fnUntraced(function* (options?: EventTable.Options) {
     }
   })
 
-  const stream = <E extends Event.Event, Err>(
+  /** Pages by global position; with `snapshot`, only the commits at or below the fence taken at the start. */
+  const pages = <E extends Event.Event, Err>(
     registry: EventRegistry.EventRegistry<E, Err>,
     filter: Filter.Filter,
-    options?: { readonly batchSize?: number }
+    options: { readonly batchSize?: number | undefined; readonly snapshot: boolean }
   ): Stream.Stream<E, Err | QueryError> =>
     Stream.unwrap(
       Effect.gen(function* () {
-        const batchSize = yield* validateLimit(options?.batchSize ?? 1000)
+        const batchSize = yield* validateLimit(options.batchSize ?? 1000)
         const checked = yield* Filter.validate(filter)
+        // The feed's fence, waiting for the commits in flight: every transaction that had committed is at or below
+        // it, and every one still open or yet to begin takes a number above it at its commit.
+        const fence = options.snapshot ? (yield* feedStatements.fence(0n, true)).fence : undefined
         return Stream.paginate(undefined as bigint | undefined, (after) =>
-          read(checked, { after, direction: "forward", limit: batchSize }).pipe(
+          read(checked, { after, direction: "forward", limit: batchSize, fence }).pipe(
             Effect.catchTag("SqlError", stored("EventStore.stream")),
             Effect.flatMap((rows) =>
               Effect.map(EventRegistry.decodeAll(registry, rows), (events) => {
@@ -311,13 +325,24 @@ export const make = Effect.fnUntraced(function* (options?: EventTable.Options) {
       })
     )
 
+  const stream = <E extends Event.Event, Err>(
+    registry: EventRegistry.EventRegistry<E, Err>,
+    filter: Filter.Filter,
+    options?: { readonly batchSize?: number }
+  ): Stream.Stream<E, Err | QueryError> =>
+    pages(registry, filter, { batchSize: options?.batchSize, snapshot: true }).pipe(
+      Stream.withSpan("EventStore.stream")
+    )
+
   const getByAggregate = Effect.fn("EventStore.getByAggregate")(function* <E extends Event.Event, Err>(
     registry: EventRegistry.EventRegistry<E, Err>,
     aggregateType: string,
     aggregateId: string
   ): Effect.fn.Return<ReadonlyArray<E>, Err | QueryError> {
     yield* Effect.annotateCurrentSpan({ aggregateType, aggregateId })
-    return yield* Stream.runCollect(stream(registry, { aggregateType, aggregateId }))
+    // Not a snapshot: a command handler loads its aggregate inside the transaction that appends to it, and must see
+    // that transaction's own events, which have no commit yet.
+    return yield* Stream.runCollect(pages(registry, { aggregateType, aggregateId }, { snapshot: false }))
   })
 
   const getByType = Effect.fn("EventStore.getByType")(function* <E extends Event.Event, Err>(

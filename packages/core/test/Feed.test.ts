@@ -493,21 +493,9 @@ layer(FeedDatabase.layerWith(schema), { excludeTestServices: true })(`Feed (${Te
   it.effect.runIf(!postgres)("a transaction held open on PGlite delays everyone, and the feed loses nothing", () =>
     Effect.gen(function* () {
       const feed = yield* Feed.Feed
-      const store = yield* EventStore
-      const sql = yield* SqlClient.SqlClient
       const start = yield* feed.head
-      const inserted = yield* Deferred.make<string>()
-      const release = yield* Deferred.make<void>()
-      const held = yield* sql
-        .withTransaction(
-          Effect.gen(function* () {
-            const [appended] = yield* store.append([FeedDatabase.gst(uuid(), "held")])
-            yield* Deferred.succeed(inserted, appended!.eventId)
-            yield* Deferred.await(release)
-          })
-        )
-        .pipe(Effect.forkChild)
-      const heldId = yield* Deferred.await(inserted)
+      const held = yield* FeedDatabase.openAppend(FeedDatabase.gst(uuid(), "held"))
+      const heldId = held.eventId
       const [writing, reading] = [yield* Deferred.make<void>(), yield* Deferred.make<void>()]
       const writer = yield* Effect.forkChild(
         Effect.andThen(Deferred.succeed(writing, undefined), FeedDatabase.appendMany(5))
@@ -521,8 +509,7 @@ layer(FeedDatabase.layerWith(schema), { excludeTestServices: true })(`Feed (${Te
       // Both have started while the transaction holds the one connection, so their first statements wait for it.
       yield* Deferred.await(writing)
       yield* Deferred.await(reading)
-      yield* Deferred.succeed(release, undefined)
-      yield* Fiber.join(held)
+      yield* held.commit
       const after = yield* Fiber.join(writer)
       const read = yield* Fiber.join(reader)
       assert.deepStrictEqual(

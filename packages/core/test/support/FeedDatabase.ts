@@ -2,12 +2,15 @@
  * The feed's tests' database: the core's services over a fresh events table (see `TestDatabase`), with the `Feed`
  * and `Consumers` over the same table, and small helpers to write events.
  */
+import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
+import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Schedule from "effect/Schedule"
 import * as SqlClient from "effect/sql/SqlClient"
 import * as Consumers from "../../src/Consumers.ts"
+import type * as EventDefinition from "../../src/EventDefinition.ts"
 import * as EventStore from "../../src/EventStore.ts"
 import * as Checkpoint from "../../src/Checkpoint.ts"
 import * as Feed from "../../src/Feed.ts"
@@ -29,6 +32,29 @@ export const created = (aggregateId = uuid(), name = "Acme") =>
 /** An organization.gst.added event. */
 export const gst = (aggregateId = uuid(), gstin = "29A") =>
   GstAdded.make({ aggregateId, userId: uuid(), data: { gstin, state: "KA" } })
+
+/**
+ * Appends `event` in a transaction that then stays open, so that the event holds its position uncommitted (on PGlite,
+ * the one connection too); `commit` lets the transaction end.
+ */
+export const openAppend = (event: EventDefinition.Pending) =>
+  Effect.gen(function* () {
+    const store = yield* EventStore.EventStore
+    const sql = yield* SqlClient.SqlClient
+    const wrote = yield* Deferred.make<string>()
+    const release = yield* Deferred.make<void>()
+    const fiber = yield* sql
+      .withTransaction(
+        Effect.gen(function* () {
+          const [appended] = yield* store.append([event])
+          yield* Deferred.succeed(wrote, appended!.eventId)
+          yield* Deferred.await(release)
+        })
+      )
+      .pipe(Effect.forkChild)
+    const eventId = yield* Deferred.await(wrote)
+    return { eventId, commit: Effect.andThen(Deferred.succeed(release, undefined), Fiber.join(fiber)) }
+  })
 
 /** Appends `count` GST events to new organizations, one append (and transaction) each; returns their ids. */
 export const appendMany = (count: number) =>

@@ -15,21 +15,33 @@ import * as Event from "../../Event.ts"
 import type { EventTable } from "../../EventTable.ts"
 import { qualify } from "../../EventTable.ts"
 import type { Filter } from "../../Filter.ts"
+import { commitObjects } from "../feed/commitOrder.ts"
 import { clauses } from "../filter.ts"
 import { isJson } from "./json.ts"
 
-/** A keyset range: rows after (or, backwards, before) `after`, at most `limit` of them. */
+/**
+ * A keyset range: rows after (or, backwards, before) `after`, at most `limit` of them; with `fence`, only the rows of
+ * transactions whose commit sequence is at or below it (migration 6), the commits a snapshot taken then could see.
+ */
 export interface Range {
   readonly after: bigint | undefined
   readonly direction: "forward" | "backward"
   readonly limit: number
+  readonly fence?: bigint | undefined
 }
 
 /** Builds the read statement for one events table. */
 export const makeRead = (sql: SqlClient.SqlClient, config: EventTable) => {
   const table = sql(qualify(config, config.table))
+  const commits = sql(commitObjects(config).commits)
   return (filter: Filter, range: Range): Effect.Effect<ReadonlyArray<Event.RawEvent>, SqlError | StorageError> => {
     const where = clauses(sql, filter)
+    if (range.fence !== undefined) {
+      // One lookup of the commits' unique transaction index per row read: a transaction still open, or committed
+      // after the fence, has no row at or below it.
+      where.push(sql`EXISTS (SELECT 1 FROM ${commits} c
+  WHERE c.transaction_id = e.transaction_id AND c.commit_sequence <= ${range.fence.toString()}::bigint)`)
+    }
     const forward = range.direction === "forward"
     if (range.after !== undefined) {
       where.push(
