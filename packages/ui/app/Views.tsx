@@ -180,7 +180,9 @@ export const EntityView = (props: ViewProps & { readonly route: Extract<Route.Ro
           Effect.flatMap((params) =>
             props.client.audit.aggregateHistory({
               params,
-              query: cursor === undefined ? { limit: pageSize } : { limit: pageSize, cursor }
+              // The badge speaks for the whole chain, so the first page asks for the whole stream's verification
+              // (`verify=full`); later pages are verified from their cursors' anchors, at the cost of a page.
+              query: cursor === undefined ? { limit: pageSize, verify: "full" } : { limit: pageSize, cursor }
             })
           )
         )
