@@ -5,7 +5,6 @@
 import * as DateTime from "effect/DateTime"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
-import * as Predicate from "effect/Predicate"
 import * as Schema from "effect/Schema"
 import type * as SqlClient from "effect/sql/SqlClient"
 import type { SqlError } from "effect/sql/SqlError"
@@ -140,61 +139,57 @@ const bigintOf = (value: unknown): bigint | undefined => {
   }
 }
 
-/** One row as a raw event, or `undefined` when anything in it is not what the columns promise. */
-const fromRow = (row: unknown): Event.RawEvent | undefined => {
-  if (
-    !Predicate.hasProperty(row, "id") ||
-    !Predicate.hasProperty(row, "event_type") ||
-    !Predicate.hasProperty(row, "aggregate_id") ||
-    !Predicate.hasProperty(row, "aggregate_type") ||
-    !Predicate.hasProperty(row, "user_id") ||
-    !Predicate.hasProperty(row, "timestamp") ||
-    !Predicate.hasProperty(row, "version") ||
-    !Predicate.hasProperty(row, "data") ||
-    !Predicate.hasProperty(row, "metadata") ||
-    !Predicate.hasProperty(row, "stream_version") ||
-    !Predicate.hasProperty(row, "global_position") ||
-    !Predicate.hasProperty(row, "transaction_id") ||
-    !Predicate.hasProperty(row, "recorded_at")
-  ) {
-    return undefined
-  }
-  const { id, event_type, aggregate_id, aggregate_type, user_id, version, data, stream_version } = row
-  const globalPosition = bigintOf(row.global_position)
-  const transactionId = bigintOf(row.transaction_id)
-  const timestamp = utcOf(row.timestamp)
-  const recordedAt = utcOf(row.recorded_at)
-  const metadata = metadataOf(row.metadata)
+/**
+ * One row as a raw event, or `undefined` when anything in it is not what the columns promise.
+ *
+ * The columns are read straight off the row, without a presence check each: a missing column reads as `undefined`,
+ * which every check below refuses (`isJson` included), so a row without one still goes to the schema. Thirteen
+ * `hasProperty` calls were a fifth of this function's time.
+ */
+const fromRow = (value: unknown): Event.RawEvent | undefined => {
+  if (typeof value !== "object" || value === null) return undefined
+  const row = value as Readonly<Record<string, unknown>>
+  const id = row["id"]
+  const eventType = row["event_type"]
+  const aggregateId = row["aggregate_id"]
+  const aggregateType = row["aggregate_type"]
+  const userId = row["user_id"]
+  const version = row["version"]
+  const data = row["data"]
+  const streamVersion = row["stream_version"]
   if (
     typeof id !== "string" ||
-    typeof event_type !== "string" ||
-    typeof aggregate_id !== "string" ||
-    typeof aggregate_type !== "string" ||
-    typeof user_id !== "string" ||
-    !Number.isSafeInteger(version) ||
+    typeof eventType !== "string" ||
+    typeof aggregateId !== "string" ||
+    typeof aggregateType !== "string" ||
+    typeof userId !== "string" ||
     typeof version !== "number" ||
-    !Number.isSafeInteger(stream_version) ||
-    typeof stream_version !== "number" ||
-    globalPosition === undefined ||
-    transactionId === undefined ||
-    timestamp === undefined ||
-    recordedAt === undefined ||
-    metadata === undefined ||
+    !Number.isSafeInteger(version) ||
+    typeof streamVersion !== "number" ||
+    !Number.isSafeInteger(streamVersion) ||
     !isJson(data)
   ) {
     return undefined
   }
+  const globalPosition = bigintOf(row["global_position"])
+  const transactionId = bigintOf(row["transaction_id"])
+  const metadata = metadataOf(row["metadata"])
+  if (globalPosition === undefined || transactionId === undefined || metadata === undefined) return undefined
+  // The timestamps last: a DateTime is the costliest thing built here, and a row refused above builds none.
+  const timestamp = utcOf(row["timestamp"])
+  const recordedAt = utcOf(row["recorded_at"])
+  if (timestamp === undefined || recordedAt === undefined) return undefined
   return {
     eventId: id,
-    eventType: event_type,
-    aggregateId: aggregate_id,
-    aggregateType: aggregate_type,
-    userId: user_id,
+    eventType,
+    aggregateId,
+    aggregateType,
+    userId,
     timestamp,
     version,
     data,
     metadata,
-    streamVersion: stream_version,
+    streamVersion,
     globalPosition,
     transactionId,
     recordedAt
