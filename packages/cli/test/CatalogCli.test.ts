@@ -21,7 +21,7 @@ describe("annal catalog", () => {
     assert.include(result.stdout, '"$schema": "https://json-schema.org/draft/2020-12/schema"')
   }, 60_000)
 
-  it("writes a standalone HTML page to --out", async () => {
+  it("writes a standalone HTML page to --output", async () => {
     const folder = mkdtempSync(join(tmpdir(), "annal-catalog-"))
     try {
       const out = join(folder, "catalog.html")
@@ -33,7 +33,7 @@ describe("annal catalog", () => {
         "html",
         "--title",
         "Books <& more>",
-        "--out",
+        "--output",
         out
       ])
       assert.strictEqual(result.code, 0, result.stdout + result.stderr)
