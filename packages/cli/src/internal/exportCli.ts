@@ -22,7 +22,7 @@ import * as Command from "effect/cli/Command"
 import * as Flag from "effect/cli/Flag"
 import * as Database from "../Database.ts"
 import * as Flags from "./flags.ts"
-import { thousands } from "./format.ts"
+import { count, thousands } from "./format.ts"
 import * as OutputFile from "./outputFile.ts"
 
 /** How often, in events, a progress line is written when standard error is no terminal. */
@@ -101,7 +101,7 @@ export const exportEvents = Command.make(
       onSome: (path) => OutputFile.writeWhole(path, (temporary) => write(fs.sink(temporary, OutputFile.createNew)))
     })
     if (animate) yield* note("\n")
-    yield* Console.error(`Exported ${thousands(exported)} events of ${tableName} as ${flags.format} to ${where}`)
+    yield* Console.error(`Exported ${count(exported, "event")} of ${tableName} as ${flags.format} to ${where}`)
   })
 ).pipe(
   Command.withDescription(
