@@ -17,13 +17,12 @@ import * as Command from "effect/cli/Command"
 import * as Flag from "effect/cli/Flag"
 import { Digest, Integrity, Migrations } from "@annal/core"
 import * as Database from "./Database.ts"
-import { makeExportCommand } from "./internal/exportCli.ts"
 import { catalog } from "./internal/catalogCli.ts"
 import { verifyCommand } from "./internal/integrityCli.ts"
 import { status } from "./internal/statusCli.ts"
 import { tail } from "./internal/tailCli.ts"
 import { consumers } from "./internal/consumersCli.ts"
-import { databaseUrl, dataDir, schema, table } from "./internal/flags.ts"
+import { exportEvents } from "./internal/exportCli.ts"
 import * as Flags from "./internal/flags.ts"
 
 /** The database the flags name, falling back to the environment. */
@@ -32,7 +31,7 @@ export const resolveDatabase = Flags.resolveDatabase
 /** `annal migrate`: applies pending migrations and lists them. */
 export const migrate = Command.make(
   "migrate",
-  { databaseUrl, dataDir, schema, table },
+  Flags.database,
   Effect.fn("annal.migrate")(function* (flags) {
     const database = yield* resolveDatabase(flags)
     yield* Console.log(`Migrating ${flags.schema}.${flags.table} on ${Database.describe(database)}`)
@@ -48,10 +47,7 @@ export const migrate = Command.make(
 export const verify = Command.make(
   "verify",
   {
-    databaseUrl,
-    dataDir,
-    schema,
-    table,
+    ...Flags.database,
     digest: Flag.FileText("digest").pipe(
       Flag.withDescription("A digest document (JSON) kept outside the database, to check the log against"),
       Flag.optional
@@ -93,10 +89,7 @@ export const verify = Command.make(
 export const digest = Command.make(
   "digest",
   {
-    databaseUrl,
-    dataDir,
-    schema,
-    table,
+    ...Flags.database,
     signingKey: Flag.FileText("signing-key-file").pipe(
       Flag.withDescription("The Ed25519 private key (PKCS#8 PEM); defaults to ANNAL_DIGEST_SIGNING_KEY"),
       Flag.optional
@@ -120,7 +113,7 @@ export const digest = Command.make(
 ).pipe(Command.withDescription("Make, sign and store a digest of the events table, and print it to keep elsewhere"))
 
 /** `annal export`: the events that match the filters, as CSV or NDJSON, to stdout or a file. */
-export const exportEvents = makeExportCommand({ databaseUrl, dataDir, schema, table }, resolveDatabase)
+export { exportEvents }
 
 /** The root command. */
 export const annal = Command.make("annal").pipe(

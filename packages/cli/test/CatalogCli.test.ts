@@ -3,7 +3,7 @@
  * or HTML in a file, and a clear error (exit code 1) for a module or export that holds no registry.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { mkdtempSync, readFileSync, rmSync } from "node:fs"
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { run } from "./support/runCli.ts"
@@ -21,10 +21,11 @@ describe("annal catalog", () => {
     assert.include(result.stdout, '"$schema": "https://json-schema.org/draft/2020-12/schema"')
   }, 60_000)
 
-  it("writes a standalone HTML page to --out", async () => {
+  it("writes a standalone HTML page to --output", async () => {
     const folder = mkdtempSync(join(tmpdir(), "annal-catalog-"))
     try {
       const out = join(folder, "catalog.html")
+      writeFileSync(out, "an older catalog")
       const result = await run([
         "catalog",
         "--registry",
@@ -33,11 +34,12 @@ describe("annal catalog", () => {
         "html",
         "--title",
         "Books <& more>",
-        "--out",
+        "--output",
         out
       ])
       assert.strictEqual(result.code, 0, result.stdout + result.stderr)
       assert.include(result.stderr, "Wrote the catalog of 4 event types")
+      assert.deepStrictEqual(readdirSync(folder), ["catalog.html"], "replaced in place, no temporary file left")
       const page = readFileSync(out, "utf8")
       assert.match(page, /^<!doctype html>/)
       assert.include(page, "<h1>Books &lt;&amp; more&gt;</h1>")

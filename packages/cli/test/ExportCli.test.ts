@@ -1,5 +1,5 @@
 import { assert, describe, it } from "@effect/vitest"
-import { mkdtempSync, readFileSync, rmSync } from "node:fs"
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { PgClient } from "@effect/sql-pg"
@@ -8,12 +8,13 @@ import * as Csv from "effect/encoding/Csv"
 import type * as Layer from "effect/Layer"
 import * as Redacted from "effect/Redacted"
 import type * as Scope from "effect/Scope"
-import type * as SqlClient from "effect/sql/SqlClient"
+import * as SqlClient from "effect/sql/SqlClient"
 import * as Stream from "effect/Stream"
 import { EventRegistry, EventStore, Export, Migrations } from "@annal/core"
 import { PgliteClient } from "@annal/sql-pglite"
 import { GstAdded, OrganizationCreated, uuid } from "../../core/test/support/Fixtures.ts"
 import * as TestDatabase from "../../core/test/support/TestDatabase.ts"
+import * as CliDatabase from "./support/CliDatabase.ts"
 import { run } from "./support/runCli.ts"
 
 const parseCsv = (text: string) =>
@@ -114,4 +115,58 @@ describe(`annal export (${TestDatabase.engine})`, () => {
       rmSync(dataDir, { recursive: true, force: true })
     }
   })
+
+  it("leaves the target as it was, and no temporary file, when the export fails midway", async () => {
+    const database = await CliDatabase.make()
+    const target = database.flags
+    const [org, user] = [uuid(), uuid()]
+    // More events than the export reads in a page (1,000), the last one's metadata broken behind the triggers'
+    // back: the first page is written to the file before the second one's read fails.
+    const count = 1_001
+    try {
+      await database.use(
+        Effect.gen(function* () {
+          const store = yield* EventStore.EventStore
+          yield* store.append(
+            Array.from({ length: count }, (_, index) =>
+              GstAdded.make({ aggregateId: org, userId: user, data: { gstin: String(index), state: "KA" } })
+            )
+          )
+          const sql = yield* SqlClient.SqlClient
+          const events = sql(`${database.schema}.events`)
+          yield* sql.withTransaction(
+            Effect.gen(function* () {
+              yield* sql`ALTER TABLE ${events} DISABLE TRIGGER events_refuse_update_delete`
+              yield* sql`UPDATE ${events} SET metadata = '{"correlationId": 5}'
+                WHERE aggregate_id = ${org}::uuid AND stream_version = ${count}`
+              yield* sql`ALTER TABLE ${events} ENABLE ALWAYS TRIGGER events_refuse_update_delete`
+            })
+          )
+        })
+      )
+      const folder = join(database.dataDir, "exports")
+      mkdirSync(folder)
+      const file = join(folder, "export.csv")
+      writeFileSync(file, "the previous export\n")
+
+      const failed = await run(["export", ...target, "--output", file])
+      assert.strictEqual(failed.code, 1, failed.stdout + failed.stderr)
+      assert.include(failed.stdout + failed.stderr, "StorageError")
+      assert.strictEqual(readFileSync(file, "utf8"), "the previous export\n", "the target is left as it was")
+      assert.deepStrictEqual(readdirSync(folder), ["export.csv"], "the temporary file is removed")
+
+      rmSync(file)
+      const none = await run(["export", ...target, "--output", file])
+      assert.strictEqual(none.code, 1, none.stdout + none.stderr)
+      assert.deepStrictEqual(readdirSync(folder), [], "no file at the target, not even a truncated one")
+
+      // An export that succeeds lands at the target, and only there.
+      const header = await run(["export", ...target, "--output", file, "--event-type", "organization.created"])
+      assert.strictEqual(header.code, 0, header.stdout + header.stderr)
+      assert.deepStrictEqual(readdirSync(folder), ["export.csv"])
+      assert.match(readFileSync(file, "utf8"), /^eventId,eventType,/)
+    } finally {
+      await database.remove()
+    }
+  }, 120_000)
 })

@@ -67,7 +67,7 @@ describe(`annal tail (${TestDatabase.engine})`, () => {
         "--after",
         "start",
         "--no-follow",
-        "--type",
+        "--event-type",
         "organization.gst.added"
       ])
       assert.strictEqual(typed.code, 0, typed.stderr)
@@ -86,9 +86,12 @@ describe(`annal tail (${TestDatabase.engine})`, () => {
         [true]
       )
 
-      const bad = await run(["tail", ...database.flags, "--no-follow", "--user", "not-a-uuid"])
+      const bad = await run(["tail", ...database.flags, "--no-follow", "--user-id", "not-a-uuid"])
       assert.strictEqual(bad.code, 1)
       assert.include(bad.stdout + bad.stderr, "@annal/core/InvalidQuery: Invalid query: userId: must be a UUID")
+      // The old spelling is refused, not ignored: a filter dropped silently would print every event.
+      const old = await run(["tail", ...database.flags, "--no-follow", "--type", "organization.gst.added"])
+      assert.notStrictEqual(old.code, 0, old.stdout + old.stderr)
     } finally {
       await database.remove()
     }

@@ -1,6 +1,10 @@
 /**
  * Events as a file, CSV or NDJSON, written with Effect's own encoders (`effect/encoding/Csv` and `Ndjson`). The HTTP
- * export and `annal export` share it, so a file reads the same whichever of them wrote it.
+ * export and `annal export` share it, so their files have the same columns and encoding; not always the same
+ * values. `annal export` reads with `EventRegistry.raw` and writes each event as stored (its stored `version` and
+ * `data`), which is what an archive of the log should hold; `GET /audit/export` decodes through the application's
+ * registry and writes each event as the application reads it now, so an event stored before an upcast comes out at
+ * the current version, with the upcast's fields.
  *
  * The encoders turn each chunk of events into one chunk of bytes and pull the next chunk only when that one was
  * taken: fed by a store stream (`EventStore.stream`, a page at a time), an export of any range holds about one page

@@ -16,6 +16,8 @@ import * as Flag from "effect/cli/Flag"
 import { EventCatalog, type EventRegistry } from "@annal/core"
 import { resolve } from "node:path"
 import { pathToFileURL } from "node:url"
+import * as Flags from "./flags.ts"
+import * as OutputFile from "./outputFile.ts"
 
 /** The registry could not be loaded from `--registry`. */
 export class CatalogError extends Schema.TaggedError<CatalogError>("@annal/cli/CatalogError")("CatalogError", {
@@ -132,16 +134,18 @@ export const catalog = Command.make(
       Flag.withDescription("Markdown (default) or a standalone HTML page"),
       Flag.withDefault("markdown" as const)
     ),
-    out: Flag.String("out").pipe(Flag.withDescription("The file to write; standard output without it"), Flag.optional),
+    output: Flags.output,
     title: Flag.String("title").pipe(Flag.withDescription("The page's title"), Flag.withDefault("Event catalog"))
   },
   Effect.fn("annal.catalog")(function* (flags) {
     const registry = yield* loadRegistry(flags.registry)
     const described = EventCatalog.make(registry)
     const page = flags.format === "html" ? toHtml(described, flags.title) : toMarkdown(described, flags.title)
-    if (Option.isNone(flags.out)) return yield* Console.log(page.trimEnd())
+    if (Option.isNone(flags.output)) return yield* Console.log(page.trimEnd())
     const fs = yield* FileSystem.FileSystem
-    yield* fs.writeFileString(flags.out.value, page)
-    yield* Console.error(`Wrote the catalog of ${described.types.length} event types to ${flags.out.value}`)
+    yield* OutputFile.writeWhole(flags.output.value, (temporary) =>
+      fs.writeFileString(temporary, page, OutputFile.createNew)
+    )
+    yield* Console.error(`Wrote the catalog of ${described.types.length} event types to ${flags.output.value}`)
   })
 ).pipe(Command.withDescription("Write the event catalog of an application's registry as Markdown or HTML"))

@@ -15,24 +15,14 @@ import * as Database from "../Database.ts"
 import * as Flags from "./flags.ts"
 import * as Format from "./format.ts"
 
-const optionalString = (name: string, description: string) =>
-  Flag.String(name).pipe(Flag.withDescription(description), Flag.optional)
-
 /** `annal tail`: follows the feed, filtered. */
 export const tail = Command.make(
   "tail",
   {
     ...Flags.database,
     json: Flags.json,
-    eventTypes: Flag.String("type").pipe(
-      Flag.withDescription("Only events of this type (repeat the flag for several)"),
-      Flag.atLeast(0)
-    ),
-    aggregateType: optionalString("aggregate-type", "Only events of this entity type"),
-    aggregateId: optionalString("aggregate-id", "Only events of this entity (a UUID)"),
-    userId: optionalString("user", "Only events recorded for this user (a UUID)"),
-    correlationId: optionalString("correlation-id", "Only events with this correlation id"),
-    after: optionalString(
+    ...Flags.filters,
+    after: Flags.optionalString(
       "after",
       "Start after this checkpoint (a cursor from --json output or an SSE id), or 'start' for the whole log; default the head"
     ),
@@ -44,13 +34,7 @@ export const tail = Command.make(
   Effect.fn("annal.tail")(function* (flags) {
     const database = yield* Flags.resolveDatabase(flags)
     const options = { schema: flags.schema, table: flags.table }
-    const filter = {
-      ...(flags.eventTypes.length === 0 ? {} : { eventTypes: flags.eventTypes }),
-      ...Option.match(flags.aggregateType, { onNone: () => ({}), onSome: (aggregateType) => ({ aggregateType }) }),
-      ...Option.match(flags.aggregateId, { onNone: () => ({}), onSome: (aggregateId) => ({ aggregateId }) }),
-      ...Option.match(flags.userId, { onNone: () => ({}), onSome: (userId) => ({ userId }) }),
-      ...Option.match(flags.correlationId, { onNone: () => ({}), onSome: (correlationId) => ({ correlationId }) })
-    }
+    const filter = Flags.filter(flags)
     yield* Effect.gen(function* () {
       const feed = yield* Feed.Feed
       const after = yield* Option.match(flags.after, {
