@@ -23,6 +23,7 @@ import { verifyCommand } from "./internal/integrityCli.ts"
 import { status } from "./internal/statusCli.ts"
 import { tail } from "./internal/tailCli.ts"
 import { consumers } from "./internal/consumersCli.ts"
+import { webhooks } from "./internal/webhooksCli.ts"
 import { databaseUrl, dataDir, schema, table } from "./internal/flags.ts"
 import * as Flags from "./internal/flags.ts"
 
@@ -125,7 +126,7 @@ export const exportEvents = makeExportCommand({ databaseUrl, dataDir, schema, ta
 /** The root command. */
 export const annal = Command.make("annal").pipe(
   Command.withDescription("Annal: an immutable, queryable audit trail in PostgreSQL"),
-  Command.withSubcommands([migrate, verify, digest, status, tail, consumers, exportEvents, catalog])
+  Command.withSubcommands([migrate, verify, digest, status, tail, consumers, exportEvents, catalog, webhooks])
 )
 
 /** Runs the command line with the given arguments. */

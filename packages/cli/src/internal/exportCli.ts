@@ -19,6 +19,7 @@ import * as Stream from "effect/Stream"
 import * as Command from "effect/cli/Command"
 import * as Flag from "effect/cli/Flag"
 import * as Database from "../Database.ts"
+import * as Flags from "./flags.ts"
 import { thousands } from "./format.ts"
 
 /** The flags every database command takes, as `Cli.ts` defines them. */
@@ -79,9 +80,11 @@ export const makeExportCommand = (
         Flag.optional
       ),
       to: Flag.String("to").pipe(Flag.withDescription("Only events before this instant (ISO 8601)"), Flag.optional),
-      format: Flag.Literals("format", ["csv", "ndjson"]).pipe(
-        Flag.withDescription("csv (a header, then one row per event) or ndjson (one event per line)"),
-        Flag.withDefault("csv" as const)
+      format: Flags.choice(
+        "format",
+        ["csv", "ndjson"],
+        "csv",
+        "csv (a header, then one row per event) or ndjson (one event per line)"
       ),
       output: Flag.String("output").pipe(
         Flag.withDescription("The file to write; standard output without it"),

@@ -15,8 +15,7 @@ import * as Database from "../Database.ts"
 import * as Flags from "./flags.ts"
 import * as Format from "./format.ts"
 
-const optionalString = (name: string, description: string) =>
-  Flag.String(name).pipe(Flag.withDescription(description), Flag.optional)
+const optionalString = Flags.optionalString
 
 /** `annal tail`: follows the feed, filtered. */
 export const tail = Command.make(
