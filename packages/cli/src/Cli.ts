@@ -3,7 +3,8 @@
  * the environment name (`DATABASE_URL` for PostgreSQL, else PGlite under `ANNAL_DATA_DIR`); `annal verify` checks
  * the hash chains and a signed digest; `annal digest` makes and prints a signed digest; `annal status`, `annal tail`
  * and `annal consumers` show the feed, follow it, and move its consumers; `annal export` writes the events that
- * match the audit API's filters as CSV or NDJSON; `annal catalog` describes a registry's events. Each command but
+ * match the audit API's filters as CSV or NDJSON; `annal catalog` describes a registry's events; `annal webhooks`
+ * manages webhook subscriptions, their dead letters, replays and delivery log. Each command but
  * the first three is a module of its own in `internal/`.
  *
  * @since 0.1.0
