@@ -3,7 +3,8 @@
  * the environment name (`DATABASE_URL` for PostgreSQL, else PGlite under `ANNAL_DATA_DIR`); `annal verify` checks
  * the hash chains and a signed digest; `annal digest` makes and prints a signed digest; `annal status`, `annal tail`
  * and `annal consumers` show the feed, follow it, and move its consumers; `annal export` writes the events that
- * match the audit API's filters as CSV or NDJSON; `annal catalog` describes a registry's events. Each command but
+ * match the audit API's filters as CSV or NDJSON; `annal catalog` describes a registry's events; `annal webhooks`
+ * manages webhook subscriptions, their dead letters, replays and delivery log. Each command but
  * the first three is a module of its own in `internal/`.
  *
  * @since 0.1.0
@@ -23,6 +24,7 @@ import { status } from "./internal/statusCli.ts"
 import { tail } from "./internal/tailCli.ts"
 import { consumers } from "./internal/consumersCli.ts"
 import { exportEvents } from "./internal/exportCli.ts"
+import { webhooks } from "./internal/webhooksCli.ts"
 import * as Flags from "./internal/flags.ts"
 
 /** The database the flags name, falling back to the environment. */
@@ -118,7 +120,7 @@ export { exportEvents }
 /** The root command. */
 export const annal = Command.make("annal").pipe(
   Command.withDescription("Annal: an immutable, queryable audit trail in PostgreSQL"),
-  Command.withSubcommands([migrate, verify, digest, status, tail, consumers, exportEvents, catalog])
+  Command.withSubcommands([migrate, verify, digest, status, tail, consumers, exportEvents, catalog, webhooks])
 )
 
 /** Runs the command line with the given arguments. */

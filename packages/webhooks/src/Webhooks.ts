@@ -205,7 +205,11 @@ export class Webhooks extends Context.Service<
      * returns those delivered. It runs beside the subscription's own delivery, so they arrive out of feed order.
      */
     readonly redeliver: (id: string) => Effect.Effect<ReadonlyArray<string>, WebhookError>
-    /** Delivers again every event recorded at or after `from`, in feed order, and activates the subscription. */
+    /**
+     * Delivers again every event recorded at or after `from`, in feed order, and activates the subscription: a
+     * replay is how an operator restarts one that a dead letter paused or disabled, once its endpoint is fixed,
+     * without resuming it first (resuming alone goes on after the dead letter).
+     */
     readonly replay: (id: string, from: DateTime.Utc) => Effect.Effect<Subscription, WebhookError>
     /**
      * Delivers, for as long as it runs: one consumer per active subscription, started, restarted after a change and
@@ -470,7 +474,7 @@ export const make = Effect.fn("Webhooks.make")(function* (options: Options) {
       Effect.gen(function* () {
         const row = yield* locked(id)
         yield* statements.remove(row.id)
-        yield* statements.resetCheckpoint(consumerName(row.id, row.generation))
+        yield* statements.dropConsumers(row.id, null)
         yield* statements.removeAttempts(row.id)
         yield* statements.removeDeadLetters(row.id)
         yield* emitter.emit(WebhookEvents.SubscriptionDeleted.make({ aggregateId: row.id, data: { url: row.url } }))
@@ -705,8 +709,10 @@ export const make = Effect.fn("Webhooks.make")(function* (options: Options) {
           if (current?.revision === row.revision && (yield* FiberMap.has(fibers, id))) continue
           // The previous consumer stops before the next starts: two would deliver out of order.
           yield* stop(id)
-          if (current !== undefined && current.generation !== row.generation) {
-            yield* statements.resetCheckpoint(consumerName(id, current.generation))
+          // A replay's generation drops the earlier ones, also those this process was not running (a subscription
+          // that was paused when it was replayed): they would linger in the lag report, behind for ever.
+          if (row.generation > 0 && current?.generation !== row.generation) {
+            yield* statements.dropConsumers(id, consumerName(id, row.generation))
           }
           running.set(id, row)
           yield* FiberMap.run(

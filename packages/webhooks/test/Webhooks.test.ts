@@ -5,7 +5,7 @@
  * and the guard against server-side request forgery. Retries wait milliseconds, not seconds: the schedule is an
  * option of the service.
  */
-import { EventRegistry, EventStore } from "@annal/core"
+import { Consumers, EventRegistry, EventStore } from "@annal/core"
 import { assert, describe, it } from "@effect/vitest"
 import * as DateTime from "effect/DateTime"
 import * as Effect from "effect/Effect"
@@ -35,6 +35,28 @@ const verifies = (secret: string, request: Receiver.Received): boolean => {
     return false
   }
 }
+
+/**
+ * A subscription to `count` organization events whose receiver answers 410: its first event is dead-lettered and it is
+ * paused. `answer` changes what the receiver answers from then on.
+ */
+const pausedBy410 = (schema: string, count: number) =>
+  Effect.gen(function* () {
+    const webhooks = yield* Webhooks.Webhooks
+    let status = 410
+    const receiver = yield* Receiver.start(() => ({ status }))
+    const organizations = yield* appendSome(count)
+    const { subscription } = yield* webhooks.create({ url: receiver.url, filter: { aggregateType: "organization" } })
+    yield* Effect.forkScoped(webhooks.run)
+    const expected = yield* feedOrder(schema, organizations)
+    yield* webhooks
+      .get(subscription.id)
+      .pipe(Effect.repeat({ schedule: Schedule.spaced("20 millis"), until: (s) => s.state === "paused" }))
+    const answer = (next: number) => {
+      status = next
+    }
+    return { webhooks, receiver, subscription, expected, answer }
+  })
 
 describe(`Webhooks (${TestDatabase.engine})`, () => {
   it.live(
@@ -201,20 +223,8 @@ describe(`Webhooks (${TestDatabase.engine})`, () => {
   it.live("dead letters are redelivered, and a replay sends again what was recorded from a point in time", () =>
     withDatabase((schema) =>
       Effect.gen(function* () {
-        const webhooks = yield* Webhooks.Webhooks
-        let answer = 410
-        const receiver = yield* Receiver.start(() => ({ status: answer }))
-        const organizations = yield* appendSome(6)
-        const { subscription } = yield* webhooks.create({
-          url: receiver.url,
-          filter: { aggregateType: "organization" }
-        })
-        yield* Effect.forkScoped(webhooks.run)
-        const expected = yield* feedOrder(schema, organizations)
-        yield* webhooks
-          .get(subscription.id)
-          .pipe(Effect.repeat({ schedule: Schedule.spaced("20 millis"), until: (s) => s.state === "paused" }))
-        answer = 200
+        const { webhooks, receiver, subscription, expected, answer } = yield* pausedBy410(schema, 6)
+        answer(200)
         assert.deepStrictEqual(yield* webhooks.redeliver(subscription.id), [expected[0]!])
         const letters = yield* webhooks.deadLetters(subscription.id)
         assert.isTrue(Option.isSome(letters[0]!.redeliveredAt))
@@ -236,6 +246,35 @@ describe(`Webhooks (${TestDatabase.engine})`, () => {
           replay
         )
         assert.isAtLeast(replay.length, 3)
+      })
+    )
+  )
+
+  it.live("replaying a subscription that a dead letter paused resumes it, and sends again from the first event", () =>
+    withDatabase((schema) =>
+      Effect.gen(function* () {
+        const { webhooks, receiver, subscription, expected, answer } = yield* pausedBy410(schema, 4)
+        assert.strictEqual(receiver.accepted.length, 0)
+
+        // The operator fixed the endpoint and replays from the first event's time, without resuming first.
+        answer(200)
+        const store = yield* EventStore.EventStore
+        const stored = (yield* store.query(EventRegistry.raw, { aggregateType: "organization" }, { limit: 500 })).events
+        const first = stored.find((event) => event.eventId === expected[0])!
+        const replayed = yield* webhooks.replay(subscription.id, first.timestamp)
+        assert.strictEqual(replayed.state, "active")
+        yield* until(() => receiver.accepted.length >= expected.length)
+        assert.deepStrictEqual(
+          receiver.accepted.map((request) => request.id),
+          expected
+        )
+        // The paused generation's consumer was dropped before the replay's started: it lingers in no lag report.
+        const consumers = yield* Consumers.Consumers
+        const names = (yield* consumers.lag).map((lag) => lag.name)
+        assert.deepStrictEqual(
+          names.filter((name) => name.startsWith(Webhooks.consumerName(subscription.id))),
+          [Webhooks.consumerName(subscription.id, 1)]
+        )
       })
     )
   )

@@ -35,6 +35,18 @@ export const table = Flag.String("table").pipe(
   Flag.withDefault("events")
 )
 
+/** An optional string flag. */
+export const optionalString = (name: string, description: string) =>
+  Flag.String(name).pipe(Flag.withDescription(description), Flag.optional)
+
+/** A flag that takes one of `literals`, `fallback` when it is not given. */
+export const choice = <const L extends ReadonlyArray<string>>(
+  name: string,
+  literals: L,
+  fallback: L[number],
+  description: string
+) => Flag.Literals(name, literals).pipe(Flag.withDescription(description), Flag.withDefault(fallback))
+
 /** `--json`: machine-readable output on stdout. */
 export const json = Flag.Boolean("json").pipe(
   Flag.withDescription("Print JSON (stable keys, ISO times, numbers) instead of text"),
@@ -53,10 +65,6 @@ export const resolveDatabase = (flags: {
     url: Option.orElse(Option.map(flags.databaseUrl, Redacted.make), () => fromEnv.url),
     dataDir: Option.getOrElse(flags.dataDir, () => fromEnv.dataDir)
   }))
-
-/** An optional string flag. */
-export const optionalString = (name: string, description: string) =>
-  Flag.String(name).pipe(Flag.withDescription(description), Flag.optional)
 
 /**
  * The audit API's filters as flags, each named after its query parameter: `--event-type` (repeatable),

@@ -147,7 +147,13 @@ export const make = (sql: SqlClient.SqlClient, tables: Tables) => {
       sql`UPDATE ${subscriptions} SET state = ${to}, revision = revision + 1, updated_at = clock_timestamp()
         WHERE id = ${id}::uuid AND state = ${from}`,
     remove: (id: string) => sql`DELETE FROM ${subscriptions} WHERE id = ${id}::uuid`,
-    resetCheckpoint: (consumer: string) => sql`DELETE FROM ${consumers} WHERE name = ${consumer}`,
+    /**
+     * Drops the checkpoints and leases of a subscription's consumers (`webhook:<id>` and `webhook:<id>:<generation>`),
+     * but `keep`'s: those of the generations a replay ended, or all of them when it is deleted.
+     */
+    dropConsumers: (id: string, keep: string | null) =>
+      sql`DELETE FROM ${consumers}
+        WHERE (name = ${`webhook:${id}`} OR name LIKE ${`webhook:${id}:%`}) AND name IS DISTINCT FROM ${keep}`,
     removeAttempts: (id: string) => sql`DELETE FROM ${attempts} WHERE subscription_id = ${id}::uuid`,
     removeDeadLetters: (id: string) => sql`DELETE FROM ${deadLetters} WHERE subscription_id = ${id}::uuid`,
     logAttempt: (row: {
