@@ -48,12 +48,17 @@ layer(TestApp.layer, TestApp.layerOptions)("the HTTP API guide's examples", (it)
       ].join("\n")
       const { stdout, stderr } = yield* run(script)
       const statuses = stderr.trim().split("\n").map(Number)
-      assert.deepStrictEqual(statuses, [201, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 401, 403, 400])
+      assert.deepStrictEqual(
+        statuses,
+        [201, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 401, 403, 400]
+      )
 
       const outputs = stdout.split("\n").filter((line) => line.startsWith("{"))
       const [
         updated,
         history,
+        state,
+        trail,
         activity,
         commodity,
         recent,
@@ -68,6 +73,12 @@ layer(TestApp.layer, TestApp.layerOptions)("the HTTP API guide's examples", (it)
         invalid
       ] = outputs
       assert.include(updated, `"email":"finance@acme.example"`)
+      // As of the moment after the create, before the correction: the old email, one event folded.
+      assert.include(state, `"email":"accounts@acme.example"`)
+      assert.notInclude(state, "finance@acme.example")
+      assert.include(state, `"streamVersion":1`)
+      assert.include(trail, `"correlationId":"onboarding-acme"`)
+      assert.include(trail, `"eventType":"organization.created"`)
       assert.include(history, `"changes":{"email":{"old":"accounts@acme.example","new":"finance@acme.example"}}`)
       assert.include(history, `"correlationId":"onboarding-acme"`)
       assert.include(history, `"reason":"New customer"`)
@@ -81,8 +92,9 @@ layer(TestApp.layer, TestApp.layerOptions)("the HTTP API guide's examples", (it)
       assert.include(stats, `"key":"organization.updated"`)
       assert.include(ownStats, `"topActors":[{"userId":"a11ce000-0000-4000-8000-000000000001"`)
       assert.include(catalog, `"eventType":"commodity.created"`)
-      // The auditor's export and stats query are recorded with the other reads; the clerk's and the catalog are not.
-      assert.strictEqual((reads!.match(/"eventType":"audit.read"/g) ?? []).length, 5)
+      // The auditor's correlation trail, export and stats query are recorded with the other reads; the clerk's reads
+      // and the catalog are not.
+      assert.strictEqual((reads!.match(/"eventType":"audit.read"/g) ?? []).length, 6)
       // The export: a CSV header, and the created and updated events, one row each.
       assert.include(stdout, `${Export.columns.join(",")}\r\n`)
       assert.match(stdout, /,organization\.created,organization,.*\r\n.*,organization\.updated,organization,/s)
