@@ -50,13 +50,7 @@ const handledTable = Effect.fnUntraced(function* () {
  * test. The lease itself is long, so that a live holder starved of CPU on a loaded machine never loses it: a test
  * that needs a lease to expire expires it on the database's clock.
  */
-const quick = {
-  registry: EventRegistry.raw,
-  batchSize: 10,
-  pollInterval: "50 millis",
-  leaseDuration: "30 seconds",
-  acquireInterval: "50 millis"
-} as const
+const quick = FeedDatabase.quickConsumer
 
 /** A bound on waiting for something that must happen: only a hang guard, generous for a loaded machine. */
 const hangGuard = "20 seconds"

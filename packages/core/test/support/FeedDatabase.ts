@@ -11,6 +11,7 @@ import * as Schedule from "effect/Schedule"
 import * as SqlClient from "effect/sql/SqlClient"
 import * as Consumers from "../../src/Consumers.ts"
 import type * as EventDefinition from "../../src/EventDefinition.ts"
+import * as EventRegistry from "../../src/EventRegistry.ts"
 import * as EventStore from "../../src/EventStore.ts"
 import * as Checkpoint from "../../src/Checkpoint.ts"
 import * as Feed from "../../src/Feed.ts"
@@ -20,6 +21,15 @@ import * as TestDatabase from "./TestDatabase.ts"
 /** The core's services, the feed and the consumers over a fresh events table in `schema`. */
 export const layerWith = (schema: string) =>
   Consumers.layer.pipe(Layer.provideMerge(Feed.layer({ schema })), Layer.provideMerge(TestDatabase.layerWith(schema)))
+
+/** A consumer's settings for tests: the raw registry, small batches, and polls and lease attempts in milliseconds. */
+export const quickConsumer = {
+  registry: EventRegistry.raw,
+  batchSize: 10,
+  pollInterval: "50 millis",
+  leaseDuration: "30 seconds",
+  acquireInterval: "50 millis"
+} as const
 
 /** An organization.created event of a new organization. */
 export const created = (aggregateId = uuid(), name = "Acme") =>
