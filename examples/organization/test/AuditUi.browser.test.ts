@@ -2,15 +2,15 @@
  * The audit timeline in real headless Chromium, against the app over HTTP: a clerk reads an organization's changes
  * with their diff, names and reasons; a change made through the API shows in the live view, one made while it was
  * paused shows on resume, and one made during a network drop after it (both through `Last-Event-ID`); a tampered
- * event turns the badge red at that event; a clerk gets the plain 403 and no data for another's organization; a
- * search's URL, reloaded, restores the view; the README's curl flow has its correlation trail; no view has a serious
- * or critical axe-core violation; and a 10,000-event history scrolls a page at a time. Screenshots of each view go to
- * `test-artifacts/ui/`.
+ * event turns the badge red at that event; the badge says whether the head matches the latest digest; a clerk gets
+ * the plain 403 and no data for another's organization; a search's URL, reloaded, restores the view; the README's
+ * curl flow has its correlation trail; no view has a serious or critical axe-core violation; and a 10,000-event
+ * history scrolls a page at a time. Screenshots of each view go to `test-artifacts/ui/`.
  *
  * They run under the `pglite` project only: they test the browser side, which is the same on both engines, and a
  * second Chromium run would double their cost on a shared machine. The API under them is tested on both engines.
  */
-import { EventEmitter, EventStore } from "@annal/core"
+import { Digest, EventEmitter, EventStore } from "@annal/core"
 import { assert, describe, layer } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import { readFileSync } from "node:fs"
@@ -167,6 +167,34 @@ describe.runIf(TestApp.engine === "pglite")("the audit timeline in a browser", (
         assert.strictEqual(yield* Browser.step(() => broken.getAttribute("data-version")), "1")
         assert.include(yield* Browser.step(() => broken.locator(".finding").innerText()), "Chain broken here")
         yield* Browser.screenshot(page, "tampered")
+      }).pipe(Effect.scoped)
+    )
+
+    it.effect("the badge says whether the entity's head matches the latest digest, or that none is stored", () =>
+      Effect.gen(function* () {
+        const base = yield* TestApp.baseUrl
+        const id = yield* createOrganization("Digested Traders")
+        yield* changeEmail(id, "books@digested.example", "Routine")
+        const { page, errors } = yield* Browser.page
+        // No test of this file stores a digest but this one, after this look.
+        yield* Browser.signIn(page, base, alice.token, entity(id))
+        yield* Browser.step(() => page.locator(".badge.verified").waitFor({ timeout: 20_000 }))
+        assert.include(yield* Browser.step(() => page.locator(".badge").innerText()), "no digest is stored")
+
+        const key = yield* Effect.flatMap(Digest.generateSigningKey, (generated) =>
+          Digest.parseSigningKey(generated.privateKeyPem)
+        )
+        const document = yield* Effect.flatMap(Digest.make(), (digest) => digest.create()).pipe(
+          Effect.provideService(Digest.SigningKey, key)
+        )
+        yield* Browser.step(() => page.reload())
+        yield* Browser.step(() => page.locator(".badge.verified", { hasText: "digest" }).waitFor({ timeout: 20_000 }))
+        assert.strictEqual(
+          yield* Browser.step(() => page.locator(".badge").innerText()),
+          `Verified — the hash chain of all 2 events holds, and its head matches digest #${document.id} (signed at #2)`
+        )
+        yield* Browser.screenshot(page, "digest")
+        assert.deepStrictEqual(errors, [])
       }).pipe(Effect.scoped)
     )
 

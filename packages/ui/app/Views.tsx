@@ -116,7 +116,21 @@ const Heading = (props: { readonly title: ComponentChildren; readonly children?:
   </header>
 )
 
-/** The entity's verification: its chain, and the first bad event when it breaks. */
+type Verification = NonNullable<Client.AggregateHistory["verification"]>
+
+/**
+ * What the server's check against the latest stored digest adds to a chain that holds: the digest its head matched,
+ * or why there was none to match. An auditor reads "holds" and "matches the digest" as two different proofs: the
+ * first says no event was changed, the second that none was cut off the end.
+ */
+const digestNote = (digest: Verification["digest"]): string =>
+  digest === null
+    ? "; no digest is stored to check its head against"
+    : digest.signedVersion === null
+      ? `; digest #${digest.id} was made before its first event`
+      : `, and its head matches digest #${digest.id} (signed at #${digest.signedVersion})`
+
+/** The entity's verification: its chain and its head against the latest digest, and the first bad event when it breaks. */
 const Badge = (props: { readonly verification: Client.AggregateHistory["verification"] | undefined }) => {
   const v = props.verification
   if (v === undefined) return null
@@ -124,7 +138,7 @@ const Badge = (props: { readonly verification: Client.AggregateHistory["verifica
   if (v.verified) {
     return (
       <p class="badge verified" role="status">
-        <strong>Verified</strong> — the hash chain of all {v.events} events holds
+        <strong>Verified</strong> — the hash chain of all {v.events} events holds{digestNote(v.digest)}
       </p>
     )
   }
