@@ -4,16 +4,7 @@
  *
  * @since 0.1.0
  */
-import {
-  ApiError,
-  AuditApi,
-  AuditExport,
-  AuditCatalog,
-  AuditReportsApi,
-  Authentication,
-  RequestTimeout,
-  RequestValidation
-} from "@annal/http"
+import { ApiError, ApiGroup, AuditApi, AuditExport, AuditCatalog, AuditReportsApi } from "@annal/http"
 import * as HttpApi from "effect/http-api/HttpApi"
 import * as HttpApiEndpoint from "effect/http-api/HttpApiEndpoint"
 import * as HttpApiGroup from "effect/http-api/HttpApiGroup"
@@ -117,11 +108,7 @@ export class OrganizationsGroup extends HttpApiGroup.make("organizations")
       error: writeErrors
     })
   )
-  .middleware(RequestValidation.RequestValidation)
-  .middleware(Authentication.Authentication)
-  .middleware(RequestTimeout.RequestTimeout)
-  .prefix("/organizations")
-  .annotateMerge(RequestValidation.parseOptions)
+  .pipe(ApiGroup.guard("/organizations"))
   .annotateMerge(
     OpenApi.annotations({
       title: "Organizations",
@@ -148,11 +135,7 @@ export class CommoditiesGroup extends HttpApiGroup.make("commodities")
       error: writeErrors
     })
   )
-  .middleware(RequestValidation.RequestValidation)
-  .middleware(Authentication.Authentication)
-  .middleware(RequestTimeout.RequestTimeout)
-  .prefix("/commodities")
-  .annotateMerge(RequestValidation.parseOptions)
+  .pipe(ApiGroup.guard("/commodities"))
   .annotateMerge(OpenApi.annotations({ title: "Commodities", description: "The commodity catalog." })) {}
 
 /** Whether the app is up; no token needed. */

@@ -19,10 +19,8 @@ import * as HttpApiEndpoint from "effect/http-api/HttpApiEndpoint"
 import * as HttpApiGroup from "effect/http-api/HttpApiGroup"
 import * as OpenApi from "effect/http-api/OpenApi"
 import * as Schema from "effect/Schema"
+import * as ApiGroup from "./ApiGroup.ts"
 import { Forbidden, InternalError } from "./ApiError.ts"
-import { Authentication } from "./Authentication.ts"
-import * as RequestTimeout from "./RequestTimeout.ts"
-import * as RequestValidation from "./RequestValidation.ts"
 
 /** The page size when none is asked for, and the largest one accepted. */
 export const defaultPageSize = 50
@@ -313,11 +311,7 @@ export class AuditGroup extends HttpApiGroup.make("audit")
       })
     )
   )
-  .middleware(RequestValidation.RequestValidation)
-  .middleware(Authentication)
-  .middleware(RequestTimeout.RequestTimeout)
-  .prefix("/audit")
-  .annotateMerge(RequestValidation.parseOptions)
+  .pipe(ApiGroup.guard("/audit"))
   .annotateMerge(
     OpenApi.annotations({
       title: "Audit",

@@ -30,16 +30,14 @@ import * as OpenApi from "effect/http-api/OpenApi"
 import * as Ref from "effect/Ref"
 import * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
+import * as ApiGroup from "./ApiGroup.ts"
 import { Forbidden, InternalError } from "./ApiError.ts"
 import { AuditAccess } from "./AuditAccess.ts"
 import { filterQuery } from "./AuditApi.ts"
 import { authorizeFilter, definedParameters, filterParameters, fromStoreError, toFilter } from "./AuditHandlers.ts"
 import * as AuditRead from "./AuditRead.ts"
-import { Authentication } from "./Authentication.ts"
 import * as EventJson from "./EventJson.ts"
 import { CurrentPrincipal } from "./Principal.ts"
-import * as RequestTimeout from "./RequestTimeout.ts"
-import * as RequestValidation from "./RequestValidation.ts"
 
 /** The query of `GET /audit/export`: the filters of `/audit/events`, and the format (`csv` by default). */
 export const exportQuery = {
@@ -69,12 +67,8 @@ export class AuditExportGroup extends HttpApiGroup.make("auditExport")
       })
     )
   )
-  .middleware(RequestValidation.RequestValidation)
-  .middleware(Authentication)
-  // It bounds starting the export (the access check), not the download.
-  .middleware(RequestTimeout.RequestTimeout)
-  .prefix("/audit")
-  .annotateMerge(RequestValidation.parseOptions)
+  // The time bound covers starting the export (the access check), not the download.
+  .pipe(ApiGroup.guard("/audit"))
   .annotateMerge(
     OpenApi.annotations({
       title: "Audit export",

@@ -17,13 +17,11 @@ import * as HttpApiEndpoint from "effect/http-api/HttpApiEndpoint"
 import * as HttpApiGroup from "effect/http-api/HttpApiGroup"
 import * as OpenApi from "effect/http-api/OpenApi"
 import * as Schema from "effect/Schema"
+import * as ApiGroup from "./ApiGroup.ts"
 import { Forbidden, InternalError, NotFound } from "./ApiError.ts"
 import { AggregateType, AuditEvent, Cursor, EventPage, Instant, PageSize, Uuid, Verification } from "./AuditApi.ts"
-import { Authentication } from "./Authentication.ts"
 import * as AuditCatalog from "./AuditCatalog.ts"
 import * as AuditStats from "./AuditStats.ts"
-import * as RequestTimeout from "./RequestTimeout.ts"
-import * as RequestValidation from "./RequestValidation.ts"
 
 /**
  * An aggregate's state as of a moment, and what it was folded from: the events up to `streamVersion` (the last one
@@ -140,11 +138,7 @@ export class AuditReportsGroup extends HttpApiGroup.make("auditReports")
   .add(AuditStats.endpoint)
   // The event catalog likewise, in `AuditCatalog`.
   .add(AuditCatalog.endpoint)
-  .middleware(RequestValidation.RequestValidation)
-  .middleware(Authentication)
-  .middleware(RequestTimeout.RequestTimeout)
-  .prefix("/audit")
-  .annotateMerge(RequestValidation.parseOptions)
+  .pipe(ApiGroup.guard("/audit"))
   .annotateMerge(
     OpenApi.annotations({
       title: "Audit reports",

@@ -44,17 +44,15 @@ import * as Queue from "effect/Queue"
 import * as Ref from "effect/Ref"
 import * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
+import * as ApiGroup from "./ApiGroup.ts"
 import { Forbidden, InternalError, InvalidRequest, storage, type Timeout } from "./ApiError.ts"
 import { AuditAccess, authorizeRestricted } from "./AuditAccess.ts"
 import { AuditEvent, eventsQuery } from "./AuditApi.ts"
 import { definedParameters, filterParameters, toFilter } from "./AuditHandlers.ts"
 import * as AuditRead from "./AuditRead.ts"
-import { Authentication } from "./Authentication.ts"
 import * as EventJson from "./EventJson.ts"
 import * as Lifecycle from "./Lifecycle.ts"
 import { CurrentPrincipal } from "./Principal.ts"
-import * as RequestTimeout from "./RequestTimeout.ts"
-import * as RequestValidation from "./RequestValidation.ts"
 
 /** The defaults of the limits `Options` sets. */
 export const defaultMaxConnectionsPerUser = 5
@@ -110,12 +108,8 @@ export class EventStreamGroup extends HttpApiGroup.make("eventStream")
       })
     )
   )
-  .middleware(RequestValidation.RequestValidation)
-  .middleware(Authentication)
-  // It bounds opening the stream (access checks, recording the read), not the stream itself.
-  .middleware(RequestTimeout.RequestTimeout)
-  .prefix("/events")
-  .annotateMerge(RequestValidation.parseOptions)
+  // The time bound covers opening the stream (access checks, recording the read), not the stream itself.
+  .pipe(ApiGroup.guard("/events"))
   .annotateMerge(
     OpenApi.annotations({
       title: "Event stream",

@@ -7,6 +7,7 @@
  * @module @annal/http
  */
 export * as ApiError from "./ApiError.ts"
+export * as ApiGroup from "./ApiGroup.ts"
 export * as ApiTokens from "./ApiTokens.ts"
 export * as AuditAccess from "./AuditAccess.ts"
 export * as AuditApi from "./AuditApi.ts"

@@ -10,7 +10,7 @@
  *
  * @since 0.1.0
  */
-import { ApiError, AuditApi, Authentication, RequestTimeout, RequestValidation } from "@annal/http"
+import { ApiError, ApiGroup, AuditApi } from "@annal/http"
 import * as HttpApi from "effect/http-api/HttpApi"
 import * as HttpApiEndpoint from "effect/http-api/HttpApiEndpoint"
 import * as HttpApiGroup from "effect/http-api/HttpApiGroup"
@@ -96,8 +96,14 @@ export const DeadLetter = Schema.Struct({
   redeliveredAt: Schema.NullOr(Schema.DateTimeUtc)
 }).annotate({ identifier: "WebhookDeadLetter" })
 
-const id = { id: AuditApi.Uuid }
+/** What every endpoint may answer besides its success: a caller without the role, a failure, an unknown id. */
 const errors = [ApiError.Forbidden, ApiError.InternalError, ApiError.NotFound]
+
+/** The path parameter of every endpoint under `/subscriptions/:id`. */
+const subscriptionId = { id: AuditApi.Uuid }
+
+/** What every endpoint on one subscription shares: its id in the path, and the errors. */
+const onSubscription = { params: subscriptionId, error: errors }
 
 /** The admin endpoints, authenticated and validated as the audit groups are; only the handlers' roles may call them. */
 export class WebhooksGroup extends HttpApiGroup.make("webhooks")
@@ -113,72 +119,61 @@ export class WebhooksGroup extends HttpApiGroup.make("webhooks")
       success: Schema.Struct({ subscriptions: Schema.Array(Subscription) }),
       error: errors
     }),
-    HttpApiEndpoint.get("get", "/subscriptions/:id", { params: id, success: Subscription, error: errors }),
+    HttpApiEndpoint.get("get", "/subscriptions/:id", { ...onSubscription, success: Subscription }),
     HttpApiEndpoint.patch("update", "/subscriptions/:id", {
-      params: id,
+      ...onSubscription,
       payload: UpdateSubscription,
-      success: Subscription,
-      error: errors
+      success: Subscription
     }).annotateMerge(
       OpenApi.annotations({ description: "Changes the URL, filter, dead-letter rule, attempts or state." })
     ),
     HttpApiEndpoint.delete("remove", "/subscriptions/:id", {
-      params: id,
-      success: HttpApiSchema.NoContent,
-      error: errors
+      ...onSubscription,
+      success: HttpApiSchema.NoContent
     }),
     HttpApiEndpoint.post("addSecret", "/subscriptions/:id/secrets", {
-      params: id,
+      ...onSubscription,
       payload: Schema.Struct({ secret: Schema.optional(Secret) }),
-      success: Schema.Struct({ subscription: Subscription, secretId: Schema.String, secret: Schema.String }),
-      error: errors
+      success: Schema.Struct({ subscription: Subscription, secretId: Schema.String, secret: Schema.String })
     }).annotateMerge(
       OpenApi.annotations({
         description: "Adds a secret (a rotation begins: both sign); the answer holds the new secret, once."
       })
     ),
     HttpApiEndpoint.delete("removeSecret", "/subscriptions/:id/secrets/:secretId", {
-      params: { id: AuditApi.Uuid, secretId: AuditApi.Uuid },
+      params: { ...subscriptionId, secretId: AuditApi.Uuid },
       success: Subscription,
       error: errors
     }),
     HttpApiEndpoint.get("deadLetters", "/subscriptions/:id/dead-letters", {
-      params: id,
-      success: Schema.Struct({ deadLetters: Schema.Array(DeadLetter) }),
-      error: errors
+      ...onSubscription,
+      success: Schema.Struct({ deadLetters: Schema.Array(DeadLetter) })
     }),
     HttpApiEndpoint.post("redeliver", "/subscriptions/:id/dead-letters/redeliver", {
-      params: id,
-      success: Schema.Struct({ delivered: Schema.Array(Schema.String) }),
-      error: errors
+      ...onSubscription,
+      success: Schema.Struct({ delivered: Schema.Array(Schema.String) })
     }),
     HttpApiEndpoint.post("replay", "/subscriptions/:id/replay", {
-      params: id,
+      ...onSubscription,
       payload: Schema.Struct({ from: AuditApi.Instant }),
-      success: Subscription,
-      error: errors
+      success: Subscription
     }).annotateMerge(
       OpenApi.annotations({ description: "Delivers again every event recorded at or after `from`, in feed order." })
     ),
     HttpApiEndpoint.get("attempts", "/subscriptions/:id/attempts", {
-      params: id,
+      ...onSubscription,
       query: {
         limit: Schema.optional(AuditApi.PageSize),
         cursor: Schema.optional(
           Schema.String.check(Schema.makeFilter(Webhooks.isAttemptId, { message: "is not a cursor" }))
         )
       },
-      success: Schema.Struct({ attempts: Schema.Array(Attempt), nextCursor: Schema.NullOr(Schema.String) }),
-      error: errors
+      success: Schema.Struct({ attempts: Schema.Array(Attempt), nextCursor: Schema.NullOr(Schema.String) })
     }).annotateMerge(
       OpenApi.annotations({ description: "The delivery log, newest first, a page at a time (`nextCursor`)." })
     )
   )
-  .middleware(RequestValidation.RequestValidation)
-  .middleware(Authentication.Authentication)
-  .middleware(RequestTimeout.RequestTimeout)
-  .prefix("/webhooks")
-  .annotateMerge(RequestValidation.parseOptions)
+  .pipe(ApiGroup.guard("/webhooks"))
   .annotateMerge(
     OpenApi.annotations({
       title: "Webhooks",
