@@ -46,7 +46,7 @@ import * as Cursor from "./internal/store/cursor.ts"
 import { findProblem } from "./internal/store/json.ts"
 import * as Filter from "./Filter.ts"
 import * as Metrics from "./Metrics.ts"
-import { makeCount, makeRead } from "./internal/store/read.ts"
+import { makeCount, makeLastPosition, makeRead } from "./internal/store/read.ts"
 import { fromSqlError } from "./internal/sqlErrors.ts"
 import { generateEventId } from "./internal/store/uuid.ts"
 
@@ -165,6 +165,7 @@ export const make = Effect.fnUntraced(function* (options?: EventTable.Options) {
   const lockAndReadHeads = makeLockAndReadHeads(sql, config)
   const insertChained = makeInsertChained(sql, config)
   const read = makeRead(sql, config)
+  const lastPosition = makeLastPosition(sql, config)
   const feedStatements = makeFeedRead(sql, config)
   const countRows = makeCount(sql, config)
 
@@ -308,16 +309,21 @@ export const make = Effect.fnUntraced(function* (options?: EventTable.Options) {
         // The feed's fence, waiting for the commits in flight: every transaction that had committed is at or below
         // it, and every one still open or yet to begin takes a number above it at its commit.
         const fence = options.snapshot ? (yield* feedStatements.fence(0n, true)).fence : undefined
+        // Then the last position stored: every row at or below the fence was visible when it was taken, so none lies
+        // above it, and the last page stops there instead of walking every row appended since the stream began.
+        const upTo =
+          fence === undefined
+            ? undefined
+            : yield* lastPosition.pipe(Effect.catchTag("SqlError", stored("EventStore.stream")))
         return Stream.paginate(undefined as bigint | undefined, (after) =>
-          read(checked, { after, direction: "forward", limit: batchSize, fence }).pipe(
+          read(checked, { after, direction: "forward", limit: batchSize, fence, upTo }).pipe(
             Effect.catchTag("SqlError", stored("EventStore.stream")),
             Effect.flatMap((rows) =>
               Effect.map(EventRegistry.decodeAll(registry, rows), (events) => {
                 const last = rows.at(-1)
-                return [
-                  events,
-                  rows.length < batchSize || last === undefined ? Option.none() : Option.some(last.globalPosition)
-                ] as const
+                const done =
+                  rows.length < batchSize || last === undefined || (upTo !== undefined && last.globalPosition >= upTo)
+                return [events, done ? Option.none() : Option.some(last.globalPosition)] as const
               })
             )
           )
@@ -341,8 +347,23 @@ export const make = Effect.fnUntraced(function* (options?: EventTable.Options) {
   ): Effect.fn.Return<ReadonlyArray<E>, Err | QueryError> {
     yield* Effect.annotateCurrentSpan({ aggregateType, aggregateId })
     // Not a snapshot: a command handler loads its aggregate inside the transaction that appends to it, and must see
-    // that transaction's own events, which have no commit yet.
-    return yield* Stream.runCollect(pages(registry, { aggregateType, aggregateId }, { snapshot: false }))
+    // that transaction's own events, which have no commit yet. Pages are read in a plain loop rather than through a
+    // stream: most streams fit in the first page, and a stream's setup cost as much as reading a short one.
+    const filter = yield* Filter.validate({ aggregateType, aggregateId })
+    let events: ReadonlyArray<E> = []
+    let after: bigint | undefined = undefined
+    for (;;) {
+      const rows: ReadonlyArray<Event.RawEvent> = yield* read(filter, {
+        after,
+        direction: "forward",
+        limit: aggregatePage
+      }).pipe(Effect.catchTag("SqlError", stored("EventStore.getByAggregate")))
+      const page = yield* EventRegistry.decodeAll(registry, rows)
+      events = events.length === 0 ? page : [...events, ...page]
+      const last = rows.at(-1)
+      if (rows.length < aggregatePage || last === undefined) return events
+      after = last.globalPosition
+    }
   })
 
   const getByType = Effect.fn("EventStore.getByType")(function* <E extends Event.Event, Err>(
@@ -391,6 +412,9 @@ export const make = Effect.fnUntraced(function* (options?: EventTable.Options) {
     getByTimeRange
   })
 })
+
+/** The page size of `getByAggregate`'s reads. */
+const aggregatePage = 1000
 
 /** The store of the events table the options name (`public.events` by default), built when the layer is. */
 export const layer = (options?: EventTable.Options): Layer.Layer<EventStore, never, SqlClient.SqlClient> =>

@@ -9,10 +9,12 @@ import { assert, layer } from "@effect/vitest"
 import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as Ref from "effect/Ref"
+import * as SqlClient from "effect/sql/SqlClient"
 import * as Stream from "effect/Stream"
 import type * as EventDefinition from "../src/EventDefinition.ts"
 import * as EventRegistry from "../src/EventRegistry.ts"
 import { EventStore } from "../src/EventStore.ts"
+import { qualify } from "../src/EventTable.ts"
 import { GstAdded, uuid } from "./support/Fixtures.ts"
 import * as FeedDatabase from "./support/FeedDatabase.ts"
 import * as TestDatabase from "./support/TestDatabase.ts"
@@ -57,6 +59,44 @@ layer(TestDatabase.layer(), { excludeTestServices: true })(
         // The naive reader returns the late event: its position is above every one read so far.
         const streamed = yield* streamWhile(user, appendEach([byUser(user, "late")]))
         assert.deepStrictEqual(streamed, before)
+      })
+    )
+
+    it.effect("the last page stops at the last position stored when the stream began", () =>
+      Effect.gen(function* () {
+        const sql = yield* SqlClient.SqlClient
+        const store = yield* EventStore
+        const user = uuid()
+        const before = yield* appendEach([byUser(user, "1"), byUser(user, "2"), byUser(user, "3")])
+        const later = 50
+        // The rows this transaction's statements have read from the events table and its indexes, by any plan.
+        const rowsRead = sql<{ readonly n: string }>`SELECT (pg_stat_get_xact_tuples_returned(c.oid)
+    + pg_stat_get_xact_tuples_fetched(c.oid)
+    + COALESCE((SELECT sum(pg_stat_get_xact_tuples_returned(i.indexrelid)) FROM pg_index i
+      WHERE i.indrelid = c.oid), 0))::text AS n
+  FROM pg_class c WHERE c.oid = ${qualify(store.table, store.table.table)}::regclass`.pipe(
+          Effect.map((rows) => Number(rows[0]!.n))
+        )
+        // In one transaction, so that the counts are this connection's: after the first page, the transaction
+        // appends `later` events by the same user, which the fence keeps out of the stream; the counts are taken
+        // after those appends, so that they hold only the last page's reads. Without the position bound that page
+        // walks every one of them and refuses each by its commit.
+        const counted = yield* Ref.make(0)
+        const streamed = yield* sql.withTransaction(
+          Effect.gen(function* () {
+            const ids = yield* streamWhile(
+              user,
+              Effect.gen(function* () {
+                yield* store.append(Array.from({ length: later }, (_, i) => byUser(user, `later ${i}`)))
+                yield* Ref.set(counted, yield* rowsRead)
+              })
+            )
+            const read = (yield* rowsRead) - (yield* Ref.get(counted))
+            return { ids, read }
+          })
+        )
+        assert.deepStrictEqual(streamed.ids, before)
+        assert.isBelow(streamed.read, later / 5)
       })
     )
 

@@ -133,8 +133,9 @@ export const isJson = (value: unknown): value is Schema.Json => {
       }
       const prototype: unknown = Object.getPrototypeOf(value)
       if (prototype !== Object.prototype && prototype !== null) return false
-      const values: ReadonlyArray<unknown> = Object.values(value)
-      for (const item of values) if (!isJson(item)) return false
+      // `for in` over a plain object visits its own keys only, without the array `Object.values` would build.
+      const record = value as Readonly<Record<string, unknown>>
+      for (const key in record) if (!isJson(record[key])) return false
       return true
     }
     default:
