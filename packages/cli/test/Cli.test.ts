@@ -1,36 +1,17 @@
 import { assert, describe, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
-import { execFile } from "node:child_process"
 import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { promisify } from "node:util"
 import * as TestDatabase from "../../core/test/support/TestDatabase.ts"
 import { exited, holder, report } from "../../sql-pglite/test/support/FolderHolder.ts"
+import * as CliDatabase from "./support/CliDatabase.ts"
 import { run } from "./support/runCli.ts"
-
-/** The database flags of this engine, on a folder or schema of the test's own, and its removal. */
-const target = (schema: string) => {
-  const dataDir = mkdtempSync(join(tmpdir(), "annal-cli-"))
-  return {
-    flags:
-      TestDatabase.engine === "postgres"
-        ? ["--database-url", TestDatabase.postgresUrl, "--schema", schema]
-        : ["--data-dir", dataDir, "--schema", schema],
-    remove: async () => {
-      rmSync(dataDir, { recursive: true, force: true })
-      // A name the CLI refuses was never created, and is no identifier to drop.
-      if (TestDatabase.engine === "postgres" && /^[a-z_][a-z0-9_]*$/.test(schema)) {
-        await promisify(execFile)("psql", [TestDatabase.postgresUrl, "-c", `DROP SCHEMA IF EXISTS ${schema} CASCADE`])
-      }
-    }
-  }
-}
 
 describe(`annal migrate (${TestDatabase.engine})`, () => {
   it("applies the migrations once, then reports the table up to date", async () => {
-    const schema = TestDatabase.uniqueSchema()
-    const database = target(schema)
+    const database = await CliDatabase.make({ migrate: false })
+    const schema = database.schema
     try {
       const first = await run(["migrate", ...database.flags])
       const second = await run(["migrate", ...database.flags])
@@ -56,7 +37,7 @@ describe(`annal migrate (${TestDatabase.engine})`, () => {
   }, 60_000)
 
   it("exits with code 1 naming the schema when it is not a plain lowercase name", async () => {
-    const database = target("Bad-Name")
+    const database = await CliDatabase.make({ schema: "Bad-Name", migrate: false })
     try {
       const result = await run(["migrate", ...database.flags])
       const output = result.stdout + result.stderr

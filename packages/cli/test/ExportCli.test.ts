@@ -1,17 +1,11 @@
 import { assert, describe, it } from "@effect/vitest"
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs"
-import { tmpdir } from "node:os"
+import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
-import { PgClient } from "@effect/sql-pg"
 import * as Effect from "effect/Effect"
 import * as Csv from "effect/encoding/Csv"
-import type * as Layer from "effect/Layer"
-import * as Redacted from "effect/Redacted"
-import type * as Scope from "effect/Scope"
 import * as SqlClient from "effect/sql/SqlClient"
 import * as Stream from "effect/Stream"
-import { EventRegistry, EventStore, Export, Migrations } from "@annal/core"
-import { PgliteClient } from "@annal/sql-pglite"
+import { EventRegistry, EventStore, Export } from "@annal/core"
 import { GstAdded, OrganizationCreated, uuid } from "../../core/test/support/Fixtures.ts"
 import * as TestDatabase from "../../core/test/support/TestDatabase.ts"
 import * as CliDatabase from "./support/CliDatabase.ts"
@@ -24,26 +18,14 @@ const parseCsv = (text: string) =>
 
 describe(`annal export (${TestDatabase.engine})`, () => {
   it("writes the filtered events as CSV to a file and NDJSON to stdout, parsed back equal to the stored events", async () => {
-    const dataDir = mkdtempSync(join(tmpdir(), "annal-export-"))
-    const schema = TestDatabase.uniqueSchema()
-    const target =
-      TestDatabase.engine === "postgres"
-        ? ["--database-url", TestDatabase.postgresUrl, "--schema", schema]
-        : ["--data-dir", dataDir, "--schema", schema]
-    // The CLI runs in another process, and PGlite's folder is opened by one process at a time: this client closes
-    // before the command starts.
-    const database: Layer.Layer<SqlClient.SqlClient, unknown> =
-      TestDatabase.engine === "postgres"
-        ? PgClient.layer({ url: Redacted.make(TestDatabase.postgresUrl) })
-        : PgliteClient.layer({ dataDir })
-    const withDatabase = <A, E>(body: Effect.Effect<A, E, SqlClient.SqlClient | Scope.Scope>) =>
-      Effect.runPromise(body.pipe(Effect.provide(database), Effect.scoped))
+    const database = await CliDatabase.make()
+    const { schema, dataDir } = database
+    const target = database.flags
     const [org, other, user] = [uuid(), uuid(), uuid()]
     try {
-      const stored = await withDatabase(
+      const stored = await database.use(
         Effect.gen(function* () {
-          yield* Migrations.run({ schema })
-          const store = yield* EventStore.make({ schema })
+          const store = yield* EventStore.EventStore
           yield* store.append([
             OrganizationCreated.make({
               aggregateId: org,
@@ -112,7 +94,7 @@ describe(`annal export (${TestDatabase.engine})`, () => {
       assert.strictEqual(badId.code, 1, badId.stdout + badId.stderr)
       assert.include(badId.stderr, "Invalid query: userId")
     } finally {
-      rmSync(dataDir, { recursive: true, force: true })
+      await database.remove()
     }
   })
 

@@ -1,42 +1,26 @@
 import { assert, describe, it } from "@effect/vitest"
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
-import { tmpdir } from "node:os"
+import { writeFileSync } from "node:fs"
 import { join } from "node:path"
-import { PgClient } from "@effect/sql-pg"
 import * as Effect from "effect/Effect"
-import * as Layer from "effect/Layer"
 import * as Redacted from "effect/Redacted"
-import type * as Scope from "effect/Scope"
 import * as SqlClient from "effect/sql/SqlClient"
-import { Digest, EventStore, Migrations } from "@annal/core"
-import { PgliteClient } from "@annal/sql-pglite"
+import { Digest, EventStore } from "@annal/core"
 import { GstAdded, OrganizationCreated, uuid } from "../../core/test/support/Fixtures.ts"
 import * as TestDatabase from "../../core/test/support/TestDatabase.ts"
+import * as CliDatabase from "./support/CliDatabase.ts"
 import { run } from "./support/runCli.ts"
 
 describe(`annal verify and annal digest (${TestDatabase.engine})`, () => {
   it("digest signs the log; verify checks it, reports a changed event with exit code 1, and checks one aggregate", async () => {
-    const dataDir = mkdtempSync(join(tmpdir(), "annal-verify-"))
-    const schema = TestDatabase.uniqueSchema()
-    const target =
-      TestDatabase.engine === "postgres"
-        ? ["--database-url", TestDatabase.postgresUrl, "--schema", schema]
-        : ["--data-dir", dataDir, "--schema", schema]
-    // The CLI runs in other processes; PGlite's folder is opened by one process at a time, so each step here closes
-    // its client before the next command starts.
-    const database: Layer.Layer<SqlClient.SqlClient, unknown> =
-      TestDatabase.engine === "postgres"
-        ? PgClient.layer({ url: Redacted.make(TestDatabase.postgresUrl) })
-        : PgliteClient.layer({ dataDir })
-    const withDatabase = <A, E>(body: Effect.Effect<A, E, SqlClient.SqlClient | Scope.Scope>) =>
-      Effect.runPromise(body.pipe(Effect.provide(database), Effect.scoped))
+    const database = await CliDatabase.make()
+    const { schema, dataDir } = database
+    const target = database.flags
     const [org, user] = [uuid(), uuid()]
     const key = await Effect.runPromise(Digest.generateSigningKey)
     try {
-      const appended = await withDatabase(
+      const appended = await database.use(
         Effect.gen(function* () {
-          yield* Migrations.run({ schema })
-          const store = yield* EventStore.make({ schema })
+          const store = yield* EventStore.EventStore
           return yield* store.append([
             OrganizationCreated.make({
               aggregateId: org,
@@ -79,7 +63,7 @@ describe(`annal verify and annal digest (${TestDatabase.engine})`, () => {
       // The progress display, on standard error: not a terminal here, so whole lines.
       assert.match(clean.stderr, /Verifying .*: 3 of 3 events \(100%\), 1 stream/)
 
-      await withDatabase(
+      await database.use(
         Effect.gen(function* () {
           const sql = yield* SqlClient.SqlClient
           const events = sql(`${schema}.events`)
@@ -119,7 +103,7 @@ describe(`annal verify and annal digest (${TestDatabase.engine})`, () => {
 
       // A digest row planted by someone who cannot sign: verify names it, and digest refuses to build on it.
       const forged = { ...chained, id: chained.id + 1, events: 999 }
-      await withDatabase(
+      await database.use(
         SqlClient.SqlClient.use(
           (sql) => sql`INSERT INTO ${sql(`${schema}.events_digests`)} (id, checkpoint_commit_sequence,
             checkpoint_global_position, root, document)
@@ -135,10 +119,7 @@ describe(`annal verify and annal digest (${TestDatabase.engine})`, () => {
       assert.include(refused.stderr, `digest row #${forged.id}`)
       assert.notMatch(refused.stderr, /^\s+at /m, "no stack trace")
     } finally {
-      rmSync(dataDir, { recursive: true, force: true })
-      if (TestDatabase.engine === "postgres") {
-        await withDatabase(SqlClient.SqlClient.use((sql) => sql`DROP SCHEMA IF EXISTS ${sql(schema)} CASCADE`))
-      }
+      await database.remove()
     }
   }, 120_000)
 })

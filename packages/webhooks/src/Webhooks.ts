@@ -40,6 +40,7 @@ import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
 import * as Schedule from "effect/Schedule"
 import * as SqlClient from "effect/sql/SqlClient"
+import type { SqlError } from "effect/sql/SqlError"
 import { randomUUID } from "node:crypto"
 import { isIP } from "node:net"
 import * as Send from "./internal/send.ts"
@@ -243,11 +244,28 @@ const duration = (input: Duration.Input | undefined, fallback: Duration.Duration
 const storage = (operation: string) => (error: unknown) =>
   new WebhookStorageError({ operation, reason: error instanceof Error ? error.message : String(error) })
 
-interface StoredSecret {
-  readonly id: string
-  readonly secret: string
-  readonly createdAt: number
-}
+/** A statement's rows as public values; the database's error becomes a storage error named after `operation`. */
+const rows = <Row, A>(
+  operation: string,
+  statement: Effect.Effect<ReadonlyArray<Row>, SqlError | WebhookError>,
+  toPublic: (row: Row) => A
+): Effect.Effect<ReadonlyArray<A>, WebhookError> =>
+  statement.pipe(
+    Effect.catchTag("SqlError", (error) => Effect.fail(storage(operation)(error))),
+    Effect.map((found) => found.map(toPublic))
+  )
+
+/**
+ * One subscription's rows, read by `read` from its checked id: an id that is no UUID names no subscription and
+ * reaches no statement.
+ */
+const subscriptionRows = <Row, A>(
+  operation: string,
+  id: string,
+  read: (checked: string) => Effect.Effect<ReadonlyArray<Row>, SqlError | WebhookError>,
+  toPublic: (row: Row) => A
+): Effect.Effect<ReadonlyArray<A>, WebhookError> =>
+  Effect.flatMap(checkId(id), (checked) => rows(operation, read(checked), toPublic))
 
 /** Builds the service over the `Feed`'s table, its `Consumers`, and the `EventEmitter` that records changes. */
 export const make = Effect.fn("Webhooks.make")(function* (options: Options) {
@@ -330,7 +348,7 @@ export const make = Effect.fn("Webhooks.make")(function* (options: Options) {
     patch: Partial<{
       url: string
       filter: SubscriptionFilter
-      secrets: ReadonlyArray<StoredSecret>
+      secrets: ReadonlyArray<Statements.StoredSecret>
       state: State
       onDeadLetter: "pause" | "disable"
       maxAttempts: number
@@ -350,7 +368,7 @@ export const make = Effect.fn("Webhooks.make")(function* (options: Options) {
         replayFrom: patch.replayFrom === undefined ? row.replay_from : patch.replayFrom,
         replayed: patch.replayed ?? false
       })
-      const subscription = toSubscription(updated!)
+      const subscription = Statements.toSubscription(updated!)
       yield* emitter.emit(
         WebhookEvents.SubscriptionUpdated.make({
           aggregateId: subscription.id,
@@ -380,7 +398,7 @@ export const make = Effect.fn("Webhooks.make")(function* (options: Options) {
           onDeadLetter: input.onDeadLetter ?? "pause",
           maxAttempts
         })
-        const subscription = toSubscription(row!)
+        const subscription = Statements.toSubscription(row!)
         yield* emitter.emit(
           WebhookEvents.SubscriptionCreated.make({ aggregateId: subscription.id, data: record(subscription) })
         )
@@ -388,23 +406,13 @@ export const make = Effect.fn("Webhooks.make")(function* (options: Options) {
       })
     )
 
-  const get = (id: string) =>
-    Effect.flatMap(checkId(id), (checked) =>
-      statements.get(checked).pipe(
-        Effect.mapError(storage("get")),
-        Effect.flatMap((rows) =>
-          rows[0] === undefined
-            ? Effect.fail(new SubscriptionNotFound({ id }))
-            : Effect.succeed(toSubscription(rows[0]))
-        )
-      )
-    ).pipe(Effect.withSpan("Webhooks.get"))
+  const get = Effect.fn("Webhooks.get")(function* (id: string) {
+    const [subscription] = yield* subscriptionRows("get", id, statements.get, Statements.toSubscription)
+    if (subscription === undefined) return yield* new SubscriptionNotFound({ id })
+    return subscription
+  })
 
-  const list = statements.list.pipe(
-    Effect.map((rows) => rows.map(toSubscription)),
-    Effect.mapError(storage("list")),
-    Effect.withSpan("Webhooks.list")
-  )
+  const list = rows("list", statements.list, Statements.toSubscription).pipe(Effect.withSpan("Webhooks.list"))
 
   const update = (id: string, input: UpdateInput) =>
     transaction(
@@ -438,7 +446,7 @@ export const make = Effect.fn("Webhooks.make")(function* (options: Options) {
       Effect.gen(function* () {
         const row = yield* locked(id)
         const value = yield* checkSecret(secret)
-        const secrets = JSON.parse(row.secrets) as ReadonlyArray<StoredSecret>
+        const secrets = JSON.parse(row.secrets) as ReadonlyArray<Statements.StoredSecret>
         if (secrets.length >= 5) {
           return yield* new InvalidSubscription({ field: "secret", reason: "a subscription has at most 5 secrets" })
         }
@@ -456,7 +464,7 @@ export const make = Effect.fn("Webhooks.make")(function* (options: Options) {
       "removeSecret",
       Effect.gen(function* () {
         const row = yield* locked(id)
-        const secrets = JSON.parse(row.secrets) as ReadonlyArray<StoredSecret>
+        const secrets = JSON.parse(row.secrets) as ReadonlyArray<Statements.StoredSecret>
         const left = secrets.filter((secret) => secret.id !== secretId)
         if (left.length === secrets.length) {
           return yield* new InvalidSubscription({ field: "secretId", reason: "is not a secret of the subscription" })
@@ -481,44 +489,21 @@ export const make = Effect.fn("Webhooks.make")(function* (options: Options) {
       })
     )
 
-  const attempts = (id: string, limit = 100, before?: string): Effect.Effect<ReadonlyArray<Attempt>, WebhookError> =>
-    Effect.flatMap(checkId(id), (checked) =>
-      before !== undefined && !isAttemptId(before)
-        ? Effect.fail<WebhookError>(new InvalidSubscription({ field: "before", reason: "is not an attempt's id" }))
-        : statements.attempts(checked, Math.max(1, Math.min(1000, Math.floor(limit))), before).pipe(
-            Effect.mapError(storage("attempts")),
-            Effect.map((rows) =>
-              rows.map((row): Attempt => ({
-                id: row.id,
-                subscriptionId: row.subscription_id,
-                eventId: row.event_id,
-                attempt: row.attempt,
-                outcome: row.outcome as Attempt["outcome"],
-                status: Option.fromNullishOr(row.status),
-                latency: Duration.millis(row.latency_ms),
-                error: Option.fromNullishOr(row.error),
-                at: DateTime.makeUnsafe(row.at)
-              }))
-            )
-          )
-    ).pipe(Effect.withSpan("Webhooks.attempts"))
+  const attempts = Effect.fn("Webhooks.attempts")(function* (id: string, limit = 100, before?: string) {
+    return yield* subscriptionRows(
+      "attempts",
+      id,
+      (checked) =>
+        before !== undefined && !isAttemptId(before)
+          ? Effect.fail(new InvalidSubscription({ field: "before", reason: "is not an attempt's id" }))
+          : statements.attempts(checked, Math.max(1, Math.min(1000, Math.floor(limit))), before),
+      Statements.toAttempt
+    )
+  })
 
-  const deadLetters = (id: string) =>
-    Effect.flatMap(checkId(id), (checked) =>
-      statements.deadLetters(checked).pipe(
-        Effect.mapError(storage("deadLetters")),
-        Effect.map((rows) =>
-          rows.map((row): DeadLetter => ({
-            subscriptionId: row.subscription_id,
-            eventId: row.event_id,
-            reason: row.reason,
-            attempts: row.attempts,
-            deadAt: DateTime.makeUnsafe(row.dead_at),
-            redeliveredAt: Option.map(Option.fromNullishOr(row.redelivered_at), (at) => DateTime.makeUnsafe(at))
-          }))
-        )
-      )
-    ).pipe(Effect.withSpan("Webhooks.deadLetters"))
+  const deadLetters = Effect.fn("Webhooks.deadLetters")(function* (id: string) {
+    return yield* subscriptionRows("deadLetters", id, statements.deadLetters, Statements.toDeadLetter)
+  })
 
   /** The delay before attempt `attempt + 1`: doubling from `baseDelay`, with full jitter on its upper half. */
   const backoff = (attempt: number, retryAfter: string | undefined, now: number): number => {
@@ -541,7 +526,9 @@ export const make = Effect.fn("Webhooks.make")(function* (options: Options) {
         Effect.flatMap(EventJson.encodeText),
         Effect.mapError(storage("encoding an event"))
       )
-      const secrets = (JSON.parse(subscription.secrets) as ReadonlyArray<StoredSecret>).map((secret) => secret.secret)
+      const secrets = (JSON.parse(subscription.secrets) as ReadonlyArray<Statements.StoredSecret>).map(
+        (secret) => secret.secret
+      )
       const url = new URL(subscription.url)
       for (let attempt = 1; ; attempt++) {
         const startedAt = yield* Clock.currentTimeMillis
@@ -756,24 +743,6 @@ export const make = Effect.fn("Webhooks.make")(function* (options: Options) {
     replay,
     run
   })
-})
-
-/** A subscription's row as the public type. */
-const toSubscription = (row: Statements.SubscriptionRow): Subscription => ({
-  id: row.id,
-  url: row.url,
-  filter: JSON.parse(row.filter) as SubscriptionFilter,
-  state: row.state as State,
-  onDeadLetter: row.on_dead_letter as "pause" | "disable",
-  maxAttempts: row.max_attempts,
-  secrets: (JSON.parse(row.secrets) as ReadonlyArray<StoredSecret>).map((secret) => ({
-    id: secret.id,
-    createdAt: DateTime.makeUnsafe(secret.createdAt)
-  })),
-  replayFrom: Option.map(Option.fromNullishOr(row.replay_from), (at) => DateTime.makeUnsafe(at)),
-  revision: row.revision,
-  createdAt: DateTime.makeUnsafe(row.created_at),
-  updatedAt: DateTime.makeUnsafe(row.updated_at)
 })
 
 /** A subscription as its events record it: no secrets, only their ids. */

@@ -24,9 +24,17 @@ export type Services =
   | SqlClient.SqlClient
   | FeedSignal.FeedSignal
 
-/** A migrated events table of the test's own: the CLI's flags to reach it, its services, and its removal. */
-export const make = async () => {
-  const schema = TestDatabase.uniqueSchema()
+/** What `make` takes. */
+export interface Options {
+  /** The schema's name (default a unique one): a test of the CLI's refusal names one it refuses. */
+  readonly schema?: string | undefined
+  /** Whether the events table is migrated before the test runs (default true); `annal migrate`'s tests start bare. */
+  readonly migrate?: boolean | undefined
+}
+
+/** An events table of the test's own, migrated unless told: the CLI's flags to reach it, its services, its removal. */
+export const make = async (options: Options = {}) => {
+  const schema = options.schema ?? TestDatabase.uniqueSchema()
   const dataDir = mkdtempSync(join(tmpdir(), "annal-cli-"))
   const flags =
     TestDatabase.engine === "postgres"
@@ -42,10 +50,13 @@ export const make = async () => {
   )
   const use = <A, E>(body: Effect.Effect<A, E, Services | Scope.Scope>): Promise<A> =>
     Effect.runPromise(body.pipe(Effect.provide(services), Effect.scoped))
-  await Effect.runPromise(Migrations.run({ schema }).pipe(Effect.provide(client), Effect.scoped))
+  const withClient = <A, E>(body: Effect.Effect<A, E, SqlClient.SqlClient | Scope.Scope>): Promise<A> =>
+    Effect.runPromise(body.pipe(Effect.provide(client), Effect.scoped))
+  if (options.migrate ?? true) await withClient(Migrations.run({ schema }))
   const remove = async () => {
+    // Through the client alone: the services' layers die on a schema name the CLI refuses; the quoted drop is harmless.
     if (TestDatabase.engine === "postgres") {
-      await use(SqlClient.SqlClient.use((sql) => sql`DROP SCHEMA IF EXISTS ${sql(schema)} CASCADE`))
+      await withClient(SqlClient.SqlClient.use((sql) => sql`DROP SCHEMA IF EXISTS ${sql(schema)} CASCADE`))
     }
     rmSync(dataDir, { recursive: true, force: true })
   }

@@ -1,9 +1,14 @@
 /**
  * The statements of webhook subscriptions, their delivery log and their dead letters, in three tables beside the
  * events table (`<table>_webhooks`, `<table>_webhook_attempts`, `<table>_webhook_dead_letters`), created by
- * `migrate` when the service is built. Times are read as epoch milliseconds, the same on PostgreSQL and PGlite.
+ * `migrate` when the service is built. Times are read as epoch milliseconds, the same on PostgreSQL and PGlite; the
+ * mappers at the end turn each row into the service's public type.
  */
+import * as DateTime from "effect/DateTime"
+import * as Duration from "effect/Duration"
+import * as Option from "effect/Option"
 import type * as SqlClient from "effect/sql/SqlClient"
+import type { Attempt, DeadLetter, State, Subscription, SubscriptionFilter } from "../Webhooks.ts"
 
 /** Where the tables live. */
 export interface Tables {
@@ -25,6 +30,13 @@ export interface SubscriptionRow {
   readonly generation: number
   readonly created_at: number
   readonly updated_at: number
+}
+
+/** A secret as the `secrets` column holds it: the service signs with it, and shows only its id. */
+export interface StoredSecret {
+  readonly id: string
+  readonly secret: string
+  readonly createdAt: number
 }
 
 /** One attempt's row. */
@@ -197,3 +209,44 @@ export const make = (sql: SqlClient.SqlClient, tables: Tables) => {
         WHERE subscription_id = ${id}::uuid AND event_id = ${eventId}::uuid`
   }
 }
+
+/** A subscription's row as the public type: its secrets by id only. */
+export const toSubscription = (row: SubscriptionRow): Subscription => ({
+  id: row.id,
+  url: row.url,
+  filter: JSON.parse(row.filter) as SubscriptionFilter,
+  state: row.state as State,
+  onDeadLetter: row.on_dead_letter as "pause" | "disable",
+  maxAttempts: row.max_attempts,
+  secrets: (JSON.parse(row.secrets) as ReadonlyArray<StoredSecret>).map((secret) => ({
+    id: secret.id,
+    createdAt: DateTime.makeUnsafe(secret.createdAt)
+  })),
+  replayFrom: Option.map(Option.fromNullishOr(row.replay_from), (at) => DateTime.makeUnsafe(at)),
+  revision: row.revision,
+  createdAt: DateTime.makeUnsafe(row.created_at),
+  updatedAt: DateTime.makeUnsafe(row.updated_at)
+})
+
+/** An attempt's row as the public type. */
+export const toAttempt = (row: AttemptRow): Attempt => ({
+  id: row.id,
+  subscriptionId: row.subscription_id,
+  eventId: row.event_id,
+  attempt: row.attempt,
+  outcome: row.outcome as Attempt["outcome"],
+  status: Option.fromNullishOr(row.status),
+  latency: Duration.millis(row.latency_ms),
+  error: Option.fromNullishOr(row.error),
+  at: DateTime.makeUnsafe(row.at)
+})
+
+/** A dead letter's row as the public type. */
+export const toDeadLetter = (row: DeadLetterRow): DeadLetter => ({
+  subscriptionId: row.subscription_id,
+  eventId: row.event_id,
+  reason: row.reason,
+  attempts: row.attempts,
+  deadAt: DateTime.makeUnsafe(row.dead_at),
+  redeliveredAt: Option.map(Option.fromNullishOr(row.redelivered_at), (at) => DateTime.makeUnsafe(at))
+})
