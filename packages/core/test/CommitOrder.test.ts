@@ -351,4 +351,51 @@ layer(FeedDatabase.layerWith(schema), { excludeTestServices: true })(`commit ord
       assert.strictEqual(refusals, 1)
     })
   )
+
+  it.effect.runIf(postgres)(
+    "Transaction.run runs a business transaction again when it deadlocked on the application's own rows",
+    () =>
+      Effect.gen(function* () {
+        const store = yield* EventStore
+        const sql = yield* SqlClient.SqlClient
+        const accounts = sql(`${schema}.accounts`)
+        yield* sql`CREATE TABLE ${accounts} (id text PRIMARY KEY, n integer NOT NULL)`
+        yield* sql`INSERT INTO ${accounts} VALUES ('a', 0), ('b', 0)`
+        const [holdsA, holdsB] = [yield* Deferred.make<void>(), yield* Deferred.make<void>()]
+        const failures: Array<string> = []
+        let attempts = 0
+        // Each locks its first row, waits (on its first attempt) until the other holds the other row, then locks
+        // that one too: the server must end one of the two with a deadlock, which Transaction.run runs again.
+        const transfer = (first: string, second: string, mine: Deferred.Deferred<void>, theirs: typeof mine) =>
+          Transaction.run(
+            Effect.gen(function* () {
+              const attempt = ++attempts
+              yield* sql`UPDATE ${accounts} SET n = n + 1 WHERE id = ${first}`
+              if (attempt <= 2) {
+                yield* Deferred.succeed(mine, undefined)
+                yield* Deferred.await(theirs)
+              }
+              yield* sql`UPDATE ${accounts} SET n = n + 1 WHERE id = ${second}`
+              return yield* store.append([FeedDatabase.gst(uuid(), `${first}${second}`)])
+            }).pipe(
+              Effect.tapError((error) =>
+                Effect.sync(() => failures.push(error._tag === "SqlError" ? error.reason._tag : error._tag))
+              )
+            )
+          )
+        const [ab, ba] = yield* Effect.all([transfer("a", "b", holdsA, holdsB), transfer("b", "a", holdsB, holdsA)], {
+          concurrency: 2
+        })
+        assert.deepStrictEqual(failures, ["DeadlockError"], "one of the two deadlocked, once")
+        assert.strictEqual(attempts, 3, "and ran again")
+        assert.lengthOf([...ab, ...ba], 2)
+        const rows = yield* sql<{ readonly n: number }>`SELECT n FROM ${accounts} ORDER BY id`
+        assert.deepStrictEqual(
+          rows.map((row) => row.n),
+          [2, 2],
+          "each transfer counted once: the deadlocked attempt was rolled back"
+        )
+      }),
+    60_000
+  )
 })
