@@ -20,7 +20,6 @@ import * as os from "node:os"
 import { promisify } from "node:util"
 import * as AuditService from "../packages/core/src/AuditService.ts"
 import * as Checkpoint from "../packages/core/src/Checkpoint.ts"
-import * as EventDefinition from "../packages/core/src/EventDefinition.ts"
 import * as EventEmitter from "../packages/core/src/EventEmitter.ts"
 import * as EventRegistry from "../packages/core/src/EventRegistry.ts"
 import * as EventStore from "../packages/core/src/EventStore.ts"
@@ -29,6 +28,7 @@ import * as Cursor from "../packages/core/src/internal/store/cursor.ts"
 import * as Migrations from "../packages/core/src/Migrations.ts"
 import { compare, dropSchemaAtEnd, latencies, parallel, percentile, type Result, type Row } from "./Harness.ts"
 import { peerComparisons } from "./Peer.ts"
+import { GstAdded, insertOne, makeAccounts } from "./Workload.ts"
 import { sseLatency } from "./SseLatency.ts"
 
 const args = process.argv.slice(2)
@@ -43,10 +43,6 @@ const url = process.env["DATABASE_URL"] ?? "postgres://postgres@127.0.0.1:5432/t
 const schema = `annal_bench_${Date.now().toString(36)}`
 const table = `${schema}.events`
 
-const GstAdded = EventDefinition.make("organization.gst.added", {
-  aggregateType: "organization",
-  schema: Schema.Struct({ gstin: Schema.String, state: Schema.String })
-})
 const Events = EventRegistry.make(GstAdded)
 
 const rows: Array<Row> = []
@@ -96,14 +92,6 @@ const uuid = () => crypto.randomUUID()
 
 const mb = (bytes: number) => `${(bytes / 2 ** 20).toFixed(0)} MB`
 
-/** The row a hand-written INSERT writes: the same columns Annal writes. */
-const insertOne = (sql: SqlClient.SqlClient, aggregateId: string, userId: string, version: number, gstin: string) =>
-  sql`INSERT INTO ${sql(table)} (id, event_type, aggregate_id, aggregate_type, user_id, "timestamp", version, data,
-    metadata, stream_version)
-    VALUES (${uuid()}::uuid, 'organization.gst.added', ${aggregateId}::uuid, 'organization', ${userId}::uuid,
-      ${new Date().toISOString()}::timestamptz, 1, ${JSON.stringify({ gstin, state: "KA" })}::jsonb, '{}'::jsonb,
-      ${version})`
-
 const appendSingle = Effect.gen(function* () {
   const sql = yield* SqlClient.SqlClient
   const store = yield* EventStore.EventStore
@@ -122,7 +110,7 @@ const appendSingle = Effect.gen(function* () {
             return parallel(n, concurrency, (worker, i) => {
               const stream = streams[worker]!
               stream.version++
-              return insertOne(sql, stream.id, user, stream.version, `${i}`)
+              return insertOne(sql, table, stream.id, user, stream.version, `${i}`)
             })
           }
         },
@@ -154,12 +142,8 @@ const appendSingle = Effect.gen(function* () {
 const auditOverhead = Effect.gen(function* () {
   const sql = yield* SqlClient.SqlClient
   const emitter = yield* EventEmitter.EventEmitter
-  const accounts = `${schema}.accounts`
-  yield* sql`CREATE TABLE ${sql(accounts)} (id uuid PRIMARY KEY, balance bigint NOT NULL)`
-  const ids = Arr.makeBy(100, () => uuid())
-  yield* sql`INSERT INTO ${sql(accounts)} ${sql.insert(Arr.map(ids, (id) => ({ id, balance: 0 })))}`
+  const { ids, update } = yield* makeAccounts(sql, schema)
   const user = uuid()
-  const update = (i: number) => sql`UPDATE ${sql(accounts)} SET balance = balance + 1 WHERE id = ${ids[i % 100]!}::uuid`
   const results = yield* compare(
     [
       { name: "business transaction", run: (n) => parallel(n, 4, (_, i) => sql.withTransaction(update(i))) },
@@ -168,7 +152,7 @@ const auditOverhead = Effect.gen(function* () {
         name: "business transaction + hand-written INSERT of the event row",
         run: (n) =>
           parallel(n, 4, (_, i) =>
-            sql.withTransaction(Effect.andThen(update(i), insertOne(sql, uuid(), user, 1, `${i}`)))
+            sql.withTransaction(Effect.andThen(update(i), insertOne(sql, table, uuid(), user, 1, `${i}`)))
           )
       },
       {
@@ -188,10 +172,18 @@ const auditOverhead = Effect.gen(function* () {
     ],
     { rounds, ops: quick ? 400 : 2000 }
   )
-  yield* record("audit overhead (UPDATE in a transaction, 4 callers)", results, "tx/s", {
-    contender: "business transaction + EventEmitter.emit",
-    atLeast: 0.85
-  })
+  yield* record("audit overhead (UPDATE in a transaction, 4 callers)", results, "tx/s")
+  // Issue 19's target: emit against the same transaction with the event's row INSERTed by hand, the floor of any
+  // trail that writes one row per change; the same samples, with that contender as the baseline.
+  yield* record(
+    "emit inside a business transaction, against the row INSERTed by hand (4 callers)",
+    results.slice(1),
+    "tx/s",
+    {
+      contender: "business transaction + EventEmitter.emit",
+      atLeast: 0.9
+    }
+  )
 })
 
 const batches = Effect.gen(function* () {

@@ -46,22 +46,30 @@ export class EventEmitter extends Context.Service<
 export const make = Effect.gen(function* () {
   const store = yield* EventStore.EventStore
 
+  // Untraced: each public method below is one span over the store's own, not a span inside another of this service.
+  const appendInContext = (
+    events: ReadonlyArray<EventDefinition.Pending>,
+    options: EventStore.AppendOptions | undefined
+  ): Effect.Effect<ReadonlyArray<EventStore.Appended>, EventStore.AppendError> =>
+    Effect.flatMap(EventContext, (context) =>
+      store.append(
+        events.map((event) => withContext(event, context)),
+        options
+      )
+    )
+
   const emitMany = Effect.fn("EventEmitter.emitMany")(function* (
     events: ReadonlyArray<EventDefinition.Pending>,
     options?: EventStore.AppendOptions
   ) {
-    const context = yield* EventContext
-    return yield* store.append(
-      events.map((event) => withContext(event, context)),
-      options
-    )
+    return yield* appendInContext(events, options)
   })
 
   const emit = Effect.fn("EventEmitter.emit")(function* (
     event: EventDefinition.Pending,
     options?: EventStore.AppendOptions
   ) {
-    const [appended] = yield* emitMany([event], options)
+    const [appended] = yield* appendInContext([event], options)
     return appended!
   })
 

@@ -182,9 +182,11 @@ export const make = Effect.fnUntraced(function* (options?: EventTable.Options) {
       }
       if (events.length === 0) return []
       const rows = yield* prepare(events)
-      const streams = new Set(rows.map((row) => `${row.aggregate_type}/${row.aggregate_id}`))
+      // One event is one stream: the common case skips building the set.
+      const streams =
+        rows.length === 1 ? undefined : new Set(rows.map((row) => `${row.aggregate_type}/${row.aggregate_id}`))
       yield* Effect.annotateCurrentSpan(spanAttributes(rows, streams))
-      if (expected >= 0 && streams.size > 1) {
+      if (expected >= 0 && streams !== undefined && streams.size > 1) {
         return yield* new InvalidEvent({
           eventType: rows[0]!.event_type,
           field: "expectedVersion",
@@ -427,8 +429,24 @@ const maxSpanStreams = 20
  * What an append span says about the append: how many events, of which types, in which streams. Ids and types
  * only, never a payload or a user: spans leave the process for the operator's collector.
  */
-const spanAttributes = (rows: ReadonlyArray<AppendRow>, streams: ReadonlySet<string>): Record<string, unknown> => {
+const spanAttributes = (
+  rows: ReadonlyArray<AppendRow>,
+  streams: ReadonlySet<string> | undefined
+): Record<string, unknown> => {
   const [first] = rows
+  if (streams === undefined && first !== undefined) {
+    // One event: the same attributes, without the sets and arrays a batch needs.
+    const stream = `${first.aggregate_type}/${first.aggregate_id}`
+    return {
+      "annal.event_count": 1,
+      "annal.event_types": [first.event_type],
+      "annal.stream_count": 1,
+      "annal.streams": [stream],
+      "annal.aggregate_type": first.aggregate_type,
+      "annal.aggregate_id": first.aggregate_id
+    }
+  }
+  if (streams === undefined) return { "annal.event_count": 0 }
   const single = streams.size === 1 && first !== undefined
   return {
     "annal.event_count": rows.length,

@@ -106,16 +106,29 @@ export const trackAppend = <A, E, R>(self: Effect.Effect<A, E, R>): Effect.Effec
     })
   )
 
+/**
+ * The `eventsAppended` series of each event type, made once rather than on every append (a one-event append is a
+ * hot path). Event types are the application's fixed set, so the map stays as small as the series do.
+ */
+const eventsAppendedByType = new Map<string, Metric.Counter<number>>()
+
+const eventsAppendedOf = (eventType: string): Metric.Counter<number> => {
+  let series = eventsAppendedByType.get(eventType)
+  if (series === undefined) {
+    series = Metric.withAttributes(eventsAppended, { event_type: eventType })
+    eventsAppendedByType.set(eventType, series)
+  }
+  return series
+}
+
 /** Counts written events by type in `eventsAppended`. */
 export const recordEvents = (eventTypes: Iterable<string>): Effect.Effect<void> =>
   Effect.suspend(() => {
     const counts = new Map<string, number>()
     for (const eventType of eventTypes) counts.set(eventType, (counts.get(eventType) ?? 0) + 1)
-    return Effect.forEach(
-      counts,
-      ([eventType, count]) => Metric.update(Metric.withAttributes(eventsAppended, { event_type: eventType }), count),
-      { discard: true }
-    )
+    return Effect.forEach(counts, ([eventType, count]) => Metric.update(eventsAppendedOf(eventType), count), {
+      discard: true
+    })
   })
 
 /** Reads the gauges that need the database: what an exporter runs just before it reads the registry. */
