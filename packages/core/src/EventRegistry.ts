@@ -128,15 +128,16 @@ const fromMap = <E extends Event.Event>(definitions: ReadonlyMap<string, EventDe
     }
     decoders.set(eventType, { current: definition.version, byVersion })
   }
+  /** Why an event has no decoder: its type is not registered, or not at its stored version. */
+  const missing = (event: Event.RawEvent) =>
+    decoders.has(event.eventType)
+      ? new UnknownEventVersion({ eventId: event.eventId, eventType: event.eventType, version: event.version })
+      : new UnknownEventType({ eventId: event.eventId, eventType: event.eventType })
   /** The current version and the stored version's decoder of an event, or why there is none. */
   const lookup = (event: Event.RawEvent) => {
     const entry = decoders.get(event.eventType)
-    if (entry === undefined) return new UnknownEventType({ eventId: event.eventId, eventType: event.eventType })
-    const decode = entry.byVersion.get(event.version)
-    if (decode === undefined) {
-      return new UnknownEventVersion({ eventId: event.eventId, eventType: event.eventType, version: event.version })
-    }
-    return { current: entry.current, decode }
+    const decode = entry?.byVersion.get(event.version)
+    return entry === undefined || decode === undefined ? missing(event) : { current: entry.current, decode }
   }
   // `E` is the union of the definitions' events, and the row's type picked the definition whose decoder produced
   // `data`: the pairing is what `make` promised, and the one claim the compiler cannot check. Built field by field:
@@ -171,11 +172,7 @@ const fromMap = <E extends Event.Event>(definitions: ReadonlyMap<string, EventDe
       // The page's hot path: the maps read directly, no lookup result allocated per event.
       const entry = decoders.get(event.eventType)
       const decode = entry?.byVersion.get(event.version)
-      if (entry === undefined || decode === undefined) {
-        const found = lookup(event)
-        // Unreachable: the same maps were just read.
-        return "decode" in found ? undefined : Exit.fail(found)
-      }
+      if (entry === undefined || decode === undefined) return Exit.fail(missing(event))
       const exit = decode.exit(event.data)
       if (Exit.isSuccess(exit)) return Exit.succeed(decoded(event, entry.current, exit.value))
       const error = Cause.findErrorOption(exit.cause)

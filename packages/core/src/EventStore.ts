@@ -352,7 +352,7 @@ export const make = Effect.fnUntraced(function* (options?: EventTable.Options) {
     // that transaction's own events, which have no commit yet. Pages are read in a plain loop rather than through a
     // stream: most streams fit in the first page, and a stream's setup cost as much as reading a short one.
     const filter = yield* Filter.validate({ aggregateType, aggregateId })
-    let events: ReadonlyArray<E> = []
+    const events: Array<E> = []
     let after: bigint | undefined = undefined
     for (;;) {
       const rows: ReadonlyArray<Event.RawEvent> = yield* read(filter, {
@@ -361,7 +361,7 @@ export const make = Effect.fnUntraced(function* (options?: EventTable.Options) {
         limit: aggregatePage
       }).pipe(Effect.catchTag("SqlError", stored("EventStore.getByAggregate")))
       const page = yield* EventRegistry.decodeAll(registry, rows)
-      events = events.length === 0 ? page : [...events, ...page]
+      for (const event of page) events.push(event)
       const last = rows.at(-1)
       if (rows.length < aggregatePage || last === undefined) return events
       after = last.globalPosition
