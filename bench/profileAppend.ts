@@ -1,8 +1,9 @@
 /**
- * `node --cpu-prof --conditions=@annal/source bench/profileAppend.ts [hand|append|hand-tx|emit-tx] [ops] [callers]`:
+ * `node --cpu-prof --conditions=@annal/source bench/profileAppend.ts [hand|append|hand-tx|emit-tx|many] [ops] [callers]`:
  * one write path of the append and audit sections alone, over a fresh table, printing throughput and the client's
  * CPU per operation (which the shared machine disturbs much less than wall time), for a CPU profile of it without the
- * other contenders in it. `hand` and `hand-tx` are the hand-written baselines of `bench/run.ts`.
+ * other contenders in it. `hand` and `hand-tx` are the hand-written baselines of `bench/run.ts`; `many` is
+ * `emitMany` of 1,000 events, a new stream each call, as in the batches section (an op is one event).
  */
 import { NodeRuntime } from "@effect/platform-node"
 import { PgFeedSignal } from "@annal/sql-pg"
@@ -61,6 +62,15 @@ const program = Effect.gen(function* () {
             )
           )
         )
+      case "many":
+        return parallel(ops / 1000, callers, () => {
+          const aggregateId = uuid()
+          return emitter.emitMany(
+            Array.from({ length: 1000 }, (_, i) =>
+              Workload.GstAdded.make({ aggregateId, userId: user, data: { gstin: `${i}`, state: "KA" } })
+            )
+          )
+        })
       default:
         return parallel(ops, callers, (worker, i) => {
           const stream = streams[worker]!

@@ -43,6 +43,7 @@ import * as Notifier from "./internal/feed/notifier.ts"
 import { makeFeedRead } from "./internal/feed/read.ts"
 import { canonicalParts, genesis, link, microsOfMillis } from "./internal/integrity/chain.ts"
 import * as Cursor from "./internal/store/cursor.ts"
+import * as HeadCache from "./internal/store/heads.ts"
 import { findProblem } from "./internal/store/json.ts"
 import * as Filter from "./Filter.ts"
 import * as Metrics from "./Metrics.ts"
@@ -164,6 +165,7 @@ export const make = Effect.fnUntraced(function* (options?: EventTable.Options) {
   const lockStreams = makeLockStreams(sql)
   const lockAndReadHeads = makeLockAndReadHeads(sql, config)
   const insertChained = makeInsertChained(sql, config)
+  const heads = HeadCache.make()
   const read = makeRead(sql, config)
   const lastPosition = makeLastPosition(sql, config)
   const feedStatements = makeFeedRead(sql, config)
@@ -194,6 +196,8 @@ export const make = Effect.fnUntraced(function* (options?: EventTable.Options) {
         })
       }
       const [single] = rows
+      // The fast path computes its hash in the statement: the stream's remembered head, if any, is no longer its head.
+      if (single !== undefined && rows.length === 1) heads.forget(rows)
       const fast = rows.length === 1 && single !== undefined ? yield* runAppendOne(single, expected) : []
       const outcomes: ReadonlyArray<AppendOutcome> =
         fast[0] !== undefined
@@ -214,34 +218,53 @@ export const make = Effect.fnUntraced(function* (options?: EventTable.Options) {
               // Built only when run: building the statement serialises every row.
               const general = Effect.suspend(() => Effect.andThen(lockStreams(lockTexts), runAppend(rows, expected)))
               const inTransaction = Option.isSome(yield* Effect.serviceOption(sql.transactionService))
+              const streamList = streamsOf(rows)
               if (inTransaction) {
+                // The transaction may still roll back: what it writes is not a head to remember.
+                heads.forget(streamList)
                 // Locks and heads first, then the insert, whose snapshot is taken with the locks held: it writes
                 // only onto the heads the events were chained from, or nothing.
-                const locked = yield* lockAndReadHeads(lockTexts, streamsOf(rows), ids)
+                const locked = yield* lockAndReadHeads(lockTexts, streamList, ids)
                 const chained = locked.stored === 0 ? chainRows(rows, locked.heads, expected) : undefined
-                const written = chained === undefined ? [] : yield* insertChained(chained, locked.heads, lockTexts)
+                const written = chained === undefined ? [] : yield* insertChained(chained.rows, locked.heads, lockTexts)
                 return written.length === rows.length
                   ? chainedOutcomes(rows, written, locked.heads)
                   : // A stored id, a version that does not match, or a head that moved while the locks were
                     // awaited: the general statement, under the locks now held, tells which, and writes what it can.
                     yield* runAppend(rows, expected)
               }
-              // On its own, an append is two statements and no transaction: the heads, read without locks, then
-              // one INSERT that takes the locks and writes only if the heads are unchanged. When it waited for a
-              // lock, its snapshot predates the head the holder wrote, and the first event's stream version meets
-              // that head's: a unique violation, which aborts nothing but this statement. Either way the general
-              // statement, in a transaction of its own, tells what happened.
-              const read = yield* lockAndReadHeads([], streamsOf(rows), ids)
-              const chained = read.stored === 0 ? chainRows(rows, read.heads, expected) : undefined
-              const written =
+              // On its own, an append is one INSERT and no transaction: it takes the locks and writes only if every
+              // stream's head is still the one the events were chained onto. When it waited for a lock, its
+              // snapshot predates the head the holder wrote, and the first event's stream version meets that
+              // head's: a unique violation, which aborts nothing but this statement, as does an event id already
+              // stored. The heads are first the ones this store remembers (a stream it does not know is assumed
+              // new), then, when those were wrong, the ones read without locks; after that the general statement,
+              // in a transaction of its own, tells what happened.
+              const insertUnlessMoved = (chained: Chained | undefined, assumed: ReadonlyArray<StreamHead>) =>
                 chained === undefined
-                  ? []
-                  : yield* insertChained(chained, read.heads, lockTexts).pipe(
+                  ? Effect.succeed([])
+                  : insertChained(chained.rows, assumed, lockTexts).pipe(
                       Effect.catchIf(
                         (error) => error.reason._tag === "UniqueViolation",
                         () => Effect.succeed([])
+                      ),
+                      Effect.tap((written) =>
+                        Effect.sync(() => {
+                          if (written.length === rows.length) heads.remember(chained.tips)
+                        })
                       )
                     )
+              const guessed = heads.guess(streamList, expected)
+              if (guessed !== undefined) {
+                const written = yield* insertUnlessMoved(chainRows(rows, guessed, expected), guessed)
+                if (written.length === rows.length) return chainedOutcomes(rows, written, guessed)
+              }
+              heads.forget(streamList)
+              const read = yield* lockAndReadHeads([], streamList, ids)
+              const written = yield* insertUnlessMoved(
+                read.stored === 0 ? chainRows(rows, read.heads, expected) : undefined,
+                read.heads
+              )
               return written.length === rows.length
                 ? chainedOutcomes(rows, written, read.heads)
                 : yield* sql.withTransaction(general)
@@ -519,13 +542,18 @@ const chainRows = (
   rows: ReadonlyArray<AppendRow>,
   heads: ReadonlyArray<StreamHead>,
   expected: number
-): ReadonlyArray<ChainedRow> | undefined => {
-  const tips = new Map<string, { version: number; hash: string }>()
+): Chained | undefined => {
+  const tips = new Map<string, { aggregate_type: string; aggregate_id: string; version: number; hash: string }>()
   for (const head of heads) {
     if (expected >= 0 && head.version !== expected) return undefined
     // A head that no append of Annal wrote has no hash to chain onto; the general statement decides what follows it.
     if (head.version > 0 && head.hash === null) return undefined
-    tips.set(`${head.aggregate_type}/${head.aggregate_id}`, { version: head.version, hash: head.hash ?? genesis })
+    tips.set(`${head.aggregate_type}/${head.aggregate_id}`, {
+      aggregate_type: head.aggregate_type,
+      aggregate_id: head.aggregate_id,
+      version: head.version,
+      hash: head.hash ?? genesis
+    })
   }
   const chained: Array<ChainedRow> = []
   for (const row of rows) {
@@ -551,7 +579,13 @@ const chainRows = (
       hash: tip.hash
     })
   }
-  return chained
+  return { rows: chained, tips: [...tips.values()] }
+}
+
+/** A batch numbered and chained onto its heads, and the heads it leaves. */
+interface Chained {
+  readonly rows: ReadonlyArray<ChainedRow>
+  readonly tips: ReadonlyArray<StreamHead>
 }
 
 /** The outcomes of a batch that `insertChained` wrote whole, in the shape the general statement returns. */

@@ -3,7 +3,8 @@
  * INSERT writes it only onto those heads. These tests race batches on one stream, inside and outside a caller's
  * transaction, and check that every append succeeds, the versions have no gap and the chain verifies; and that the
  * cases the batch path hands to the general statement (stored ids, a wrong expected version, a head without a hash)
- * behave as before.
+ * behave as before. A batch outside a transaction is first chained onto the heads the store remembers; the tests of
+ * stale heads check that a wrong guess costs only a statement, never a gap or a broken chain.
  */
 import { assert, layer } from "@effect/vitest"
 import * as Arr from "effect/Array"
@@ -11,7 +12,7 @@ import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
 import * as SqlClient from "effect/sql/SqlClient"
-import { EventStore } from "../src/EventStore.ts"
+import { EventStore, make as makeStore } from "../src/EventStore.ts"
 import * as EventTable from "../src/EventTable.ts"
 import * as Integrity from "../src/Integrity.ts"
 import { makeLockAndReadHeads, streamLockText } from "../src/internal/store/append.ts"
@@ -164,6 +165,87 @@ layer(TestLayer, { timeout: 120_000 })(`EventStore batches (${TestDatabase.engin
       assert.strictEqual(hashes!.n, 2)
       const report = yield* integrity.verifyAggregate("organization", org)
       assert.isFalse(report.verified)
+    })
+  )
+
+  it.effect("a batch onto heads another writer moved, remembered or not, is written after that writer's events", () =>
+    Effect.gen(function* () {
+      const store = yield* EventStore
+      const other = yield* makeStore({ schema })
+      const integrity = yield* Integrity.Integrity
+      const [known, unknown, user] = [uuid(), uuid(), uuid()]
+      // `store` remembers the head it wrote (5); `other` moves it to 10 behind its back.
+      yield* store.append(batch(known, user, "a"))
+      yield* other.append(batch(known, user, "b"))
+      // `store` has never seen this stream and assumes it new; `other` wrote 3 events to it.
+      yield* other.append(batch(unknown, user, "c", 3))
+      const onKnown = yield* store.append(batch(known, user, "d"))
+      const onUnknown = yield* store.append(batch(unknown, user, "e"))
+      assert.deepStrictEqual(
+        onKnown.map((a) => a.streamVersion),
+        [11, 12, 13, 14, 15]
+      )
+      assert.deepStrictEqual(
+        onUnknown.map((a) => a.streamVersion),
+        [4, 5, 6, 7, 8]
+      )
+      // And the heads now remembered are the right ones: the next batches go on from them.
+      assert.deepStrictEqual(
+        (yield* store.append(batch(known, user, "f", 2))).map((a) => a.streamVersion),
+        [16, 17]
+      )
+      assert.deepStrictEqual(yield* versionsOf(known), range(17))
+      assert.deepStrictEqual(yield* versionsOf(unknown), range(8))
+      for (const stream of [known, unknown]) {
+        const report = yield* integrity.verifyAggregate("organization", stream)
+        assert.isTrue(report.verified, JSON.stringify(report.finding))
+      }
+    })
+  )
+
+  it.effect("a batch after a single append, or after a transaction that rolled back, goes on from the real head", () =>
+    Effect.gen(function* () {
+      const store = yield* EventStore
+      const sql = yield* SqlClient.SqlClient
+      const integrity = yield* Integrity.Integrity
+      const [org, user] = [uuid(), uuid()]
+      yield* store.append(batch(org, user, "a", 3))
+      // One event takes the single-statement path, which hashes in the statement.
+      yield* store.append(batch(org, user, "b", 1))
+      // A batch in a transaction that rolls back: its heads were never committed.
+      const rolledBack = yield* Effect.exit(
+        sql.withTransaction(Effect.andThen(store.append(batch(org, user, "c")), Effect.fail("rollback")))
+      )
+      assert.isTrue(Exit.isFailure(rolledBack))
+      assert.deepStrictEqual(
+        (yield* store.append(batch(org, user, "d", 2))).map((a) => a.streamVersion),
+        [5, 6]
+      )
+      assert.deepStrictEqual(yield* versionsOf(org), range(6))
+      const report = yield* integrity.verifyAggregate("organization", org)
+      assert.isTrue(report.verified, JSON.stringify(report.finding))
+    })
+  )
+
+  it.effect("a batch with an id already stored, onto a remembered head, is recognised event by event", () =>
+    Effect.gen(function* () {
+      const store = yield* EventStore
+      const [org, user] = [uuid(), uuid()]
+      const first = batch(org, user, "a", 3).map((event) => ({ ...event, eventId: uuid() }))
+      yield* store.append(first)
+      // The remembered head is right, but the first event is stored: the INSERT's unique violation hands the batch
+      // to the general statement, which writes the new events after the stored ones.
+      const appended = yield* store.append([...first, ...batch(org, user, "b", 2)])
+      assert.deepStrictEqual(
+        appended.map((a) => [a.streamVersion, a.duplicate]),
+        [
+          [1, true],
+          [2, true],
+          [3, true],
+          [4, false],
+          [5, false]
+        ]
+      )
     })
   )
 })

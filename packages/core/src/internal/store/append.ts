@@ -145,8 +145,9 @@ export interface ChainedRow extends EventColumns {
 }
 
 /**
- * The second statement of a batch append: inserts events the application numbered and chained from the heads
- * `makeLockAndReadHeads` read, in the order they were given, only if every stream's head is still the one they were
+ * The statement that writes a batch: inserts events the application numbered and chained from the heads it assumed
+ * (read by `makeLockAndReadHeads`, or remembered from the store's last batches; see `heads.ts`), in the order they
+ * were given, only if every stream's head is still the one they were
  * chained onto; when they moved, it inserts nothing and returns no row, and the caller runs the general statement
  * instead. Outside a caller's transaction this statement takes the stream locks itself, and under READ COMMITTED its
  * snapshot is older than those locks: a writer that committed between the two is not seen by the head check. Such a
