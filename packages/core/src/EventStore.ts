@@ -22,6 +22,7 @@ import {
   InvalidQuery,
   StorageError
 } from "./AnnalError.ts"
+import * as CanonicalJson from "./CanonicalJson.ts"
 import * as Event from "./Event.ts"
 import type * as EventDefinition from "./EventDefinition.ts"
 import * as EventRegistry from "./EventRegistry.ts"
@@ -34,14 +35,14 @@ import {
   makeInsertChained,
   makeLockAndReadHeads,
   makeLockStreams,
-  type ChainedRow,
+  type ChainedColumns,
   type StreamHead,
   streamLockText
 } from "./internal/store/append.ts"
 import { channelOf } from "./internal/feed/migration.ts"
 import * as Notifier from "./internal/feed/notifier.ts"
 import { makeFeedRead } from "./internal/feed/read.ts"
-import { canonicalParts, genesis, link, microsOfMillis } from "./internal/integrity/chain.ts"
+import { canonicalPartsOfText, genesis, link, microsOfMillis } from "./internal/integrity/chain.ts"
 import * as Cursor from "./internal/store/cursor.ts"
 import * as HeadCache from "./internal/store/heads.ts"
 import { findProblem } from "./internal/store/json.ts"
@@ -555,36 +556,63 @@ const chainRows = (
       hash: head.hash ?? genesis
     })
   }
-  const chained: Array<ChainedRow> = []
+  const id: Array<string> = []
+  const eventType: Array<string> = []
+  const aggregateType: Array<string> = []
+  const aggregateId: Array<string> = []
+  const userId: Array<string> = []
+  const timestamp: Array<string> = []
+  const version: Array<number> = []
+  const data: Array<string> = []
+  const metadata: Array<string> = []
+  const streamVersion: Array<number> = []
+  const correlationId: Array<string | null> = []
+  const causationId: Array<string | null> = []
+  const hash: Array<string> = []
+  let correlated = false
+  let caused = false
   for (const row of rows) {
     const tip = tips.get(`${row.aggregate_type}/${row.aggregate_id}`)
     if (tip === undefined) return undefined
     tip.version++
     tip.hash = link(tip.hash, `${row.canonical_head}${tip.version}${row.canonical_tail}`)
-    // Field by field rather than a rest spread, which was a tenth of the client's time for a batch.
-    chained.push({
-      ord: row.ord,
-      id: row.id,
-      event_type: row.event_type,
-      aggregate_type: row.aggregate_type,
-      aggregate_id: row.aggregate_id,
-      user_id: row.user_id,
-      timestamp: row.timestamp,
-      version: row.version,
-      data: row.data,
-      metadata: row.metadata,
-      correlation_id: row.correlation_id,
-      causation_id: row.causation_id,
-      stream_version: tip.version,
-      hash: tip.hash
-    })
+    id.push(row.id)
+    eventType.push(row.event_type)
+    aggregateType.push(row.aggregate_type)
+    aggregateId.push(row.aggregate_id)
+    userId.push(row.user_id)
+    timestamp.push(row.timestamp)
+    version.push(row.version)
+    data.push(row.data_text)
+    metadata.push(row.metadata_text)
+    streamVersion.push(tip.version)
+    correlationId.push(row.correlation_id)
+    causationId.push(row.causation_id)
+    hash.push(tip.hash)
+    correlated ||= row.correlation_id !== null
+    caused ||= row.causation_id !== null
   }
-  return { rows: chained, tips: [...tips.values()] }
+  const columns: ChainedColumns = {
+    id,
+    event_type: eventType,
+    aggregate_type: aggregateType,
+    aggregate_id: aggregateId,
+    user_id: userId,
+    timestamp,
+    version,
+    data,
+    metadata,
+    stream_version: streamVersion,
+    correlation_id: correlated ? correlationId : null,
+    causation_id: caused ? causationId : null,
+    hash
+  }
+  return { rows: columns, tips: [...tips.values()] }
 }
 
 /** A batch numbered and chained onto its heads, and the heads it leaves. */
 interface Chained {
-  readonly rows: ReadonlyArray<ChainedRow>
+  readonly rows: ChainedColumns
   readonly tips: ReadonlyArray<StreamHead>
 }
 
@@ -611,6 +639,9 @@ const chainedOutcomes = (
 /** Validates and encodes the events of an append, in order; the first problem refuses the whole append. */
 const prepare = Effect.fnUntraced(function* (events: ReadonlyArray<EventDefinition.Pending>) {
   const now = yield* DateTime.now
+  const nowIso = DateTime.formatIso(now)
+  const nowMicros = microsOfMillis(DateTime.toEpochMillis(now))
+  const nowStorable = Event.isStorableInstant(now)
   const seen = new Set<string>()
   const rows: Array<AppendRow> = []
   for (const [ord, event] of events.entries()) {
@@ -625,26 +656,29 @@ const prepare = Effect.fnUntraced(function* (events: ReadonlyArray<EventDefiniti
     if (event.userId === undefined)
       return yield* invalid("userId", "is missing: give it, or emit through EventEmitter inside an EventContext")
     if (!Event.isUuid(event.userId)) return yield* invalid("userId", "must be a UUID")
-    const eventId = event.eventId ?? generateEventId()
-    if (!Event.isUuid(eventId)) return yield* invalid("eventId", "must be a UUID")
-    if (seen.has(eventId.toLowerCase())) return yield* invalid("eventId", "appears twice in one append")
-    seen.add(eventId.toLowerCase())
+    // A generated id is a lowercase UUID already, and new: only a given one needs checking.
+    const given = event.eventId
+    if (given !== undefined && !Event.isUuid(given)) return yield* invalid("eventId", "must be a UUID")
+    const eventId = given === undefined ? generateEventId() : given.toLowerCase()
+    if (seen.has(eventId)) return yield* invalid("eventId", "appears twice in one append")
+    seen.add(eventId)
     const data = yield* event.encode.pipe(Effect.mapError((error) => invalid("data", error.message)))
     const metadata = event.metadata ?? {}
     const problem = findProblem(data, "data") ?? findProblem(metadata, "metadata")
     if (problem !== undefined) return yield* invalid(problem.path, problem.reason)
     const timestamp = event.timestamp ?? now
-    if (!Event.isStorableInstant(timestamp)) {
+    if (!(event.timestamp === undefined ? nowStorable : Event.isStorableInstant(timestamp))) {
       return yield* invalid("timestamp", Event.storableInstants)
     }
     const row = {
       ord,
-      id: eventId.toLowerCase(),
+      id: eventId,
       event_type: event.eventType,
       aggregate_type: event.aggregateType,
       aggregate_id: event.aggregateId.toLowerCase(),
       user_id: event.userId.toLowerCase(),
-      timestamp: DateTime.formatIso(timestamp),
+      // Most events take the append's now: formatted once.
+      timestamp: event.timestamp === undefined ? nowIso : DateTime.formatIso(timestamp),
       version: event.version,
       data,
       metadata,
@@ -652,20 +686,31 @@ const prepare = Effect.fnUntraced(function* (events: ReadonlyArray<EventDefiniti
       causation_id: metadata.causationId ?? null
     }
     // The hash chain's record of the event, exactly as the verifier will read it back (see internal/integrity/chain.ts).
-    const canonical = canonicalParts({
-      eventId: row.id,
-      eventType: row.event_type,
-      aggregateType: row.aggregate_type,
-      aggregateId: row.aggregate_id,
-      userId: row.user_id,
-      timestamp: microsOfMillis(DateTime.toEpochMillis(timestamp)),
-      version: row.version,
-      data,
-      metadata,
-      correlationId: row.correlation_id,
-      causationId: row.causation_id
+    // Serialised once: the same texts are the chain's and the database's.
+    const dataText = CanonicalJson.serialize(data)
+    const metadataText = CanonicalJson.serialize(metadata)
+    const canonical = canonicalPartsOfText(
+      {
+        eventId: row.id,
+        eventType: row.event_type,
+        aggregateType: row.aggregate_type,
+        aggregateId: row.aggregate_id,
+        userId: row.user_id,
+        timestamp: event.timestamp === undefined ? nowMicros : microsOfMillis(DateTime.toEpochMillis(timestamp)),
+        version: row.version,
+        correlationId: row.correlation_id,
+        causationId: row.causation_id
+      },
+      dataText,
+      metadataText
+    )
+    rows.push({
+      ...row,
+      canonical_head: canonical.head,
+      canonical_tail: canonical.tail,
+      data_text: dataText,
+      metadata_text: metadataText
     })
-    rows.push({ ...row, canonical_head: canonical.head, canonical_tail: canonical.tail })
   }
   return rows
 })

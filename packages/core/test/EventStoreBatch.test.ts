@@ -248,4 +248,49 @@ layer(TestLayer, { timeout: 120_000 })(`EventStore batches (${TestDatabase.engin
       )
     })
   )
+
+  it.effect(
+    "a batch stores each event's payload, metadata and tracing ids, present or not, as the chain hashed them",
+    () =>
+      Effect.gen(function* () {
+        const store = yield* EventStore
+        const sql = yield* SqlClient.SqlClient
+        const integrity = yield* Integrity.Integrity
+        const [org, user, traced] = [uuid(), uuid(), uuid()]
+        const [plain, correlated, caused] = batch(org, user, "a", 3)
+        const appended = yield* store.append([
+          plain!,
+          { ...correlated!, metadata: { correlationId: traced, reason: 'ü "quoted" \\ \u2028' } },
+          { ...caused!, metadata: { causationId: traced } }
+        ])
+        assert.deepStrictEqual(
+          appended.map((a) => a.streamVersion),
+          [1, 2, 3]
+        )
+        const rows = yield* sql<{
+          readonly correlation_id: string | null
+          readonly causation_id: string | null
+          readonly metadata: unknown
+          readonly data: unknown
+        }>`SELECT correlation_id, causation_id, metadata, data FROM ${sql(events)}
+        WHERE aggregate_id = ${org}::uuid ORDER BY stream_version`
+        assert.deepStrictEqual(
+          rows.map((row) => [row.correlation_id, row.causation_id]),
+          [
+            [null, null],
+            [traced, null],
+            [null, traced]
+          ]
+        )
+        assert.deepStrictEqual(rows[1]!.metadata, { correlationId: traced, reason: 'ü "quoted" \\ \u2028' })
+        assert.deepStrictEqual(rows[2]!.data, { state: "KA", gstin: "a-2", amount: 2 })
+        // And a batch with none at all: the tracing columns are bound as no array.
+        yield* store.append(batch(org, user, "b", 2))
+        const [untraced] = yield* sql<{ readonly n: number }>`SELECT count(*)::integer AS n FROM ${sql(events)}
+        WHERE aggregate_id = ${org}::uuid AND stream_version > 3 AND correlation_id IS NULL AND causation_id IS NULL`
+        assert.strictEqual(untraced!.n, 2)
+        const report = yield* integrity.verifyAggregate("organization", org)
+        assert.isTrue(report.verified, JSON.stringify(report.finding))
+      })
+  )
 })

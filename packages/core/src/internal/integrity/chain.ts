@@ -68,6 +68,17 @@ export const record = (event: RecordFields): { readonly [field: string]: unknown
  */
 export const canonicalParts = (
   event: Omit<RecordFields, "streamVersion">
+): { readonly head: string; readonly tail: string } =>
+  canonicalPartsOfText(event, CanonicalJson.serialize(event.data), CanonicalJson.serialize(event.metadata))
+
+/**
+ * `canonicalParts` with `data` and `metadata` already in canonical text: the append sends the same texts to the
+ * database as the events' jsonb, so each payload is serialised once.
+ */
+export const canonicalPartsOfText = (
+  event: Omit<RecordFields, "streamVersion" | "data" | "metadata">,
+  dataText: string,
+  metadataText: string
 ): { readonly head: string; readonly tail: string } => {
   const text = CanonicalJson.serializeString
   const nullable = (value: string | null) => (value === null ? "null" : text(value))
@@ -75,8 +86,8 @@ export const canonicalParts = (
     head:
       `{"aggregateId":${text(event.aggregateId)},"aggregateType":${text(event.aggregateType)},` +
       `"causationId":${nullable(event.causationId)},"correlationId":${nullable(event.correlationId)},` +
-      `"data":${CanonicalJson.serialize(event.data)},"eventId":${text(event.eventId)},` +
-      `"eventType":${text(event.eventType)},"metadata":${CanonicalJson.serialize(event.metadata)},"streamVersion":`,
+      `"data":${dataText},"eventId":${text(event.eventId)},` +
+      `"eventType":${text(event.eventType)},"metadata":${metadataText},"streamVersion":`,
     tail:
       `,"timestamp":${text(event.timestamp)},"userId":${text(event.userId)},` +
       `"version":${CanonicalJson.serializeNumber(event.version)}}`

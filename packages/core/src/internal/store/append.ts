@@ -47,6 +47,9 @@ export interface AppendRow extends EventColumns {
    */
   readonly canonical_head: string
   readonly canonical_tail: string
+  /** `data` and `metadata` in canonical JSON, the texts the chain hashes: what the batch and single paths send. */
+  readonly data_text: string
+  readonly metadata_text: string
 }
 
 /** What happened to one input event. */
@@ -137,11 +140,27 @@ LEFT JOIN LATERAL (
     )
 }
 
-/** One event of a batch as `makeInsertChained` takes it: numbered and chained by the application. */
-export interface ChainedRow extends EventColumns {
-  readonly stream_version: number
+/**
+ * A batch as `makeInsertChained` takes it, numbered and chained by the application: one array per column, bound as
+ * PostgreSQL arrays and read back with `unnest`, which the server parses with no JSON document in between.
+ */
+export interface ChainedColumns {
+  readonly id: ReadonlyArray<string>
+  readonly event_type: ReadonlyArray<string>
+  readonly aggregate_type: ReadonlyArray<string>
+  readonly aggregate_id: ReadonlyArray<string>
+  readonly user_id: ReadonlyArray<string>
+  readonly timestamp: ReadonlyArray<string>
+  readonly version: ReadonlyArray<number>
+  /** Canonical JSON texts. */
+  readonly data: ReadonlyArray<string>
+  readonly metadata: ReadonlyArray<string>
+  readonly stream_version: ReadonlyArray<number>
+  /** Null when no event of the batch has one: a driver cannot type an array of nothing but nulls. */
+  readonly correlation_id: ReadonlyArray<string | null> | null
+  readonly causation_id: ReadonlyArray<string | null> | null
   /** SHA-256 of the previous event's hash and this event's canonical record, in hex (`link` in chain.ts). */
-  readonly hash: string
+  readonly hash: ReadonlyArray<string>
 }
 
 /**
@@ -159,7 +178,7 @@ export interface ChainedRow extends EventColumns {
 export const makeInsertChained = (sql: SqlClient.SqlClient, config: EventTable) => {
   const table = sql(qualify(config, config.table))
   return (
-    rows: ReadonlyArray<ChainedRow>,
+    rows: ChainedColumns,
     heads: ReadonlyArray<StreamHead>,
     lockTexts: ReadonlyArray<string>
   ): Effect.Effect<
@@ -185,13 +204,16 @@ export const makeInsertChained = (sql: SqlClient.SqlClient, config: EventTable) 
 )
 INSERT INTO ${table} (id, event_type, aggregate_id, aggregate_type, user_id, "timestamp", version, data, metadata,
   stream_version, correlation_id, causation_id, hash)
-SELECT i.id, i.event_type, i.aggregate_id, i.aggregate_type, i.user_id, i."timestamp", i.version,
-  COALESCE(i.data, 'null'::jsonb), i.metadata, i.stream_version, i.correlation_id, i.causation_id,
+SELECT i.id::uuid, i.event_type, i.aggregate_id::uuid, i.aggregate_type, i.user_id::uuid, i."timestamp"::timestamptz,
+  i.version, i.data::jsonb, i.metadata::jsonb, i.stream_version, i.correlation_id, i.causation_id,
   decode(i.hash, 'hex')
-FROM jsonb_to_recordset(${JSON.stringify(rows)}::jsonb) AS i(
-  ord integer, id uuid, event_type text, aggregate_type text, aggregate_id uuid, user_id uuid,
-  "timestamp" timestamptz, version integer, data jsonb, metadata jsonb, correlation_id text, causation_id text,
-  stream_version integer, hash text)
+-- A null array is an empty one to unnest, which pads it with nulls to the length of the others.
+FROM unnest(${rows.id}::text[], ${rows.event_type}::text[], ${rows.aggregate_type}::text[],
+  ${rows.aggregate_id}::text[], ${rows.user_id}::text[], ${rows.timestamp}::text[], ${rows.version}::integer[],
+  ${rows.data}::text[], ${rows.metadata}::text[], ${rows.stream_version}::integer[],
+  ${rows.correlation_id}::text[], ${rows.causation_id}::text[], ${rows.hash}::text[]) WITH ORDINALITY AS i(
+  id, event_type, aggregate_type, aggregate_id, user_id, "timestamp", version, data, metadata, stream_version,
+  correlation_id, causation_id, hash, ord)
 WHERE (SELECT ok FROM unchanged)
 ORDER BY i.ord
 RETURNING id::text AS id, stream_version, global_position::text AS global_position`.withoutTransform
@@ -319,8 +341,8 @@ export const makeAppendOne =
 INSERT INTO ${table} (id, event_type, aggregate_id, aggregate_type, user_id, "timestamp", version, data, metadata,
   stream_version, correlation_id, causation_id, hash)
 SELECT ${row.id}::uuid, ${row.event_type}, ${row.aggregate_id}::uuid, ${row.aggregate_type}, ${row.user_id}::uuid,
-  ${row.timestamp}::timestamptz, ${row.version}::integer, ${JSON.stringify(row.data ?? null)}::jsonb,
-  ${JSON.stringify(row.metadata)}::jsonb, h.version + 1, ${row.correlation_id}::text, ${row.causation_id}::text,
+  ${row.timestamp}::timestamptz, ${row.version}::integer, ${row.data_text}::jsonb,
+  ${row.metadata_text}::jsonb, h.version + 1, ${row.correlation_id}::text, ${row.causation_id}::text,
   pg_catalog.sha256(h.hash || convert_to(${row.canonical_head}::text || (h.version + 1)::text
     || ${row.canonical_tail}::text, 'UTF8'))
 FROM head h, locked
