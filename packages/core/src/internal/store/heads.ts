@@ -1,13 +1,16 @@
 /**
  * The heads of the streams this store's batches wrote last: what lets a batch append outside a transaction be one
  * statement. A batch is numbered and chained from the heads it assumes, and `makeInsertChained` writes it only if
- * every stream's head is still that one (its version and its hash), so a wrong or stale entry costs a statement that
- * writes nothing, never a chain on a stale head. A stream the cache does not know is assumed new: the common batch is
- * an aggregate's first events.
+ * every stream's head is still that one (its version and its hash), so a wrong or stale entry never puts a chain on a
+ * stale head. It is not free: the INSERT that wrote nothing still committed (with its commit-order row, as any
+ * statement that inserts does), and the append then reads the heads and inserts again, three statements where a
+ * batch on a stream this store does not know took two before. A stream the cache does not know is assumed new: the
+ * common batch is an aggregate's first events.
  *
- * Bounded: the oldest entry goes when a new one would pass the capacity. Only heads read back from a committed
- * statement are remembered; an append inside a transaction, which may still roll back, and any other write forget
- * their streams.
+ * Bounded: the oldest entry goes when a new one would pass the capacity. The heads remembered are the tips the client
+ * chained, once the INSERT that wrote every one of them has returned outside a transaction. This store's other
+ * writes forget their streams: an append inside a transaction, which may still roll back, and a single event, whose
+ * hash the statement computes. Other stores' and processes' writes are caught by the INSERT's check.
  */
 import type { StreamHead } from "./append.ts"
 
