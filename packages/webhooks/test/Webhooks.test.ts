@@ -58,6 +58,10 @@ const pausedBy410 = (schema: string, count: number) =>
     return { webhooks, receiver, subscription, expected, answer }
   })
 
+/** How many attempts of a log delivered their event. */
+const delivered = (log: ReadonlyArray<{ readonly outcome: string }>) =>
+  log.filter((attempt) => attempt.outcome === "delivered").length
+
 describe(`Webhooks (${TestDatabase.engine})`, () => {
   it.live(
     "a receiver that verifies with standardwebhooks accepts every delivery; one with another secret rejects them, and the log shows it",
@@ -102,8 +106,6 @@ describe(`Webhooks (${TestDatabase.engine})`, () => {
             [expected[0]]
           )
           // The receiver answers before the runner records the attempt: wait for the last record, not its request.
-          const delivered = (log: ReadonlyArray<{ readonly outcome: string }>) =>
-            log.filter((attempt) => attempt.outcome === "delivered").length
           const okLog = yield* webhooks.attempts(a.subscription.id, 1000).pipe(
             Effect.repeat({
               schedule: Schedule.spaced("20 millis"),
